@@ -1,0 +1,284 @@
+//! Command line: clap derive definitions and their translation into library calls. No
+//! business logic lives here.
+
+use crate::emit::manifest::new_run_id;
+use crate::error::Result;
+use crate::ingest;
+use crate::report;
+use crate::store::Lake;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+/// cspcost: rate Azure CSP usage, bill organizations, reconcile Microsoft invoices.
+#[derive(Parser, Debug)]
+#[command(name = "cspcost", version, about, long_about = None)]
+pub struct Cli {
+    /// No progress bars or summaries; errors only.
+    #[arg(long, global = true)]
+    pub quiet: bool,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Read raw files into staged Parquet, quarantining bad records.
+    #[command(subcommand)]
+    Ingest(IngestCommand),
+    /// The registry of customer tenants (several tenants per organization).
+    #[command(subcommand)]
+    Tenants(TenantsCommand),
+    /// Counts of quarantined records by stage and reason code.
+    Quarantine {
+        /// Lake directory (or file:// URL).
+        #[arg(long)]
+        lake: String,
+    },
+    /// Rate staged usage into costs/ partitions (graduated tiers per month).
+    Rate(RateArgs),
+    /// Past runs (manifests), newest first.
+    Runs {
+        /// Lake directory (or file:// URL).
+        #[arg(long)]
+        lake: String,
+    },
+}
+
+/// `rate` flags.
+#[derive(clap::Args, Debug)]
+pub struct RateArgs {
+    /// Lake directory (or file:// URL).
+    #[arg(long)]
+    pub lake: String,
+    /// Month to rate (YYYY-MM), repeatable; default: the months whose inputs changed.
+    #[arg(long = "month")]
+    pub months: Vec<String>,
+    /// What accumulates on one tier ladder: subscription, customer or organization.
+    #[arg(long, default_value = "subscription")]
+    pub tier_scope: String,
+    /// calendar_month or billing_cycle:DAY (1..28).
+    #[arg(long, default_value = "calendar_month")]
+    pub tier_period: String,
+    /// Worker threads (default: one per core).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Rate only organizations in shard i of n (`i/n`, 0-based).
+    #[arg(long)]
+    pub shard: Option<String>,
+    /// Print which months would be rated and why; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// `ingest <kind>`.
+#[derive(Subcommand, Debug)]
+pub enum IngestCommand {
+    /// Partner Center utilization pages, NDJSON or CSV (.gz accepted).
+    Usage(IngestArgs),
+    /// Retail Prices pages, Partner Center rate cards, CSV price sheets.
+    Prices(IngestArgs),
+    /// partnerships.csv, organizations.csv, tenants.csv, transfers.csv, fx_rates*.csv.
+    Reference(IngestArgs),
+    /// Reservation orders (CSV or JSON).
+    Reservations(IngestArgs),
+}
+
+/// Arguments shared by every ingest.
+#[derive(clap::Args, Debug)]
+pub struct IngestArgs {
+    /// Lake directory (or file:// URL).
+    #[arg(long)]
+    pub lake: String,
+    /// Files or directories (read recursively in sorted path order).
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+}
+
+/// `tenants <action>`.
+#[derive(Subcommand, Debug)]
+pub enum TenantsCommand {
+    /// Register a tenant to an organization.
+    Add {
+        /// Lake directory.
+        #[arg(long)]
+        lake: String,
+        /// Customer tenant GUID.
+        #[arg(long)]
+        tenant: String,
+        /// Organization ID.
+        #[arg(long)]
+        org: String,
+        /// Partnership ID.
+        #[arg(long)]
+        partnership: String,
+    },
+    /// List registered tenants.
+    List {
+        /// Lake directory.
+        #[arg(long)]
+        lake: String,
+    },
+    /// Show one tenant.
+    Show {
+        /// Lake directory.
+        #[arg(long)]
+        lake: String,
+        /// Customer tenant GUID.
+        tenant: String,
+    },
+    /// Unregister a tenant.
+    Remove {
+        /// Lake directory.
+        #[arg(long)]
+        lake: String,
+        /// Customer tenant GUID.
+        tenant: String,
+    },
+}
+
+/// Run a parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    crate::progress::set_quiet(cli.quiet);
+    match cli.command {
+        Command::Ingest(cmd) => {
+            let (args, f): (
+                IngestArgs,
+                fn(&Lake, Vec<PathBuf>, &str) -> Result<crate::emit::manifest::Manifest>,
+            ) = match cmd {
+                IngestCommand::Usage(a) => (a, |l, p, r| {
+                    ingest::usage::ingest_usage(
+                        l,
+                        &ingest::usage::IngestUsageOptions { paths: p },
+                        r,
+                    )
+                }),
+                IngestCommand::Prices(a) => (a, |l, p, r| {
+                    ingest::prices::ingest_prices(
+                        l,
+                        &ingest::prices::IngestPricesOptions { paths: p },
+                        r,
+                    )
+                }),
+                IngestCommand::Reference(a) => (a, |l, p, r| {
+                    ingest::reference::ingest_reference(
+                        l,
+                        &ingest::reference::IngestReferenceOptions { paths: p },
+                        r,
+                    )
+                }),
+                IngestCommand::Reservations(a) => (a, |l, p, r| {
+                    ingest::orders::ingest_orders(
+                        l,
+                        &ingest::orders::IngestOrdersOptions { paths: p },
+                        r,
+                    )
+                }),
+            };
+            let lake = Lake::open(&args.lake)?;
+            let m = f(&lake, args.paths, &new_run_id())?;
+            if !cli.quiet {
+                report::print_ingest_summary(&m);
+            }
+            Ok(())
+        }
+        Command::Tenants(cmd) => tenants(cmd),
+        Command::Quarantine { lake } => {
+            let lake = Lake::open(&lake)?;
+            report::print_quarantine(&crate::emit::quarantine::lake_counts(&lake)?);
+            Ok(())
+        }
+        Command::Rate(a) => {
+            let opts = rate_options(&a)?;
+            let lake = Lake::open(&a.lake)?;
+            let report = crate::rate::run::rate(&lake, &opts, &new_run_id())?;
+            if !cli.quiet {
+                report::print_rate_summary(&report);
+            }
+            Ok(())
+        }
+        Command::Runs { lake } => {
+            let lake = Lake::open(&lake)?;
+            report::print_runs(&crate::emit::manifest::list_manifests(&lake)?);
+            Ok(())
+        }
+    }
+}
+
+fn tenants(cmd: TenantsCommand) -> Result<()> {
+    use crate::model::reference::Reference;
+    match cmd {
+        TenantsCommand::Add {
+            lake,
+            tenant,
+            org,
+            partnership,
+        } => {
+            let t =
+                ingest::reference::tenants_add(&Lake::open(&lake)?, &tenant, &org, &partnership)?;
+            println!(
+                "registered tenant {} to organization {} (partnership {})",
+                t.customer_tenant_id, t.organization_id, t.partnership_id
+            );
+        }
+        TenantsCommand::List { lake } => {
+            report::print_tenants(&Reference::load(&Lake::open(&lake)?)?)
+        }
+        TenantsCommand::Show { lake, tenant } => {
+            let r = Reference::load(&Lake::open(&lake)?)?;
+            let g = crate::model::ids::normalize_guid(&tenant)
+                .ok_or_else(|| crate::Error::config(format!("'{tenant}' is not a GUID")))?;
+            let t = r
+                .tenants
+                .get(&g)
+                .ok_or_else(|| crate::Error::config(format!("tenant {g} is not registered")))?;
+            report::print_tenant(&r, t);
+        }
+        TenantsCommand::Remove { lake, tenant } => {
+            let t = ingest::reference::tenants_remove(&Lake::open(&lake)?, &tenant)?;
+            println!("removed tenant {} (was organization {}); its cost partitions are deleted at the next `rate`", t.customer_tenant_id, t.organization_id);
+        }
+    }
+    Ok(())
+}
+
+/// Validate `rate` flags, reporting every problem at once.
+pub fn rate_options(a: &RateArgs) -> Result<crate::rate::run::RateOptions> {
+    use crate::rate::engine::{TierPeriod, TierScope};
+    let mut problems = Vec::new();
+    let scope = TierScope::parse(&a.tier_scope).unwrap_or_else(|| {
+        problems.push(format!(
+            "--tier-scope '{}': expected subscription, customer or organization",
+            a.tier_scope
+        ));
+        TierScope::Subscription
+    });
+    let period = TierPeriod::parse(&a.tier_period).unwrap_or_else(|| {
+        problems.push(format!(
+            "--tier-period '{}': expected calendar_month or billing_cycle:DAY with DAY 1..28",
+            a.tier_period
+        ));
+        TierPeriod::CalendarMonth
+    });
+    let shard = a.shard.as_deref().map(|s| {
+        crate::rate::run::Shard::parse(s).unwrap_or_else(|| {
+            problems.push(format!("--shard '{s}': expected i/n with 0 <= i < n"));
+            crate::rate::run::Shard { index: 0, count: 1 }
+        })
+    });
+    if a.threads == Some(0) {
+        problems.push("--threads must be at least 1".into());
+    }
+    if !problems.is_empty() {
+        return Err(crate::Error::Config { problems });
+    }
+    Ok(crate::rate::run::RateOptions {
+        months: a.months.clone(),
+        scope,
+        period,
+        threads: a.threads,
+        shard,
+        dry_run: a.dry_run,
+    })
+}

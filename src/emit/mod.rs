@@ -1,0 +1,5 @@
+//! What users read: cost partitions, quarantine files and run manifests.
+
+pub mod costs;
+pub mod manifest;
+pub mod quarantine;

@@ -1,0 +1,114 @@
+//! The crate's error type: every variant says which file or record and what was expected,
+//! and maps to the exit code users script against (2 bad input/config, 1 I/O or internal).
+
+use std::path::PathBuf;
+
+/// Result alias with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that stops a command.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Bad arguments or configuration; every problem listed.
+    #[error("{}", format_problems(.problems))]
+    Config {
+        /// One sentence per problem.
+        problems: Vec<String>,
+    },
+    /// A whole input file that cannot be read as its kind.
+    #[error("{path}: {expected}")]
+    InputFormat {
+        /// The file.
+        path: String,
+        /// What was expected.
+        expected: String,
+    },
+    /// Reading or writing a file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// Parquet encoding or decoding failed.
+    #[error("{path}: parquet: {source}")]
+    Parquet {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: parquet::errors::ParquetError,
+    },
+    /// Building an Arrow batch failed.
+    #[error("arrow: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+    /// A staged table lacks a column or has the wrong type (a lake written by another version).
+    #[error("staged table column '{column}' is missing or not {expected}")]
+    Schema {
+        /// The column.
+        column: String,
+        /// The expected type.
+        expected: String,
+    },
+    /// A JSON document of our own (manifest, ledger) could not be read or written.
+    #[error("{path}: {source}")]
+    Json {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: serde_json::Error,
+    },
+    /// Arithmetic left DECIMAL(38,10).
+    #[error("decimal overflow while {context}")]
+    Overflow {
+        /// What was being computed.
+        context: String,
+    },
+    /// A run's counts did not balance: a bug, reported instead of writing a wrong manifest.
+    #[error("counts do not balance for {stage}: {detail}")]
+    Unbalanced {
+        /// The stage.
+        stage: String,
+        /// The equation that failed.
+        detail: String,
+    },
+}
+
+fn format_problems(problems: &[String]) -> String {
+    match problems {
+        [one] => one.clone(),
+        many => {
+            let mut s = format!("{} problems:", many.len());
+            for p in many {
+                s.push_str("\n  - ");
+                s.push_str(p);
+            }
+            s
+        }
+    }
+}
+
+impl Error {
+    /// The process exit code for this error (README: 2 bad input or config, 1 otherwise).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Config { .. } | Error::InputFormat { .. } => 2,
+            _ => 1,
+        }
+    }
+
+    /// A configuration error with one problem.
+    pub fn config(problem: impl Into<String>) -> Error {
+        Error::Config {
+            problems: vec![problem.into()],
+        }
+    }
+
+    /// An I/O error on `path`.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,466 @@
+//! `ingest reference` and `tenants add|list|show|remove` (inputs.md §3). Files are recognised
+//! by name; a new version of a table replaces it, except FX rates, which merge by
+//! (currency, month) so that monthly FX files can arrive one at a time. The tenant registry
+//! is validated as a whole and every problem is reported at once (exit 2).
+
+use crate::emit::manifest::{Manifest, PartitionSummary};
+use crate::emit::quarantine::{count_by_reason, write_quarantine};
+use crate::error::{Error, Result};
+use crate::ingest::source::{
+    expand_paths, logical_name, open_reader, plan_files, Ledger, LedgerEntry,
+};
+use crate::model::decimal::Dec10;
+use crate::model::ids::normalize_guid;
+use crate::model::reason::{QuarantineRecord, ReasonCode};
+use crate::model::reference::*;
+use crate::model::time::{month_of, parse_lenient_utc, parse_month};
+use crate::progress::log;
+use crate::store::Lake;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Which reference table a file holds, from its name.
+pub fn table_for(path: &Path) -> Option<&'static RefTableDef> {
+    let name = logical_name(path);
+    let stem = name.strip_suffix(".csv")?;
+    if stem.starts_with("fx_rates") || stem.starts_with("fxrates") || stem.starts_with("fx-rates") {
+        return Some(&FX_RATES);
+    }
+    ALL_TABLES.iter().copied().find(|t| t.name == stem)
+}
+
+/// Microsoft's FX header names mapped to ours.
+fn column_alias(table: &RefTableDef, header: &str) -> String {
+    let h = header
+        .trim()
+        .trim_start_matches('\u{feff}')
+        .trim_matches('"')
+        .to_ascii_lowercase();
+    if table.name == "fx_rates" {
+        return match h.as_str() {
+            "currencycode" => "currency_code".into(),
+            "usdperunit" => "usd_per_unit".into(),
+            other => other.into(),
+        };
+    }
+    h
+}
+
+fn guid_columns(table: &RefTableDef) -> &'static [&'static str] {
+    match table.name {
+        "tenants" => &["customer_tenant_id"],
+        "transfers" => &["subscription_id"],
+        _ => &[],
+    }
+}
+
+/// Parse one reference CSV into typed rows, quarantining bad ones.
+fn parse_table(
+    path: &Path,
+    table: &RefTableDef,
+    quarantine: &mut Vec<QuarantineRecord>,
+) -> Result<(RefRows, u64)> {
+    let source = path.display().to_string();
+    let mut rdr = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_reader(open_reader(path)?);
+    let headers: Vec<String> = rdr
+        .headers()
+        .map_err(|e| Error::InputFormat {
+            path: source.clone(),
+            expected: format!("a CSV header row: {e}"),
+        })?
+        .iter()
+        .map(|h| column_alias(table, h))
+        .collect();
+    let mut missing = Vec::new();
+    let positions: Vec<Option<usize>> = table
+        .columns
+        .iter()
+        .map(|(name, _, required)| {
+            let p = headers.iter().position(|h| h == name);
+            if p.is_none() && *required {
+                missing.push(*name);
+            }
+            p
+        })
+        .collect();
+    if !missing.is_empty() {
+        return Err(Error::InputFormat {
+            path: source,
+            expected: format!("{}.csv with column(s) {}", table.name, missing.join(", ")),
+        });
+    }
+    let mut rows = Vec::new();
+    let mut read = 0;
+    for (i, rec) in rdr.records().enumerate() {
+        read += 1;
+        let line = i as i64 + 2;
+        let reject = |q: &mut Vec<QuarantineRecord>, reason, detail: String, raw: String| {
+            q.push(QuarantineRecord {
+                reason,
+                detail,
+                source_file: source.clone(),
+                source_row: line,
+                raw,
+                customer_tenant_id: None,
+                subscription_id: None,
+                meter_id: None,
+                usage_date: None,
+            })
+        };
+        let rec = match rec {
+            Ok(r) => r,
+            Err(e) => {
+                reject(
+                    quarantine,
+                    ReasonCode::Malformed,
+                    format!("CSV row is not readable: {e}"),
+                    String::new(),
+                );
+                continue;
+            }
+        };
+        let raw = rec.iter().collect::<Vec<_>>().join(",");
+        let mut row = Vec::with_capacity(table.columns.len());
+        let mut problem: Option<(ReasonCode, String)> = None;
+        for ((name, kind, required), pos) in table.columns.iter().zip(&positions) {
+            let cell = pos.and_then(|p| rec.get(p)).unwrap_or("").trim();
+            if cell.is_empty() {
+                if *required {
+                    problem.get_or_insert((
+                        ReasonCode::Malformed,
+                        format!("required column {name} is empty"),
+                    ));
+                }
+                row.push(match kind {
+                    ColKind::Str => Cell::Str(String::new()),
+                    ColKind::Dec => Cell::Dec(None),
+                    ColKind::Date => Cell::Date(None),
+                });
+                continue;
+            }
+            row.push(match kind {
+                ColKind::Str if *name == "month" => match parse_month(cell) {
+                    Some(d) => Cell::Str(month_of(d)),
+                    None => {
+                        problem.get_or_insert((
+                            ReasonCode::BadTimestamp,
+                            format!("Month '{cell}' is not YYYYMM, YYYY-MM or a date"),
+                        ));
+                        Cell::Str(String::new())
+                    }
+                },
+                ColKind::Str if guid_columns(table).contains(name) => match normalize_guid(cell) {
+                    Some(g) => Cell::Str(g),
+                    None => {
+                        problem.get_or_insert((
+                            ReasonCode::BadId,
+                            format!("{name} '{cell}' is not a GUID"),
+                        ));
+                        Cell::Str(cell.to_string())
+                    }
+                },
+                ColKind::Str if *name == "billing_currency" || *name == "currency_code" => {
+                    if cell.len() != 3 || !cell.chars().all(|c| c.is_ascii_alphabetic()) {
+                        problem.get_or_insert((
+                            ReasonCode::Malformed,
+                            format!("{name} '{cell}' is not an ISO 4217 code"),
+                        ));
+                    }
+                    Cell::Str(cell.to_ascii_uppercase())
+                }
+                ColKind::Str => Cell::Str(cell.to_string()),
+                ColKind::Dec => match Dec10::parse(cell) {
+                    Ok(d) => Cell::Dec(Some(d)),
+                    Err(_) => {
+                        problem.get_or_insert((
+                            ReasonCode::BadNumber,
+                            format!("{name} '{cell}' is not a decimal number"),
+                        ));
+                        Cell::Dec(None)
+                    }
+                },
+                ColKind::Date => match parse_lenient_utc(cell) {
+                    Some(t) => Cell::Date(Some(t.date_naive())),
+                    None => {
+                        problem.get_or_insert((
+                            ReasonCode::BadTimestamp,
+                            format!("{name} '{cell}' is not a date"),
+                        ));
+                        Cell::Date(None)
+                    }
+                },
+            });
+        }
+        if table.name == "fx_rates" {
+            if let Cell::Dec(Some(v)) = row[1] {
+                if v.0 <= 0 {
+                    problem.get_or_insert((
+                        ReasonCode::BadNumber,
+                        format!("USDPerUnit '{}' must be above zero", v.to_plain()),
+                    ));
+                }
+            }
+        }
+        match problem {
+            Some((reason, detail)) => reject(quarantine, reason, detail, raw),
+            None => rows.push(row),
+        }
+    }
+    Ok((rows, read))
+}
+
+fn key_of(table: &RefTableDef, row: &[Cell]) -> Vec<String> {
+    table
+        .key
+        .iter()
+        .map(|k| {
+            table
+                .columns
+                .iter()
+                .position(|(n, _, _)| n == k)
+                .map(|i| row[i].text())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+/// Options of `ingest reference`.
+#[derive(Debug, Clone)]
+pub struct IngestReferenceOptions {
+    /// Files and directories.
+    pub paths: Vec<PathBuf>,
+}
+
+/// Run `ingest reference`.
+pub fn ingest_reference(
+    lake: &Lake,
+    opts: &IngestReferenceOptions,
+    run_id: &str,
+) -> Result<Manifest> {
+    let started = std::time::Instant::now();
+    let mut m = Manifest::start(
+        run_id,
+        "ingest reference",
+        serde_json::json!({ "paths": opts.paths }),
+    );
+    let files = expand_paths(&opts.paths)?;
+    let unknown: Vec<String> = files
+        .iter()
+        .filter(|f| table_for(f).is_none())
+        .map(|f| format!("{}: not a reference file (expected partnerships.csv, organizations.csv, tenants.csv, transfers.csv or fx_rates*.csv)", f.display()))
+        .collect();
+    if !unknown.is_empty() {
+        return Err(Error::Config { problems: unknown });
+    }
+    let mut ledger = Ledger::load(lake, "reference")?;
+    let (to_read, inputs) = plan_files(&files, &ledger)?;
+    m.inputs = inputs;
+    let mut quarantine = Vec::new();
+    let mut tables: BTreeMap<&'static str, RefRows> = BTreeMap::new();
+    let (mut read, mut new, mut restated, mut unchanged) = (0u64, 0u64, 0u64, 0u64);
+    for (path, _, _) in &to_read {
+        let def = table_for(path).expect("checked above");
+        let (rows, n) = parse_table(path, def, &mut quarantine)?;
+        read += n;
+        let current = match tables.remove(def.name) {
+            Some(t) => t,
+            None => load_table(lake, def)?,
+        };
+        let old: BTreeMap<Vec<String>, Vec<Cell>> = current
+            .iter()
+            .map(|r| (key_of(def, r), r.clone()))
+            .collect();
+        // FX merges; every other table is replaced by the new file.
+        let mut result: BTreeMap<Vec<String>, Vec<Cell>> = if def.name == "fx_rates" {
+            old.clone()
+        } else {
+            BTreeMap::new()
+        };
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, row) in rows.into_iter().enumerate() {
+            let key = key_of(def, &row);
+            if !seen.insert(key.clone()) {
+                let same = result.get(&key) == Some(&row);
+                if def.name == "tenants" && !same {
+                    return Err(Error::config(format!(
+                        "{}: tenant {} is mapped to two organizations or partnerships; a tenant belongs to exactly one",
+                        path.display(),
+                        key[0]
+                    )));
+                }
+                quarantine.push(QuarantineRecord {
+                    reason: ReasonCode::DuplicateRecord,
+                    detail: format!(
+                        "{} key {} appears earlier in this file; the first row is kept",
+                        def.name,
+                        key.join("/")
+                    ),
+                    source_file: path.display().to_string(),
+                    source_row: i as i64 + 2,
+                    raw: row.iter().map(Cell::text).collect::<Vec<_>>().join(","),
+                    customer_tenant_id: None,
+                    subscription_id: None,
+                    meter_id: None,
+                    usage_date: None,
+                });
+                continue;
+            }
+            match old.get(&key) {
+                Some(o) if *o == row => unchanged += 1,
+                Some(_) => restated += 1,
+                None => new += 1,
+            }
+            result.insert(key, row);
+        }
+        tables.insert(def.name, result.into_values().collect());
+    }
+    // Validate the registry against the tables as they will be, before writing anything.
+    let mut candidate = Reference::load(lake)?;
+    apply_tables(&mut candidate, &tables);
+    ensure_no_problems(candidate.registry_problems())?;
+    m.counts.insert("read".into(), read);
+    m.counts.insert("new".into(), new);
+    m.counts.insert("restated".into(), restated);
+    m.counts.insert("unchanged".into(), unchanged);
+    m.quarantined = count_by_reason(&quarantine);
+    m.check_balance(
+        "ingest reference",
+        "read",
+        &["new", "restated", "unchanged"],
+    )?;
+    for def in ALL_TABLES {
+        if let Some(rows) = tables.get(def.name) {
+            save_table(lake, def, rows)?;
+            m.partitions.push(PartitionSummary {
+                path: format!("staged/reference/{}.parquet", def.name),
+                rows: rows.len() as u64,
+                billed_cost: None,
+                action: "written".into(),
+            });
+        }
+    }
+    if !quarantine.is_empty() {
+        write_quarantine(
+            lake,
+            &format!("quarantine/stage=ingest/run={run_id}/part-0.parquet"),
+            run_id,
+            &quarantine,
+        )?;
+    }
+    for (path, sha, bytes) in to_read {
+        ledger.files.insert(
+            sha,
+            LedgerEntry {
+                path: path.display().to_string(),
+                bytes,
+                run_id: run_id.to_string(),
+            },
+        );
+    }
+    ledger.save(lake, "reference")?;
+    log(&format!("ingest reference: {read} rows read, {new} new, {restated} changed, {unchanged} unchanged, {} quarantined", m.quarantined_total()));
+    m.finish(lake, started)
+}
+
+fn apply_tables(r: &mut Reference, tables: &BTreeMap<&'static str, RefRows>) {
+    let text = |c: &Cell| c.text();
+    if let Some(rows) = tables.get("partnerships") {
+        r.partnerships = rows
+            .iter()
+            .map(|row| (text(&row[0]), text(&row[1])))
+            .collect();
+    }
+    if let Some(rows) = tables.get("organizations") {
+        r.organizations = rows
+            .iter()
+            .map(|row| {
+                let dec = |c: &Cell| {
+                    if let Cell::Dec(Some(v)) = c {
+                        *v
+                    } else {
+                        Dec10::ZERO
+                    }
+                };
+                let o = Organization {
+                    id: text(&row[0]),
+                    name: text(&row[1]),
+                    billing_currency: text(&row[2]),
+                    consumption_adjustment_percent: dec(&row[3]),
+                    reservation_markup_percent: dec(&row[4]),
+                };
+                (o.id.clone(), o)
+            })
+            .collect();
+    }
+    if let Some(rows) = tables.get("tenants") {
+        r.tenants = rows
+            .iter()
+            .map(|row| {
+                let t = TenantMapping {
+                    customer_tenant_id: text(&row[0]),
+                    organization_id: text(&row[1]),
+                    partnership_id: text(&row[2]),
+                };
+                (t.customer_tenant_id.clone(), t)
+            })
+            .collect();
+    }
+}
+
+/// `tenants add`: register a tenant to an organization under a partnership.
+pub fn tenants_add(
+    lake: &Lake,
+    tenant: &str,
+    org: &str,
+    partnership: &str,
+) -> Result<TenantMapping> {
+    let mut r = Reference::load(lake)?;
+    let mut problems = Vec::new();
+    let guid = normalize_guid(tenant);
+    if guid.is_none() {
+        problems.push(format!("--tenant '{tenant}' is not a GUID"));
+    }
+    if !r.organizations.contains_key(org) {
+        problems.push(format!(
+            "--org '{org}' is not a known organization (ingest organizations.csv first)"
+        ));
+    }
+    if !r.partnerships.contains_key(partnership) {
+        problems.push(format!("--partnership '{partnership}' is not a known partnership (ingest partnerships.csv first)"));
+    }
+    if let Some(g) = &guid {
+        if let Some(existing) = r.tenants.get(g) {
+            if existing.organization_id != org || existing.partnership_id != partnership {
+                problems.push(format!(
+                    "tenant {g} is already registered to organization '{}' (partnership '{}'); a tenant belongs to one organization: run `tenants remove {g}` first",
+                    existing.organization_id, existing.partnership_id
+                ));
+            }
+        }
+    }
+    ensure_no_problems(problems)?;
+    let g = guid.unwrap_or_default();
+    let mapping = TenantMapping {
+        customer_tenant_id: g.clone(),
+        organization_id: org.to_string(),
+        partnership_id: partnership.to_string(),
+    };
+    r.tenants.insert(g, mapping.clone());
+    save_table(lake, &TENANTS, &tenant_rows(&r.tenants))?;
+    Ok(mapping)
+}
+
+/// `tenants remove`: unregister a tenant. Its partitions disappear at the next `rate`.
+pub fn tenants_remove(lake: &Lake, tenant: &str) -> Result<TenantMapping> {
+    let mut r = Reference::load(lake)?;
+    let g =
+        normalize_guid(tenant).ok_or_else(|| Error::config(format!("'{tenant}' is not a GUID")))?;
+    let removed = r
+        .tenants
+        .remove(&g)
+        .ok_or_else(|| Error::config(format!("tenant {g} is not registered")))?;
+    save_table(lake, &TENANTS, &tenant_rows(&r.tenants))?;
+    Ok(removed)
+}

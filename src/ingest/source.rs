@@ -1,0 +1,153 @@
+//! Input files: paths expanded (directories recursively, in sorted path order), `.gz`
+//! decompressed, and the per-kind ledger of SHA-256 digests that makes re-ingesting an
+//! identical file a no-op.
+
+use crate::emit::manifest::InputFile;
+use crate::error::{Error, Result};
+use crate::store::{sha256_file, Lake};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+
+/// Expand files and directories into a sorted list of files. Missing paths are collected
+/// and reported together (exit 2).
+pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    let mut problems = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            walk(p, &mut files)?;
+        } else if p.is_file() {
+            files.push(p.clone());
+        } else {
+            problems.push(format!("{}: no such file or directory", p.display()));
+        }
+    }
+    if !problems.is_empty() {
+        return Err(Error::Config { problems });
+    }
+    Ok(files)
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            !p.file_name()
+                .map(|n| n.to_string_lossy().starts_with('.'))
+                .unwrap_or(false)
+        })
+        .collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            walk(&p, out)?;
+        } else {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+/// The file name without `.gz`, lowercase (used to tell formats apart).
+pub fn logical_name(path: &Path) -> String {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    name.strip_suffix(".gz").map(str::to_string).unwrap_or(name)
+}
+
+/// A reader over the file's content, decompressing `.gz`.
+pub fn open_reader(path: &Path) -> Result<Box<dyn Read + Send>> {
+    let f = File::open(path).map_err(|e| Error::io(path, e))?;
+    let is_gz = path
+        .extension()
+        .map(|e| e.eq_ignore_ascii_case("gz"))
+        .unwrap_or(false);
+    Ok(if is_gz {
+        Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(
+            1 << 20,
+            f,
+        )))
+    } else {
+        Box::new(BufReader::with_capacity(1 << 20, f))
+    })
+}
+
+/// The whole (decompressed) content of a file as bytes.
+pub fn read_all(path: &Path) -> Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    open_reader(path)?
+        .read_to_end(&mut buf)
+        .map_err(|e| Error::io(path, e))?;
+    Ok(buf)
+}
+
+/// One ledger entry: a file content already ingested.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LedgerEntry {
+    /// Path it was first ingested from.
+    pub path: String,
+    /// Bytes.
+    pub bytes: u64,
+    /// Run that ingested it.
+    pub run_id: String,
+}
+
+/// Digests of every file ingested for one kind (`staged/_ledger/<kind>.json`).
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Ledger {
+    /// SHA-256 -> entry.
+    pub files: BTreeMap<String, LedgerEntry>,
+}
+
+fn ledger_path(kind: &str) -> String {
+    format!("staged/_ledger/{kind}.json")
+}
+
+impl Ledger {
+    /// Load the ledger of `kind`.
+    pub fn load(lake: &Lake, kind: &str) -> Result<Ledger> {
+        Ok(lake.get_json(&ledger_path(kind))?.unwrap_or_default())
+    }
+
+    /// Save the ledger of `kind` (after the staged tables it describes).
+    pub fn save(&self, lake: &Lake, kind: &str) -> Result<()> {
+        lake.put_json(&ledger_path(kind), self)
+    }
+}
+
+/// Digest every file; split into the ones to read and the ones identical to a file already
+/// ingested (or to an earlier file of this run). Returns (to_read, manifest entries).
+pub fn plan_files(
+    files: &[PathBuf],
+    ledger: &Ledger,
+) -> Result<(Vec<(PathBuf, String, u64)>, Vec<InputFile>)> {
+    let mut to_read = Vec::new();
+    let mut inputs = Vec::new();
+    let mut seen: BTreeMap<String, String> = BTreeMap::new();
+    for p in files {
+        let (sha, bytes) = sha256_file(p)?;
+        let path = p.display().to_string();
+        let status = if let Some(e) = ledger.files.get(&sha) {
+            format!("skipped: identical to {} (run {})", e.path, e.run_id)
+        } else if let Some(first) = seen.get(&sha) {
+            format!("skipped: identical to {first} in this run")
+        } else {
+            seen.insert(sha.clone(), path.clone());
+            to_read.push((p.clone(), sha.clone(), bytes));
+            "ingested".to_string()
+        };
+        inputs.push(InputFile {
+            path,
+            bytes,
+            sha256: sha,
+            status,
+        });
+    }
+    Ok((to_read, inputs))
+}

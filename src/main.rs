@@ -1,0 +1,12 @@
+//! The `cspcost` binary: parse, run, map errors to exit codes (0 ok, 2 bad arguments,
+//! configuration or input format, 1 I/O or internal).
+
+use clap::Parser;
+
+fn main() {
+    let cli = cspcost::cli::Cli::parse();
+    if let Err(e) = cspcost::cli::run(cli) {
+        eprintln!("cspcost: error: {e}");
+        std::process::exit(e.exit_code());
+    }
+}

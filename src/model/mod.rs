@@ -1,0 +1,16 @@
+//! Typed records, the decimal type, units, identifiers, times, reason codes and the Arrow
+//! schemas of every staged and published table.
+
+pub mod decimal;
+pub mod ids;
+pub mod order;
+pub mod price;
+pub mod reason;
+pub mod reference;
+pub mod schema;
+pub mod time;
+pub mod units;
+pub mod usage;
+
+pub use decimal::Dec10;
+pub use reason::{QuarantineRecord, ReasonCode};

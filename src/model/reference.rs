@@ -1,0 +1,327 @@
+//! Reference data (inputs.md §3): partnerships, organizations, the tenant registry, subscription
+//! transfers and Microsoft's FX rates. Stored as `staged/reference/<table>.parquet`, each
+//! column typed (decimals for percentages and rates, dates for transfers).
+
+use crate::error::{Error, Result};
+use crate::model::decimal::Dec10;
+use crate::model::schema::*;
+use crate::model::time::{date_to_days, days_to_date};
+use crate::store::Lake;
+use arrow::array::{Array, RecordBatch};
+use arrow::datatypes::{Field, Schema};
+use chrono::NaiveDate;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Type of a reference column.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ColKind {
+    /// Text.
+    Str,
+    /// Decimal(38,10).
+    Dec,
+    /// Date.
+    Date,
+}
+
+/// A reference table's definition.
+#[derive(Debug)]
+pub struct RefTableDef {
+    /// Table name = file stem.
+    pub name: &'static str,
+    /// Columns with kind and whether a value is required.
+    pub columns: &'static [(&'static str, ColKind, bool)],
+    /// Columns forming the row key.
+    pub key: &'static [&'static str],
+}
+
+/// `partnerships.csv`.
+pub const PARTNERSHIPS: RefTableDef = RefTableDef {
+    name: "partnerships",
+    columns: &[
+        ("partnership_id", ColKind::Str, true),
+        ("partnership_name", ColKind::Str, true),
+    ],
+    key: &["partnership_id"],
+};
+/// `organizations.csv`.
+pub const ORGANIZATIONS: RefTableDef = RefTableDef {
+    name: "organizations",
+    columns: &[
+        ("organization_id", ColKind::Str, true),
+        ("organization_name", ColKind::Str, true),
+        ("billing_currency", ColKind::Str, true),
+        ("consumption_adjustment_percent", ColKind::Dec, false),
+        ("reservation_markup_percent", ColKind::Dec, false),
+    ],
+    key: &["organization_id"],
+};
+/// `tenants.csv`.
+pub const TENANTS: RefTableDef = RefTableDef {
+    name: "tenants",
+    columns: &[
+        ("customer_tenant_id", ColKind::Str, true),
+        ("organization_id", ColKind::Str, true),
+        ("partnership_id", ColKind::Str, true),
+    ],
+    key: &["customer_tenant_id"],
+};
+/// `transfers.csv`.
+pub const TRANSFERS: RefTableDef = RefTableDef {
+    name: "transfers",
+    columns: &[
+        ("subscription_id", ColKind::Str, true),
+        ("transferred_in_on", ColKind::Date, true),
+    ],
+    key: &["subscription_id"],
+};
+/// `fx_rates.csv` (Microsoft's columns renamed to snake case).
+pub const FX_RATES: RefTableDef = RefTableDef {
+    name: "fx_rates",
+    columns: &[
+        ("currency_code", ColKind::Str, true),
+        ("usd_per_unit", ColKind::Dec, true),
+        ("month", ColKind::Str, true),
+    ],
+    key: &["currency_code", "month"],
+};
+
+/// Every reference table.
+pub const ALL_TABLES: [&RefTableDef; 5] = [
+    &PARTNERSHIPS,
+    &ORGANIZATIONS,
+    &TENANTS,
+    &TRANSFERS,
+    &FX_RATES,
+];
+
+/// A typed cell.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Cell {
+    /// Text (empty = missing).
+    Str(String),
+    /// Decimal.
+    Dec(Option<Dec10>),
+    /// Date.
+    Date(Option<NaiveDate>),
+}
+
+impl Cell {
+    /// Text form (decimals plain, dates ISO).
+    pub fn text(&self) -> String {
+        match self {
+            Cell::Str(s) => s.clone(),
+            Cell::Dec(d) => d.map(|d| d.to_plain()).unwrap_or_default(),
+            Cell::Date(d) => d.map(|d| d.to_string()).unwrap_or_default(),
+        }
+    }
+}
+
+/// Rows of one reference table, by column position of its definition.
+pub type RefRows = Vec<Vec<Cell>>;
+
+fn table_path(def: &RefTableDef) -> String {
+    format!("staged/reference/{}.parquet", def.name)
+}
+
+/// Write a whole reference table.
+pub fn save_table(lake: &Lake, def: &RefTableDef, rows: &RefRows) -> Result<()> {
+    let fields: Vec<Field> = def
+        .columns
+        .iter()
+        .map(|(n, k, _)| match k {
+            ColKind::Str => f_str(n, false),
+            ColKind::Dec => f_dec(n, true),
+            ColKind::Date => f_date(n, true),
+        })
+        .collect();
+    let schema = Arc::new(Schema::new(fields));
+    let cols = def
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, (_, k, _))| match k {
+            ColKind::Str => a_str(rows.iter().map(|r| match &r[i] {
+                Cell::Str(s) => Some(s.as_str()),
+                _ => Some(""),
+            })),
+            ColKind::Dec => a_dec(rows.iter().map(|r| match &r[i] {
+                Cell::Dec(d) => d.map(|d| d.0),
+                _ => None,
+            })),
+            ColKind::Date => a_date(rows.iter().map(|r| match &r[i] {
+                Cell::Date(d) => d.map(date_to_days),
+                _ => None,
+            })),
+        })
+        .collect();
+    let batch = RecordBatch::try_new(schema.clone(), cols)?;
+    lake.put_parquet(&table_path(def), schema, &[batch], vec![])
+}
+
+/// Read a whole reference table (empty when never ingested).
+pub fn load_table(lake: &Lake, def: &RefTableDef) -> Result<RefRows> {
+    let Some(batches) = lake.get_parquet(&table_path(def))? else {
+        return Ok(Vec::new());
+    };
+    let mut rows = Vec::new();
+    for b in &batches {
+        let c = Cols(b);
+        for r in 0..b.num_rows() {
+            let mut row = Vec::with_capacity(def.columns.len());
+            for (name, kind, _) in def.columns {
+                row.push(match kind {
+                    ColKind::Str => Cell::Str(c.str(name)?.value(r).to_string()),
+                    ColKind::Dec => Cell::Dec(opt_dec(c.dec(name)?, r).map(Dec10)),
+                    ColKind::Date => {
+                        let a = c.date(name)?;
+                        Cell::Date((!a.is_null(r)).then(|| days_to_date(a.value(r))))
+                    }
+                });
+            }
+            rows.push(row);
+        }
+    }
+    Ok(rows)
+}
+
+/// An organization (billing account).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Organization {
+    /// ID.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// ISO 4217 billing currency.
+    pub billing_currency: String,
+    /// Consumption markup (+) or discount (-) in percent.
+    pub consumption_adjustment_percent: Dec10,
+    /// Reservation markup in percent.
+    pub reservation_markup_percent: Dec10,
+}
+
+/// A tenant's registration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TenantMapping {
+    /// Tenant GUID.
+    pub customer_tenant_id: String,
+    /// Organization.
+    pub organization_id: String,
+    /// Partnership.
+    pub partnership_id: String,
+}
+
+/// All reference data, typed and indexed.
+#[derive(Clone, Debug, Default)]
+pub struct Reference {
+    /// Partnership ID -> name.
+    pub partnerships: BTreeMap<String, String>,
+    /// Organization ID -> organization.
+    pub organizations: BTreeMap<String, Organization>,
+    /// Tenant GUID -> mapping.
+    pub tenants: BTreeMap<String, TenantMapping>,
+    /// Subscription GUID -> date transferred in.
+    pub transfers: BTreeMap<String, NaiveDate>,
+    /// (currency, `YYYY-MM`) -> USD per unit.
+    pub fx: BTreeMap<(String, String), Dec10>,
+}
+
+fn s(c: &Cell) -> String {
+    c.text()
+}
+fn d(c: &Cell) -> Dec10 {
+    match c {
+        Cell::Dec(Some(v)) => *v,
+        _ => Dec10::ZERO,
+    }
+}
+
+impl Reference {
+    /// Load every reference table from the lake.
+    pub fn load(lake: &Lake) -> Result<Reference> {
+        let mut r = Reference::default();
+        for row in load_table(lake, &PARTNERSHIPS)? {
+            r.partnerships.insert(s(&row[0]), s(&row[1]));
+        }
+        for row in load_table(lake, &ORGANIZATIONS)? {
+            let o = Organization {
+                id: s(&row[0]),
+                name: s(&row[1]),
+                billing_currency: s(&row[2]),
+                consumption_adjustment_percent: d(&row[3]),
+                reservation_markup_percent: d(&row[4]),
+            };
+            r.organizations.insert(o.id.clone(), o);
+        }
+        for row in load_table(lake, &TENANTS)? {
+            let t = TenantMapping {
+                customer_tenant_id: s(&row[0]),
+                organization_id: s(&row[1]),
+                partnership_id: s(&row[2]),
+            };
+            r.tenants.insert(t.customer_tenant_id.clone(), t);
+        }
+        for row in load_table(lake, &TRANSFERS)? {
+            if let Cell::Date(Some(day)) = row[1] {
+                r.transfers.insert(s(&row[0]), day);
+            }
+        }
+        for row in load_table(lake, &FX_RATES)? {
+            r.fx.insert((s(&row[0]), s(&row[2])), d(&row[1]));
+        }
+        Ok(r)
+    }
+
+    /// Microsoft's USD-per-unit rate of `currency` for `month`; 1 for USD.
+    pub fn fx_usd_per_unit(&self, currency: &str, month: &str) -> Option<Dec10> {
+        if currency.eq_ignore_ascii_case("USD") {
+            return Some(Dec10::ONE);
+        }
+        self.fx
+            .get(&(currency.to_ascii_uppercase(), month.to_string()))
+            .copied()
+    }
+
+    /// Problems that make the registry unusable (unknown organization or partnership).
+    pub fn registry_problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        for t in self.tenants.values() {
+            if !self.organizations.contains_key(&t.organization_id) {
+                p.push(format!(
+                    "tenant {} is registered to unknown organization '{}'",
+                    t.customer_tenant_id, t.organization_id
+                ));
+            }
+            if !self.partnerships.contains_key(&t.partnership_id) {
+                p.push(format!(
+                    "tenant {} is registered to unknown partnership '{}'",
+                    t.customer_tenant_id, t.partnership_id
+                ));
+            }
+        }
+        p
+    }
+}
+
+/// Rebuild the tenants table from mappings (for `tenants add|remove`).
+pub fn tenant_rows(tenants: &BTreeMap<String, TenantMapping>) -> RefRows {
+    tenants
+        .values()
+        .map(|t| {
+            vec![
+                Cell::Str(t.customer_tenant_id.clone()),
+                Cell::Str(t.organization_id.clone()),
+                Cell::Str(t.partnership_id.clone()),
+            ]
+        })
+        .collect()
+}
+
+/// Fails with a configuration error listing every problem.
+pub fn ensure_no_problems(problems: Vec<String>) -> Result<()> {
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Config { problems })
+    }
+}

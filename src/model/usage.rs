@@ -1,0 +1,217 @@
+//! A staged utilization record: one row of `staged/usage/month=*/bucket=*/data.parquet`.
+//! It keeps the original JSON (`raw`) so that rating can quarantine with the record's text.
+
+use crate::error::Result;
+use crate::model::decimal::Dec10;
+use crate::model::schema::*;
+use arrow::array::RecordBatch;
+use arrow::datatypes::{Schema, SchemaRef};
+use std::sync::{Arc, OnceLock};
+
+/// A validated utilization record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UsageRecord {
+    /// xxh3-128 of the natural key (inputs.md §1).
+    pub key_hash: u128,
+    /// Customer tenant GUID, lowercase.
+    pub customer_tenant_id: String,
+    /// Subscription GUID, lowercase.
+    pub subscription_id: String,
+    /// Meter GUID (`resource.id`), lowercase.
+    pub meter_id: String,
+    /// `resource.name`.
+    pub meter_name: Option<String>,
+    /// `resource.category`.
+    pub meter_category: Option<String>,
+    /// `resource.subcategory`.
+    pub meter_subcategory: Option<String>,
+    /// `resource.region`.
+    pub meter_region: Option<String>,
+    /// `instanceData.resourceUri`, empty when absent.
+    pub resource_uri: String,
+    /// `instanceData.location`.
+    pub location: Option<String>,
+    /// `instanceData.partNumber` as text.
+    pub part_number: Option<String>,
+    /// `instanceData.orderNumber` as text.
+    pub order_number: Option<String>,
+    /// Canonical JSON of `instanceData.additionalInfo` (sorted keys), empty when absent.
+    pub additional_info: String,
+    /// Canonical JSON of `instanceData.tags`, `{}` when none.
+    pub tags: String,
+    /// Canonical JSON of `infoFields`, when present.
+    pub info_fields: Option<String>,
+    /// Unit as reported, when present.
+    pub unit: Option<String>,
+    /// Quantity as reported (scale 10).
+    pub quantity: Dec10,
+    /// `usageStartTime`, µs UTC.
+    pub usage_start: i64,
+    /// `usageEndTime`, µs UTC.
+    pub usage_end: i64,
+    /// UTC date of the start, days since epoch.
+    pub usage_date: i32,
+    /// File the record came from.
+    pub source_file: String,
+    /// Item/line/row within the file (1-based).
+    pub source_row: i64,
+    /// Ingest run that staged this version.
+    pub ingest_run_id: String,
+    /// Original record text.
+    pub raw: String,
+}
+
+/// Column names of the staged usage table.
+pub mod col {
+    /// Natural-key hash.
+    pub const KEY_HASH: &str = "key_hash";
+    /// Tenant.
+    pub const TENANT: &str = "customer_tenant_id";
+    /// Subscription.
+    pub const SUBSCRIPTION: &str = "subscription_id";
+    /// Meter.
+    pub const METER: &str = "meter_id";
+    /// Quantity.
+    pub const QUANTITY: &str = "quantity";
+}
+
+/// Schema of the staged usage table.
+pub fn usage_schema() -> SchemaRef {
+    static S: OnceLock<SchemaRef> = OnceLock::new();
+    S.get_or_init(|| {
+        Arc::new(Schema::new(vec![
+            f_hash128(col::KEY_HASH),
+            f_str(col::TENANT, false),
+            f_str(col::SUBSCRIPTION, false),
+            f_str(col::METER, false),
+            f_str("meter_name", true),
+            f_str("meter_category", true),
+            f_str("meter_subcategory", true),
+            f_str("meter_region", true),
+            f_str("resource_uri", false),
+            f_str("location", true),
+            f_str("part_number", true),
+            f_str("order_number", true),
+            f_str("additional_info", false),
+            f_str("tags", false),
+            f_str("info_fields", true),
+            f_str("unit", true),
+            f_dec(col::QUANTITY, false),
+            f_ts("usage_start", false),
+            f_ts("usage_end", false),
+            f_date("usage_date", false),
+            f_str("source_file", false),
+            f_i64("source_row", false),
+            f_str("ingest_run_id", false),
+            f_str("raw", false),
+        ]))
+    })
+    .clone()
+}
+
+/// Rows to one batch.
+pub fn usage_to_batch(rows: &[UsageRecord]) -> Result<RecordBatch> {
+    let s = |f: fn(&UsageRecord) -> &str| a_str(rows.iter().map(|r| Some(f(r))));
+    let o = |f: fn(&UsageRecord) -> &Option<String>| a_str(rows.iter().map(|r| f(r).as_deref()));
+    Ok(RecordBatch::try_new(
+        usage_schema(),
+        vec![
+            a_hash128(rows.iter().map(|r| r.key_hash)),
+            s(|r| &r.customer_tenant_id),
+            s(|r| &r.subscription_id),
+            s(|r| &r.meter_id),
+            o(|r| &r.meter_name),
+            o(|r| &r.meter_category),
+            o(|r| &r.meter_subcategory),
+            o(|r| &r.meter_region),
+            s(|r| &r.resource_uri),
+            o(|r| &r.location),
+            o(|r| &r.part_number),
+            o(|r| &r.order_number),
+            s(|r| &r.additional_info),
+            s(|r| &r.tags),
+            o(|r| &r.info_fields),
+            o(|r| &r.unit),
+            a_dec(rows.iter().map(|r| Some(r.quantity.0))),
+            a_ts(rows.iter().map(|r| Some(r.usage_start))),
+            a_ts(rows.iter().map(|r| Some(r.usage_end))),
+            a_date(rows.iter().map(|r| Some(r.usage_date))),
+            s(|r| &r.source_file),
+            a_i64(rows.iter().map(|r| Some(r.source_row))),
+            s(|r| &r.ingest_run_id),
+            s(|r| &r.raw),
+        ],
+    )?)
+}
+
+/// A batch back to rows.
+pub fn usage_from_batch(b: &RecordBatch, out: &mut Vec<UsageRecord>) -> Result<()> {
+    let c = Cols(b);
+    let (kh, tenant, sub, meter) = (
+        c.hash128(col::KEY_HASH)?,
+        c.str(col::TENANT)?,
+        c.str(col::SUBSCRIPTION)?,
+        c.str(col::METER)?,
+    );
+    let (mname, mcat, msub, mreg) = (
+        c.str("meter_name")?,
+        c.str("meter_category")?,
+        c.str("meter_subcategory")?,
+        c.str("meter_region")?,
+    );
+    let (uri, loc, part, order) = (
+        c.str("resource_uri")?,
+        c.str("location")?,
+        c.str("part_number")?,
+        c.str("order_number")?,
+    );
+    let (addl, tags, info, unit) = (
+        c.str("additional_info")?,
+        c.str("tags")?,
+        c.str("info_fields")?,
+        c.str("unit")?,
+    );
+    let (qty, start, end, date) = (
+        c.dec(col::QUANTITY)?,
+        c.ts("usage_start")?,
+        c.ts("usage_end")?,
+        c.date("usage_date")?,
+    );
+    let (sf, sr, run, raw) = (
+        c.str("source_file")?,
+        c.i64("source_row")?,
+        c.str("ingest_run_id")?,
+        c.str("raw")?,
+    );
+    let os = |a: &arrow::array::StringArray, i| opt_str(a, i).map(str::to_string);
+    out.reserve(b.num_rows());
+    for i in 0..b.num_rows() {
+        out.push(UsageRecord {
+            key_hash: hash_at(kh, i),
+            customer_tenant_id: tenant.value(i).to_string(),
+            subscription_id: sub.value(i).to_string(),
+            meter_id: meter.value(i).to_string(),
+            meter_name: os(mname, i),
+            meter_category: os(mcat, i),
+            meter_subcategory: os(msub, i),
+            meter_region: os(mreg, i),
+            resource_uri: uri.value(i).to_string(),
+            location: os(loc, i),
+            part_number: os(part, i),
+            order_number: os(order, i),
+            additional_info: addl.value(i).to_string(),
+            tags: tags.value(i).to_string(),
+            info_fields: os(info, i),
+            unit: os(unit, i),
+            quantity: Dec10(qty.value(i)),
+            usage_start: start.value(i),
+            usage_end: end.value(i),
+            usage_date: date.value(i),
+            source_file: sf.value(i).to_string(),
+            source_row: sr.value(i),
+            ingest_run_id: run.value(i).to_string(),
+            raw: raw.value(i).to_string(),
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,492 @@
+//! The rating engine (rating.md §2-5): classify each staged record (the first quarantine
+//! reason that applies, in README order), group the rest by tier scope, accumulate each scope
+//! in its deterministic order, telescope the tier cost, then convert with Microsoft's FX rate
+//! and apply the organization's adjustment. Scopes are rated in parallel with rayon; the
+//! result does not depend on thread count, batch sizes or arrival order.
+
+use crate::error::{Error, Result};
+use crate::model::decimal::{Dec10, ONE_RAW};
+use crate::model::reason::{QuarantineRecord, ReasonCode};
+use crate::model::reference::{Organization, Reference, TenantMapping};
+use crate::model::time::{date_to_days, days_to_date, from_micros};
+use crate::model::units::Unit;
+use crate::model::usage::UsageRecord;
+use crate::rate::half_away_from_zero::div_round;
+use crate::rate::price_book::{PriceBook, PriceVersion};
+use crate::rate::tiers::TierLadder;
+use chrono::{Datelike, NaiveDate};
+use rayon::prelude::*;
+use std::collections::HashMap;
+
+/// What accumulates on one ladder (rating.md §6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TierScope {
+    /// `(subscription, meter, period)`, the default.
+    #[default]
+    Subscription,
+    /// `(customer tenant, meter, period)`.
+    Customer,
+    /// `(organization, meter, period)`.
+    Organization,
+}
+
+impl TierScope {
+    /// Name as written in `x_TierScope` and options.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TierScope::Subscription => "subscription",
+            TierScope::Customer => "customer",
+            TierScope::Organization => "organization",
+        }
+    }
+
+    /// Parse an option value.
+    pub fn parse(s: &str) -> Option<TierScope> {
+        match s {
+            "subscription" => Some(TierScope::Subscription),
+            "customer" => Some(TierScope::Customer),
+            "organization" => Some(TierScope::Organization),
+            _ => None,
+        }
+    }
+}
+
+/// Over which period tiers accumulate (rating.md §6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum TierPeriod {
+    /// The calendar month, the default.
+    #[default]
+    CalendarMonth,
+    /// The partner's billing cycle starting on this day (1..=28) of each month.
+    BillingCycle(u32),
+}
+
+impl TierPeriod {
+    /// Parse `calendar_month` or `billing_cycle:<day>`.
+    pub fn parse(s: &str) -> Option<TierPeriod> {
+        if s == "calendar_month" {
+            return Some(TierPeriod::CalendarMonth);
+        }
+        let day: u32 = s.strip_prefix("billing_cycle:")?.parse().ok()?;
+        (1..=28)
+            .contains(&day)
+            .then_some(TierPeriod::BillingCycle(day))
+    }
+
+    /// Written form.
+    pub fn as_string(self) -> String {
+        match self {
+            TierPeriod::CalendarMonth => "calendar_month".into(),
+            TierPeriod::BillingCycle(d) => format!("billing_cycle:{d}"),
+        }
+    }
+
+    /// First day of the period containing `day`.
+    pub fn period_start(self, day: NaiveDate) -> NaiveDate {
+        match self {
+            TierPeriod::CalendarMonth => day.with_day(1).unwrap_or(day),
+            TierPeriod::BillingCycle(d) if day.day() >= d => day.with_day(d).unwrap_or(day),
+            TierPeriod::BillingCycle(d) => {
+                let prev = day.with_day(1).and_then(|f| f.pred_opt()).unwrap_or(day);
+                prev.with_day(d).unwrap_or(prev)
+            }
+        }
+    }
+}
+
+/// Everything a month is rated against.
+pub struct RateContext<'a> {
+    /// Reference data.
+    pub reference: &'a Reference,
+    /// Prices.
+    pub book: &'a PriceBook,
+    /// Scope.
+    pub scope: TierScope,
+    /// Period.
+    pub period: TierPeriod,
+}
+
+/// A rated record: the numbers of rating.md §5 and where it sits on its ladder.
+#[derive(Clone, Debug)]
+pub struct RatedRow<'a> {
+    /// The staged record.
+    pub rec: &'a UsageRecord,
+    /// Its tenant's registration.
+    pub mapping: &'a TenantMapping,
+    /// Its organization.
+    pub org: &'a Organization,
+    /// The price version that rated it.
+    pub version: &'a PriceVersion,
+    /// Quantity in price units.
+    pub pricing_quantity: Dec10,
+    /// Ladder position before.
+    pub cum_before: Dec10,
+    /// Ladder position after.
+    pub cum_after: Dec10,
+    /// Minimum of the tier where the row starts.
+    pub tier_first_minimum: Dec10,
+    /// Minimum of the tier where the row ends.
+    pub tier_last_minimum: Dec10,
+    /// USD list cost (telescoped).
+    pub list_cost_usd: Dec10,
+    /// FX rate applied (USD per unit of the billing currency).
+    pub fx_usd_per_unit: Dec10,
+    /// List cost in the billing currency.
+    pub list_cost: Dec10,
+    /// Billed = effective = contracted cost.
+    pub billed_cost: Dec10,
+    /// Unit price of the tier where `cum_after` falls, in the billing currency.
+    pub list_unit_price: Dec10,
+}
+
+/// A month's outcome.
+pub struct MonthRating<'a> {
+    /// Rated rows of the month (unsorted).
+    pub rows: Vec<RatedRow<'a>>,
+    /// Quarantined records of the month.
+    pub quarantine: Vec<QuarantineRecord>,
+}
+
+struct Prepared<'a> {
+    rec: &'a UsageRecord,
+    mapping: &'a TenantMapping,
+    org: &'a Organization,
+    version: &'a PriceVersion,
+    ladder: &'a TierLadder,
+    pricing_quantity: Dec10,
+    fx: Dec10,
+    emit: bool,
+}
+
+/// `ListCost = round10(usd / fx)`, exact.
+pub fn to_billing_currency(usd: Dec10, fx_usd_per_unit: Dec10) -> Result<Dec10> {
+    let num = usd.0.checked_mul(ONE_RAW).ok_or_else(|| Error::Overflow {
+        context: "converting USD to the billing currency".into(),
+    })?;
+    Ok(Dec10(div_round(num, fx_usd_per_unit.0)))
+}
+
+/// `round10(cost * (1 + percent/100))`, exact.
+pub fn apply_percent(cost: Dec10, percent: Dec10) -> Result<Dec10> {
+    let hundred = 100 * ONE_RAW;
+    let factor = hundred
+        .checked_add(percent.0)
+        .ok_or_else(|| Error::Overflow {
+            context: "applying the adjustment percent".into(),
+        })?;
+    let num = cost.0.checked_mul(factor).ok_or_else(|| Error::Overflow {
+        context: "applying the adjustment percent".into(),
+    })?;
+    Ok(Dec10(div_round(num, hundred)))
+}
+
+fn quarantine(rec: &UsageRecord, reason: ReasonCode, detail: String) -> QuarantineRecord {
+    QuarantineRecord {
+        reason,
+        detail,
+        source_file: rec.source_file.clone(),
+        source_row: rec.source_row,
+        raw: rec.raw.clone(),
+        customer_tenant_id: Some(rec.customer_tenant_id.clone()),
+        subscription_id: Some(rec.subscription_id.clone()),
+        meter_id: Some(rec.meter_id.clone()),
+        usage_date: Some(days_to_date(rec.usage_date)),
+    }
+}
+
+/// Unit strings parsed once per month.
+type UnitCache = HashMap<String, Unit>;
+
+/// The first reason that applies, or the record ready for its ladder.
+fn classify<'a>(
+    ctx: &'a RateContext,
+    rec: &'a UsageRecord,
+    month: &str,
+    units: &UnitCache,
+) -> std::result::Result<Prepared<'a>, QuarantineRecord> {
+    let day = days_to_date(rec.usage_date);
+    if rec.quantity.is_negative() {
+        return Err(quarantine(
+            rec,
+            ReasonCode::NegativeQuantity,
+            format!("quantity {} is below zero", rec.quantity.to_plain()),
+        ));
+    }
+    let r = ctx.reference;
+    let Some(mapping) = r.tenants.get(&rec.customer_tenant_id) else {
+        return Err(quarantine(
+            rec,
+            ReasonCode::UnmappedTenant,
+            format!(
+                "customer tenant {} is not registered to an organization (cspcost tenants add)",
+                rec.customer_tenant_id
+            ),
+        ));
+    };
+    let Some(org) = r.organizations.get(&mapping.organization_id) else {
+        return Err(quarantine(
+            rec,
+            ReasonCode::UnmappedTenant,
+            format!(
+                "customer tenant {} maps to unknown organization '{}'",
+                rec.customer_tenant_id, mapping.organization_id
+            ),
+        ));
+    };
+    if let Some(on) = r.transfers.get(&rec.subscription_id) {
+        if day < *on {
+            return Err(quarantine(
+                rec,
+                ReasonCode::BeforeTransfer,
+                format!(
+                    "usage date {day} is before subscription {} was transferred in on {on}",
+                    rec.subscription_id
+                ),
+            ));
+        }
+    }
+    let Some(version) = ctx.book.version_at(&rec.meter_id, rec.usage_date) else {
+        return Err(quarantine(
+            rec,
+            ReasonCode::NoPrice,
+            format!(
+                "no USD Consumption price for meter {} is in effect on {day}",
+                rec.meter_id
+            ),
+        ));
+    };
+    let ladder = match &version.ladder {
+        Ok(l) => l,
+        Err(why) => {
+            return Err(quarantine(
+                rec,
+                ReasonCode::PriceConflict,
+                format!(
+                    "price version of meter {} effective {}: {why}",
+                    rec.meter_id,
+                    days_to_date(version.effective_start)
+                ),
+            ));
+        }
+    };
+    let pricing_quantity =
+        match rec.unit.as_deref() {
+            None => rec.quantity,
+            Some(u) => {
+                let usage_unit = units.get(u).cloned().unwrap_or_else(|| Unit::parse(u));
+                match usage_unit.convert(rec.quantity, &version.unit) {
+                    Some(q) => q,
+                    None => return Err(quarantine(
+                        rec,
+                        ReasonCode::UnitMismatch,
+                        format!(
+                            "usage unit '{u}' ({}) and price unit '{}' ({}) have different bases",
+                            usage_unit.base, version.unit_text, version.unit.base
+                        ),
+                    )),
+                }
+            }
+        };
+    let Some(fx) = r.fx_usd_per_unit(&org.billing_currency, month) else {
+        return Err(quarantine(rec, ReasonCode::NoFxRate, format!("no FX rate for {} in {month} (organization {}): ingest Microsoft's fx_rates file for that month", org.billing_currency, org.id)));
+    };
+    Ok(Prepared {
+        rec,
+        mapping,
+        org,
+        version,
+        ladder,
+        pricing_quantity,
+        fx,
+        emit: true,
+    })
+}
+
+/// The deterministic order of records inside a scope (rating.md §4).
+fn scope_order(a: &UsageRecord, b: &UsageRecord) -> std::cmp::Ordering {
+    (
+        a.usage_start,
+        a.usage_end,
+        &a.subscription_id,
+        &a.resource_uri,
+        &a.additional_info,
+        a.key_hash,
+        &a.source_file,
+        a.source_row,
+    )
+        .cmp(&(
+            b.usage_start,
+            b.usage_end,
+            &b.subscription_id,
+            &b.resource_uri,
+            &b.additional_info,
+            b.key_hash,
+            &b.source_file,
+            b.source_row,
+        ))
+}
+
+fn rate_scope<'a>(mut items: Vec<Prepared<'a>>) -> Result<Vec<RatedRow<'a>>> {
+    items.sort_by(|a, b| scope_order(a.rec, b.rec));
+    let mut cum = Dec10::ZERO;
+    let mut out = Vec::with_capacity(items.len());
+    let overflow = || Error::Overflow {
+        context: "accumulating a tier scope".into(),
+    };
+    for p in items {
+        let after = cum.checked_add(p.pricing_quantity).ok_or_else(overflow)?;
+        let alloc = p.ladder.allocate(cum, after).map_err(|_| overflow())?;
+        if p.emit {
+            let list_cost = to_billing_currency(alloc.cost, p.fx)?;
+            out.push(RatedRow {
+                rec: p.rec,
+                mapping: p.mapping,
+                org: p.org,
+                version: p.version,
+                pricing_quantity: p.pricing_quantity,
+                cum_before: cum,
+                cum_after: after,
+                tier_first_minimum: alloc.first_minimum,
+                tier_last_minimum: alloc.last_minimum,
+                list_cost_usd: alloc.cost,
+                fx_usd_per_unit: p.fx,
+                list_cost,
+                billed_cost: apply_percent(list_cost, p.org.consumption_adjustment_percent)?,
+                list_unit_price: to_billing_currency(alloc.unit_price, p.fx)?,
+            });
+        }
+        cum = after;
+    }
+    Ok(out)
+}
+
+/// Rate one month. `records` are the month's staged records; `earlier` are records of the
+/// same tier period dated before the month (billing-cycle tiers), which accumulate but are
+/// neither emitted nor counted.
+pub fn rate_month<'a>(
+    ctx: &'a RateContext,
+    month: &str,
+    records: &'a [UsageRecord],
+    earlier: &'a [UsageRecord],
+) -> Result<MonthRating<'a>> {
+    let mut units: UnitCache = HashMap::new();
+    for r in records.iter().chain(earlier) {
+        if let Some(u) = &r.unit {
+            if !units.contains_key(u) {
+                units.insert(u.clone(), Unit::parse(u));
+            }
+        }
+    }
+    let earlier_month = |r: &UsageRecord| crate::model::time::month_of(days_to_date(r.usage_date));
+    let classified: Vec<(bool, std::result::Result<Prepared, QuarantineRecord>)> = records
+        .par_iter()
+        .map(|r| (true, classify(ctx, r, month, &units)))
+        .chain(
+            earlier
+                .par_iter()
+                .map(|r| (false, classify(ctx, r, &earlier_month(r), &units))),
+        )
+        .collect();
+    let mut quarantine = Vec::new();
+    let mut scopes: HashMap<(&str, &str, i32), Vec<Prepared>> = HashMap::new();
+    for (emit, c) in classified {
+        match c {
+            Ok(mut p) => {
+                p.emit = emit;
+                let scope_id = match ctx.scope {
+                    TierScope::Subscription => p.rec.subscription_id.as_str(),
+                    TierScope::Customer => p.rec.customer_tenant_id.as_str(),
+                    TierScope::Organization => p.org.id.as_str(),
+                };
+                let period = date_to_days(ctx.period.period_start(days_to_date(p.rec.usage_date)));
+                scopes
+                    .entry((scope_id, p.rec.meter_id.as_str(), period))
+                    .or_default()
+                    .push(p);
+            }
+            Err(q) if emit => quarantine.push(q),
+            Err(_) => {}
+        }
+    }
+    let groups: Vec<Vec<Prepared>> = scopes.into_values().collect();
+    let rated: Vec<Vec<RatedRow>> = groups
+        .into_par_iter()
+        .map(rate_scope)
+        .collect::<Result<_>>()?;
+    quarantine.sort_by(|a, b| (&a.source_file, a.source_row).cmp(&(&b.source_file, b.source_row)));
+    Ok(MonthRating {
+        rows: rated.into_iter().flatten().collect(),
+        quarantine,
+    })
+}
+
+/// Output order inside a partition (outputs.md), with the natural key as the final tie-break.
+pub fn output_order(a: &RatedRow, b: &RatedRow) -> std::cmp::Ordering {
+    (
+        &a.rec.subscription_id,
+        &a.rec.meter_id,
+        a.rec.usage_start,
+        &a.rec.resource_uri,
+        a.rec.usage_end,
+        &a.rec.additional_info,
+        a.rec.key_hash,
+    )
+        .cmp(&(
+            &b.rec.subscription_id,
+            &b.rec.meter_id,
+            b.rec.usage_start,
+            &b.rec.resource_uri,
+            b.rec.usage_end,
+            &b.rec.additional_info,
+            b.rec.key_hash,
+        ))
+}
+
+/// Human form of a usage instant, for details.
+pub fn instant(us: i64) -> String {
+    from_micros(us).to_rfc3339()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fx_and_markup_worked_example() {
+        // rating.md §7: 8.2985 USD, EUR at 1.0854, +10 %.
+        let list = to_billing_currency(
+            Dec10::parse("8.2985").unwrap(),
+            Dec10::parse("1.0854").unwrap(),
+        )
+        .unwrap();
+        assert_eq!(list.to_string(), "7.6455684540");
+        assert_eq!(
+            apply_percent(list, Dec10::parse("10").unwrap())
+                .unwrap()
+                .to_string(),
+            "8.4101252994"
+        );
+        assert_eq!(
+            apply_percent(list, Dec10::parse("-5").unwrap())
+                .unwrap()
+                .to_string(),
+            "7.2632900313"
+        );
+    }
+
+    #[test]
+    fn billing_cycle_periods() {
+        let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        let p = TierPeriod::parse("billing_cycle:15").unwrap();
+        assert_eq!(p.period_start(d("2026-02-14")), d("2026-01-15"));
+        assert_eq!(p.period_start(d("2026-01-15")), d("2026-01-15"));
+        assert_eq!(p.period_start(d("2026-01-03")), d("2025-12-15"));
+        assert_eq!(
+            TierPeriod::CalendarMonth.period_start(d("2026-01-31")),
+            d("2026-01-01")
+        );
+        assert_eq!(TierPeriod::parse("billing_cycle:29"), None);
+        assert_eq!(TierPeriod::parse("weekly"), None);
+    }
+}
