@@ -10,7 +10,7 @@ use crate::model::time::{next_month_start, to_micros};
 use crate::rate::engine::{RatedRow, TierScope};
 use crate::store::Lake;
 use arrow::array::{Array, ArrayRef, RecordBatch};
-use arrow::datatypes::{Field, Schema};
+use arrow::datatypes::{Schema, SchemaRef};
 use chrono::{NaiveDate, TimeZone, Utc};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
@@ -96,7 +96,76 @@ fn dec(v: Dec10) -> Option<i128> {
     Some(v.0)
 }
 
-/// Schema and columns of a usage partition.
+/// The one schema of every file under `costs/` (usage and purchases alike), so that readers
+/// can glob `costs/**/*.parquet` without reconciling schemas.
+pub fn cost_schema() -> SchemaRef {
+    static S: std::sync::OnceLock<SchemaRef> = std::sync::OnceLock::new();
+    S.get_or_init(|| {
+        Arc::new(Schema::new(vec![
+            f_str("BillingAccountId", false),
+            f_str("BillingAccountName", false),
+            f_str("BillingCurrency", false),
+            f_ts("BillingPeriodStart", false),
+            f_ts("BillingPeriodEnd", false),
+            f_ts("ChargePeriodStart", true),
+            f_ts("ChargePeriodEnd", true),
+            f_str("ChargeCategory", false),
+            f_str("ChargeClass", true),
+            f_str("ChargeDescription", true),
+            f_str("ChargeFrequency", false),
+            f_dec("ListCost", false),
+            f_dec("ContractedCost", false),
+            f_dec("EffectiveCost", false),
+            f_dec("BilledCost", false),
+            f_dec("ListUnitPrice", true),
+            f_dec("PricingQuantity", true),
+            f_str("PricingUnit", true),
+            f_dec("ConsumedQuantity", true),
+            f_str("ConsumedUnit", true),
+            f_str("InvoiceIssuerName", true),
+            f_str("ProviderName", false),
+            f_str("PublisherName", false),
+            f_str("HostProviderName", false),
+            f_str("ServiceProviderName", true),
+            f_str("ServiceName", true),
+            f_str("ServiceCategory", true),
+            f_str("ServiceSubcategory", true),
+            f_str("RegionId", true),
+            f_str("RegionName", true),
+            f_str("ResourceId", true),
+            f_str("ResourceName", true),
+            f_str("SubAccountId", true),
+            f_str("SkuId", true),
+            f_str("SkuMeter", true),
+            f_str("Tags", true),
+            f_str("x_CustomerTenantId", true),
+            f_str("x_OrganizationId", false),
+            f_str("x_PartnershipId", true),
+            f_str("x_BillingMonth", false),
+            f_date("x_UsageDate", false),
+            f_str("x_MeterId", true),
+            f_dec("x_ListCostUsd", true),
+            f_dec("x_FxUsdPerUnit", true),
+            f_str("x_FxRateMonth", true),
+            f_str("x_TierScope", true),
+            f_dec("x_CumulativeQuantityBefore", true),
+            f_dec("x_CumulativeQuantityAfter", true),
+            f_dec("x_TierFirstMinimum", true),
+            f_dec("x_TierLastMinimum", true),
+            f_date("x_PriceEffectiveStart", true),
+            f_str("x_SourceFile", false),
+            f_i64("x_SourceRow", false),
+            f_str("x_OrderId", true),
+            f_str("x_ReservationId", true),
+            f_i64("x_InstallmentIndex", true),
+            f_i64("x_InstallmentCount", true),
+            f_str(col::RUN_ID, false),
+        ]))
+    })
+    .clone()
+}
+
+/// Columns of a usage partition, in [`cost_schema`] order.
 pub fn usage_batch(h: &PartitionHeader, rows: &[RatedRow], run_id: &str) -> Result<RecordBatch> {
     let month_start =
         NaiveDate::parse_from_str(&format!("{}-01", h.month), "%Y-%m-%d").unwrap_or_default();
@@ -123,206 +192,113 @@ pub fn usage_batch(h: &PartitionHeader, rows: &[RatedRow], run_id: &str) -> Resu
         a_str(v.iter().map(|s| s.as_deref()))
     };
     let decs = |f: &dyn Fn(&RatedRow) -> Dec10| a_dec(rows.iter().map(|r| dec(f(r))));
-    let columns: Vec<(Field, ArrayRef)> = vec![
-        (f_str("BillingAccountId", false), konst(&org.id)),
-        (f_str("BillingAccountName", false), konst(&org.name)),
-        (
-            f_str("BillingCurrency", false),
-            konst(&org.billing_currency),
-        ),
-        (
-            f_ts("BillingPeriodStart", false),
-            a_ts(std::iter::repeat_n(Some(bp_start), n)),
-        ),
-        (
-            f_ts("BillingPeriodEnd", false),
-            a_ts(std::iter::repeat_n(Some(bp_end), n)),
-        ),
-        (
-            f_ts("ChargePeriodStart", false),
-            a_ts(rows.iter().map(|r| Some(r.rec.usage_start))),
-        ),
-        (
-            f_ts("ChargePeriodEnd", false),
-            a_ts(rows.iter().map(|r| Some(r.rec.usage_end))),
-        ),
-        (f_str("ChargeCategory", false), konst("Usage")),
-        (
-            f_str("ChargeClass", true),
-            strs(&|r| match h.first_published_run {
-                Some(first) if r.rec.ingest_run_id.as_str() > first => Some("Correction".into()),
-                _ => None,
-            }),
-        ),
-        (
-            f_str("ChargeDescription", true),
-            strs(&|r| {
-                r.version
-                    .meta
-                    .meter_name
+    let arrays: Vec<ArrayRef> = vec![
+        konst(&org.id),
+        konst(&org.name),
+        konst(&org.billing_currency),
+        a_ts(std::iter::repeat_n(Some(bp_start), n)),
+        a_ts(std::iter::repeat_n(Some(bp_end), n)),
+        a_ts(rows.iter().map(|r| Some(r.rec.usage_start))),
+        a_ts(rows.iter().map(|r| Some(r.rec.usage_end))),
+        konst("Usage"),
+        strs(&|r| match h.first_published_run {
+            Some(first) if r.rec.ingest_run_id.as_str() > first => Some("Correction".into()),
+            _ => None,
+        }),
+        strs(&|r| {
+            r.version
+                .meta
+                .meter_name
+                .clone()
+                .or_else(|| r.rec.meter_name.clone())
+        }),
+        konst("Usage-Based"),
+        decs(&|r| r.list_cost),
+        decs(&|r| r.billed_cost),
+        decs(&|r| r.billed_cost),
+        decs(&|r| r.billed_cost),
+        decs(&|r| r.list_unit_price),
+        decs(&|r| r.pricing_quantity),
+        strs(&|r| Some(r.version.unit_text.clone())),
+        decs(&|r| r.rec.quantity),
+        strs(&|r| {
+            Some(
+                r.rec
+                    .unit
                     .clone()
-                    .or_else(|| r.rec.meter_name.clone())
-            }),
-        ),
-        (f_str("ChargeFrequency", false), konst("Usage-Based")),
-        (f_dec("ListCost", false), decs(&|r| r.list_cost)),
-        (f_dec("ContractedCost", false), decs(&|r| r.billed_cost)),
-        (f_dec("EffectiveCost", false), decs(&|r| r.billed_cost)),
-        (f_dec("BilledCost", false), decs(&|r| r.billed_cost)),
-        (f_dec("ListUnitPrice", false), decs(&|r| r.list_unit_price)),
-        (
-            f_dec("PricingQuantity", false),
-            decs(&|r| r.pricing_quantity),
-        ),
-        (
-            f_str("PricingUnit", false),
-            strs(&|r| Some(r.version.unit_text.clone())),
-        ),
-        (f_dec("ConsumedQuantity", false), decs(&|r| r.rec.quantity)),
-        (
-            f_str("ConsumedUnit", false),
-            strs(&|r| {
-                Some(
-                    r.rec
-                        .unit
-                        .clone()
-                        .unwrap_or_else(|| r.version.unit_text.clone()),
+                    .unwrap_or_else(|| r.version.unit_text.clone()),
+            )
+        }),
+        strs(&|r| Some(pname(r))),
+        konst("Microsoft"),
+        konst("Microsoft"),
+        konst("Microsoft"),
+        strs(&|r| Some(pname(r))),
+        strs(&|r| {
+            r.version
+                .meta
+                .service_name
+                .clone()
+                .or_else(|| r.rec.meter_category.clone())
+        }),
+        strs(&|r| {
+            Some(
+                focus_service_category(
+                    r.version.meta.service_family.as_deref(),
+                    r.version.meta.meter_category.as_deref(),
                 )
-            }),
-        ),
-        (f_str("InvoiceIssuerName", false), strs(&|r| Some(pname(r)))),
-        (f_str("ProviderName", false), konst("Microsoft")),
-        (f_str("PublisherName", false), konst("Microsoft")),
-        (f_str("HostProviderName", false), konst("Microsoft")),
-        (
-            f_str("ServiceProviderName", false),
-            strs(&|r| Some(pname(r))),
-        ),
-        (
-            f_str("ServiceName", true),
-            strs(&|r| {
-                r.version
-                    .meta
-                    .service_name
-                    .clone()
-                    .or_else(|| r.rec.meter_category.clone())
-            }),
-        ),
-        (
-            f_str("ServiceCategory", false),
-            strs(&|r| {
-                Some(
-                    focus_service_category(
-                        r.version.meta.service_family.as_deref(),
-                        r.version.meta.meter_category.as_deref(),
-                    )
-                    .to_string(),
-                )
-            }),
-        ),
-        (
-            f_str("ServiceSubcategory", true),
-            strs(&|r| {
-                r.version
-                    .meta
-                    .meter_subcategory
-                    .clone()
-                    .or_else(|| r.rec.meter_subcategory.clone())
-            }),
-        ),
-        (
-            f_str("RegionId", true),
-            strs(&|r| {
-                Some(r.version.meta.arm_region_name.clone())
-                    .filter(|s| !s.is_empty())
-                    .or_else(|| r.rec.location.clone())
-            }),
-        ),
-        (
-            f_str("RegionName", true),
-            strs(&|r| {
-                r.version
-                    .meta
-                    .location
-                    .clone()
-                    .or_else(|| r.rec.meter_region.clone())
-            }),
-        ),
-        (
-            f_str("ResourceId", true),
-            strs(&|r| Some(r.rec.resource_uri.clone()).filter(|s| !s.is_empty())),
-        ),
-        (
-            f_str("ResourceName", true),
-            strs(&|r| resource_name(&r.rec.resource_uri).map(str::to_string)),
-        ),
-        (
-            f_str("SubAccountId", false),
-            strs(&|r| Some(r.rec.subscription_id.clone())),
-        ),
-        (
-            f_str("SkuId", true),
-            strs(&|r| Some(r.version.meta.sku_id.clone()).filter(|s| !s.is_empty())),
-        ),
-        (
-            f_str("SkuMeter", true),
-            strs(&|r| r.version.meta.meter_name.clone()),
-        ),
-        (f_str("Tags", false), strs(&|r| Some(r.rec.tags.clone()))),
-        (
-            f_str("x_CustomerTenantId", false),
-            strs(&|r| Some(r.rec.customer_tenant_id.clone())),
-        ),
-        (f_str("x_OrganizationId", false), konst(&org.id)),
-        (
-            f_str("x_PartnershipId", false),
-            strs(&|r| Some(r.mapping.partnership_id.clone())),
-        ),
-        (f_str("x_BillingMonth", false), konst(h.month)),
-        (
-            f_date("x_UsageDate", false),
-            a_date(rows.iter().map(|r| Some(r.rec.usage_date))),
-        ),
-        (
-            f_str("x_MeterId", false),
-            strs(&|r| Some(r.rec.meter_id.clone())),
-        ),
-        (f_dec("x_ListCostUsd", false), decs(&|r| r.list_cost_usd)),
-        (f_dec("x_FxUsdPerUnit", false), decs(&|r| r.fx_usd_per_unit)),
-        (f_str("x_FxRateMonth", false), konst(h.month)),
-        (f_str("x_TierScope", false), konst(h.scope.as_str())),
-        (
-            f_dec("x_CumulativeQuantityBefore", false),
-            decs(&|r| r.cum_before),
-        ),
-        (
-            f_dec("x_CumulativeQuantityAfter", false),
-            decs(&|r| r.cum_after),
-        ),
-        (
-            f_dec("x_TierFirstMinimum", false),
-            decs(&|r| r.tier_first_minimum),
-        ),
-        (
-            f_dec("x_TierLastMinimum", false),
-            decs(&|r| r.tier_last_minimum),
-        ),
-        (
-            f_date("x_PriceEffectiveStart", false),
-            a_date(rows.iter().map(|r| Some(r.version.effective_start))),
-        ),
-        (
-            f_str("x_SourceFile", false),
-            strs(&|r| Some(r.rec.source_file.clone())),
-        ),
-        (
-            f_i64("x_SourceRow", false),
-            a_i64(rows.iter().map(|r| Some(r.rec.source_row))),
-        ),
-        (f_str(col::RUN_ID, false), konst(run_id)),
+                .to_string(),
+            )
+        }),
+        strs(&|r| {
+            r.version
+                .meta
+                .meter_subcategory
+                .clone()
+                .or_else(|| r.rec.meter_subcategory.clone())
+        }),
+        strs(&|r| {
+            Some(r.version.meta.arm_region_name.clone())
+                .filter(|s| !s.is_empty())
+                .or_else(|| r.rec.location.clone())
+        }),
+        strs(&|r| {
+            r.version
+                .meta
+                .location
+                .clone()
+                .or_else(|| r.rec.meter_region.clone())
+        }),
+        strs(&|r| Some(r.rec.resource_uri.clone()).filter(|s| !s.is_empty())),
+        strs(&|r| resource_name(&r.rec.resource_uri).map(str::to_string)),
+        strs(&|r| Some(r.rec.subscription_id.clone())),
+        strs(&|r| Some(r.version.meta.sku_id.clone()).filter(|s| !s.is_empty())),
+        strs(&|r| r.version.meta.meter_name.clone()),
+        strs(&|r| Some(r.rec.tags.clone())),
+        strs(&|r| Some(r.rec.customer_tenant_id.clone())),
+        konst(&org.id),
+        strs(&|r| Some(r.mapping.partnership_id.clone())),
+        konst(h.month),
+        a_date(rows.iter().map(|r| Some(r.rec.usage_date))),
+        strs(&|r| Some(r.rec.meter_id.clone())),
+        decs(&|r| r.list_cost_usd),
+        decs(&|r| r.fx_usd_per_unit),
+        konst(h.month),
+        konst(h.scope.as_str()),
+        decs(&|r| r.cum_before),
+        decs(&|r| r.cum_after),
+        decs(&|r| r.tier_first_minimum),
+        decs(&|r| r.tier_last_minimum),
+        a_date(rows.iter().map(|r| Some(r.version.effective_start))),
+        strs(&|r| Some(r.rec.source_file.clone())),
+        a_i64(rows.iter().map(|r| Some(r.rec.source_row))),
+        a_str(std::iter::repeat_n(None::<&str>, n)),
+        a_str(std::iter::repeat_n(None::<&str>, n)),
+        a_i64(std::iter::repeat_n(None, n)),
+        a_i64(std::iter::repeat_n(None, n)),
+        konst(run_id),
     ];
-    let (fields, arrays): (Vec<Field>, Vec<ArrayRef>) = columns.into_iter().unzip();
-    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)?)
+    Ok(RecordBatch::try_new(cost_schema(), arrays)?)
 }
 
 /// Digest of a batch's content, every column but `x_RunId`.

@@ -88,19 +88,20 @@ fn order_from_fields(
             ),
         ));
     }
-    let price =
-        match get("original_unit_price_usd") {
-            p if p.is_empty() => None,
-            p => match Dec10::parse(&p) {
-                Ok(v) => Some(v),
-                Err(_) => return Err(reject(
+    let price = match get("original_unit_price_usd") {
+        p if p.is_empty() => None,
+        p => match Dec10::parse(&p) {
+            Ok(v) => Some(v),
+            Err(_) => {
+                return Err(reject(
                     ReasonCode::BadNumber,
                     format!(
                         "order {order_id}: original_unit_price_usd '{p}' is not a decimal number"
                     ),
-                )),
-            },
-        };
+                ))
+            }
+        },
+    };
     let Some(purchase) = parse_lenient_utc(&get("purchase_date_utc")) else {
         return Err(reject(
             ReasonCode::BadTimestamp,

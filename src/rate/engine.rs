@@ -270,24 +270,25 @@ fn classify<'a>(
             ));
         }
     };
-    let pricing_quantity =
-        match rec.unit.as_deref() {
-            None => rec.quantity,
-            Some(u) => {
-                let usage_unit = units.get(u).cloned().unwrap_or_else(|| Unit::parse(u));
-                match usage_unit.convert(rec.quantity, &version.unit) {
-                    Some(q) => q,
-                    None => return Err(quarantine(
+    let pricing_quantity = match rec.unit.as_deref() {
+        None => rec.quantity,
+        Some(u) => {
+            let usage_unit = units.get(u).cloned().unwrap_or_else(|| Unit::parse(u));
+            match usage_unit.convert(rec.quantity, &version.unit) {
+                Some(q) => q,
+                None => {
+                    return Err(quarantine(
                         rec,
                         ReasonCode::UnitMismatch,
                         format!(
                             "usage unit '{u}' ({}) and price unit '{}' ({}) have different bases",
                             usage_unit.base, version.unit_text, version.unit.base
                         ),
-                    )),
+                    ))
                 }
             }
-        };
+        }
+    };
     let Some(fx) = r.fx_usd_per_unit(&org.billing_currency, month) else {
         return Err(quarantine(rec, ReasonCode::NoFxRate, format!("no FX rate for {} in {month} (organization {}): ingest Microsoft's fx_rates file for that month", org.billing_currency, org.id)));
     };
