@@ -99,3 +99,63 @@ pub fn manifests(lake: &Path) -> Vec<cspcost::emit::manifest::Manifest> {
     let l = cspcost::store::Lake::open(&arg(lake)).unwrap();
     cspcost::emit::manifest::list_manifests(&l).unwrap()
 }
+
+/// Render chosen columns of every row of a lake Parquet file as `a|b|c` lines (arrow's own
+/// display of each value), in file order.
+pub fn render(lake: &Path, rel: &str, columns: &[&str]) -> Vec<String> {
+    use arrow::util::display::{ArrayFormatter, FormatOptions};
+    let l = cspcost::store::Lake::open(&arg(lake)).unwrap();
+    let batches = l
+        .get_parquet(rel)
+        .unwrap()
+        .unwrap_or_else(|| panic!("{rel} missing"));
+    let mut out = Vec::new();
+    let opts = FormatOptions::default().with_null("null");
+    for b in &batches {
+        let fmts: Vec<ArrayFormatter> = columns
+            .iter()
+            .map(|c| {
+                ArrayFormatter::try_new(
+                    b.column_by_name(c)
+                        .unwrap_or_else(|| panic!("no column {c}"))
+                        .as_ref(),
+                    &opts,
+                )
+                .unwrap()
+            })
+            .collect();
+        for i in 0..b.num_rows() {
+            out.push(
+                fmts.iter()
+                    .map(|f| f.value(i).to_string())
+                    .collect::<Vec<_>>()
+                    .join("|"),
+            );
+        }
+    }
+    out
+}
+
+/// Write a file (creating directories) and return its path.
+pub fn write(dir: &Path, rel: &str, text: &str) -> PathBuf {
+    let p = dir.join(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// stderr of an output as text.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The one staged usage file of a month (tests that stage a single tenant).
+pub fn month_file(lake: &Path, month: &str) -> String {
+    let dir = lake.join(format!("staged/usage/month={month}"));
+    let buckets: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(buckets.len(), 1, "{buckets:?}");
+    format!("staged/usage/month={month}/{}/data.parquet", buckets[0])
+}

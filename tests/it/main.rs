@@ -1,6 +1,8 @@
 //! The one integration-test binary (ripgrep style): each module covers a stage end to end
 //! through the `cspcost` binary and the library.
 
+mod cli;
 mod common;
 mod ingest;
+mod interop;
 mod rating;
