@@ -121,12 +121,20 @@ impl Ledger {
     }
 }
 
+/// A file this run reads.
+#[derive(Clone, Debug)]
+pub struct FileToRead {
+    /// Where it is.
+    pub path: PathBuf,
+    /// SHA-256, hex.
+    pub sha256: String,
+    /// Size in bytes.
+    pub bytes: u64,
+}
+
 /// Digest every file; split into the ones to read and the ones identical to a file already
 /// ingested (or to an earlier file of this run). Returns (to_read, manifest entries).
-pub fn plan_files(
-    files: &[PathBuf],
-    ledger: &Ledger,
-) -> Result<(Vec<(PathBuf, String, u64)>, Vec<InputFile>)> {
+pub fn plan_files(files: &[PathBuf], ledger: &Ledger) -> Result<(Vec<FileToRead>, Vec<InputFile>)> {
     let mut to_read = Vec::new();
     let mut inputs = Vec::new();
     let mut seen: BTreeMap<String, String> = BTreeMap::new();
@@ -139,7 +147,11 @@ pub fn plan_files(
             format!("skipped: identical to {first} in this run")
         } else {
             seen.insert(sha.clone(), path.clone());
-            to_read.push((p.clone(), sha.clone(), bytes));
+            to_read.push(FileToRead {
+                path: p.clone(),
+                sha256: sha.clone(),
+                bytes,
+            });
             "ingested".to_string()
         };
         inputs.push(InputFile {
@@ -150,4 +162,20 @@ pub fn plan_files(
         });
     }
     Ok((to_read, inputs))
+}
+
+impl Ledger {
+    /// Record the files a run read, so that the same contents are skipped next time.
+    pub fn record(&mut self, files: Vec<FileToRead>, run_id: &str) {
+        for f in files {
+            self.files.insert(
+                f.sha256,
+                LedgerEntry {
+                    path: f.path.display().to_string(),
+                    bytes: f.bytes,
+                    run_id: run_id.to_string(),
+                },
+            );
+        }
+    }
 }

@@ -9,7 +9,7 @@
 use crate::emit::manifest::{Manifest, PartitionSummary};
 use crate::emit::quarantine::{count_by_reason, write_quarantine};
 use crate::error::{Error, Result};
-use crate::ingest::source::{expand_paths, plan_files, Ledger, LedgerEntry};
+use crate::ingest::source::{expand_paths, plan_files, Ledger};
 use crate::ingest::utilization::{parse_file, Parsed};
 use crate::model::ids::stable_hash64;
 use crate::model::reason::{QuarantineRecord, ReasonCode};
@@ -268,9 +268,10 @@ pub fn ingest_usage(lake: &Lake, opts: &IngestUsageOptions, run_id: &str) -> Res
     };
     let mut quarantine: Vec<QuarantineRecord> = Vec::new();
     let mut read = 0u64;
-    let total_bytes: u64 = to_read.iter().map(|f| f.2).sum();
+    let total_bytes: u64 = to_read.iter().map(|f| f.bytes).sum();
     let mut progress = Progress::new("ingest usage", total_bytes, true);
-    for (path, _, bytes) in &to_read {
+    for f in &to_read {
+        let (path, bytes) = (&f.path, &f.bytes);
         read += parse_file(path, run_id, &mut |p| match p {
             Parsed::Record(r) => spill.push(*r),
             Parsed::Quarantined(q) => {
@@ -340,16 +341,7 @@ pub fn ingest_usage(lake: &Lake, opts: &IngestUsageOptions, run_id: &str) -> Res
             &quarantine,
         )?;
     }
-    for (path, sha, bytes) in to_read {
-        ledger.files.insert(
-            sha,
-            LedgerEntry {
-                path: path.display().to_string(),
-                bytes,
-                run_id: run_id.to_string(),
-            },
-        );
-    }
+    ledger.record(to_read, run_id);
     ledger.save(lake, "usage")?;
     log(&format!("ingest usage: {read} records read, {new} new, {restated} restated, {unchanged} unchanged, {} quarantined", m.quarantined_total()));
     m.finish(lake, started)

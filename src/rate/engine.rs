@@ -181,8 +181,8 @@ pub fn apply_percent(cost: Dec10, percent: Dec10) -> Result<Dec10> {
     Ok(Dec10(div_round(num, hundred)))
 }
 
-fn quarantine(rec: &UsageRecord, reason: ReasonCode, detail: String) -> QuarantineRecord {
-    QuarantineRecord {
+fn quarantine(rec: &UsageRecord, reason: ReasonCode, detail: String) -> Box<QuarantineRecord> {
+    Box::new(QuarantineRecord {
         reason,
         detail,
         source_file: rec.source_file.clone(),
@@ -192,7 +192,7 @@ fn quarantine(rec: &UsageRecord, reason: ReasonCode, detail: String) -> Quaranti
         subscription_id: Some(rec.subscription_id.clone()),
         meter_id: Some(rec.meter_id.clone()),
         usage_date: Some(days_to_date(rec.usage_date)),
-    }
+    })
 }
 
 /// Unit strings parsed once per month.
@@ -204,7 +204,7 @@ fn classify<'a>(
     rec: &'a UsageRecord,
     month: &str,
     units: &UnitCache,
-) -> std::result::Result<Prepared<'a>, QuarantineRecord> {
+) -> std::result::Result<Prepared<'a>, Box<QuarantineRecord>> {
     let day = days_to_date(rec.usage_date);
     if rec.quantity.is_negative() {
         return Err(quarantine(
@@ -380,7 +380,7 @@ pub fn rate_month<'a>(
         }
     }
     let earlier_month = |r: &UsageRecord| crate::model::time::month_of(days_to_date(r.usage_date));
-    let classified: Vec<(bool, std::result::Result<Prepared, QuarantineRecord>)> = records
+    let classified: Vec<(bool, std::result::Result<Prepared, Box<QuarantineRecord>>)> = records
         .par_iter()
         .map(|r| (true, classify(ctx, r, month, &units)))
         .chain(
@@ -406,7 +406,7 @@ pub fn rate_month<'a>(
                     .or_default()
                     .push(p);
             }
-            Err(q) if emit => quarantine.push(q),
+            Err(q) if emit => quarantine.push(*q),
             Err(_) => {}
         }
     }

@@ -190,8 +190,8 @@ fn every_ingest_reason_code_names_file_row_and_field() {
     ingest_sample(dir.path());
     let run = manifests(dir.path())
         .into_iter()
-        .filter(|m| m.command == "ingest usage")
-        .last()
+        .rev()
+        .find(|m| m.command == "ingest usage")
         .unwrap()
         .run_id;
     let rows = render(

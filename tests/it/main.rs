@@ -5,4 +5,5 @@ mod cli;
 mod common;
 mod ingest;
 mod interop;
+mod props;
 mod rating;
