@@ -114,27 +114,28 @@ impl Spill {
         self.buffered = 0;
         Ok(())
     }
+}
 
-    /// New records of one partition, in arrival order.
-    fn take_partition(&mut self, key: &PartKey) -> Result<Vec<UsageRecord>> {
-        let mut rows = Vec::new();
-        for path in self.files.remove(key).unwrap_or_default() {
-            let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
-            let perr = |e| Error::Parquet {
-                path: path.display().to_string(),
-                source: e,
-            };
-            for b in ParquetRecordBatchReaderBuilder::try_new(file)
-                .map_err(perr)?
-                .build()
-                .map_err(perr)?
-            {
-                usage_from_batch(&b?, &mut rows)?;
-            }
+/// New records of one partition, in arrival order, from its spill files.
+fn read_spilled(paths: &[PathBuf]) -> Result<Vec<UsageRecord>> {
+    let mut rows = Vec::new();
+    for path in paths {
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let perr = |e| Error::Parquet {
+            path: path.display().to_string(),
+            source: e,
+        };
+        for b in ParquetRecordBatchReaderBuilder::try_new(file)
+            .map_err(perr)?
+            .build()
+            .map_err(perr)?
+        {
+            usage_from_batch(&b?, &mut rows)?;
         }
-        rows.extend(self.buffers.remove(key).unwrap_or_default());
-        Ok(rows)
+        // Each spill file is read once: free the disk as the merge goes.
+        let _ = std::fs::remove_file(path);
     }
+    Ok(rows)
 }
 
 /// Outcome of merging one partition.
@@ -282,22 +283,18 @@ pub fn ingest_usage(lake: &Lake, opts: &IngestUsageOptions, run_id: &str) -> Res
         progress.inc(*bytes);
     }
     progress.finish();
-    let keys: BTreeSet<PartKey> = spill
-        .buffers
-        .keys()
-        .chain(spill.files.keys())
-        .cloned()
-        .collect();
-    let mut work = Vec::with_capacity(keys.len());
-    for key in keys {
-        let rows = spill.take_partition(&key)?;
-        work.push((key, rows));
-    }
-    // Merge two partitions at a time at most: memory is one partition per core.
-    let results: Vec<(PartKey, MergeStats)> = work
+    // Everything goes to disk first; then each partition is read back and merged on its own,
+    // so memory holds one partition per worker thread, never the whole run.
+    spill.flush_all()?;
+    let parts: Vec<(PartKey, Vec<PathBuf>)> =
+        std::mem::take(&mut spill.files).into_iter().collect();
+    let results: Vec<(PartKey, MergeStats)> = parts
         .into_par_iter()
         .with_max_len(1)
-        .map(|(key, rows)| merge_partition(lake, &key, rows, run_id).map(|s| (key, s)))
+        .map(|(key, paths)| {
+            let rows = read_spilled(&paths)?;
+            merge_partition(lake, &key, rows, run_id).map(|s| (key, s))
+        })
         .collect::<Result<_>>()?;
     let (mut new, mut restated, mut unchanged) = (0, 0, 0);
     let mut changed_months = BTreeSet::new();
