@@ -304,28 +304,29 @@ pub fn usage_batch(h: &PartitionHeader, rows: &[RatedRow], run_id: &str) -> Resu
 /// Digest of a batch's content, every column but `x_RunId`.
 pub fn content_digest(batch: &RecordBatch) -> String {
     let mut h = Sha256::new();
-    for (field, array) in batch.schema().fields().iter().zip(batch.columns()) {
-        if field.name() == col::RUN_ID {
-            continue;
-        }
-        h.update(field.name().as_bytes());
-        hash_array_data(&array.to_data(), &mut h);
-    }
+    hash_batch(batch, &mut h);
     hex::encode(h.finalize())
 }
 
-fn hash_array_data(d: &arrow::array::ArrayData, h: &mut Sha256) {
-    h.update((d.len() as u64).to_le_bytes());
-    if let Some(n) = d.nulls() {
-        for i in 0..d.len() {
-            h.update([n.is_valid(i) as u8]);
-        }
-    }
-    for b in d.buffers() {
-        h.update(b.as_slice());
-    }
-    for c in d.child_data() {
-        hash_array_data(c, h);
+/// Feed a batch's content (every column but `x_RunId`) into a digest. Values go through
+/// arrow's row format, so the digest depends on the values only, not on how the arrays are
+/// laid out or sliced.
+pub fn hash_batch(batch: &RecordBatch, h: &mut Sha256) {
+    use arrow::row::{RowConverter, SortField};
+    let (fields, columns): (Vec<SortField>, Vec<ArrayRef>) = batch
+        .schema()
+        .fields()
+        .iter()
+        .zip(batch.columns())
+        .filter(|(f, _)| f.name() != col::RUN_ID)
+        .map(|(f, c)| (SortField::new(f.data_type().clone()), c.clone()))
+        .unzip();
+    let converter = RowConverter::new(fields).expect("cost schema types are row-convertible");
+    let rows = converter
+        .convert_columns(&columns)
+        .expect("columns match their fields");
+    for row in rows.iter() {
+        h.update(row.as_ref());
     }
 }
 

@@ -422,26 +422,25 @@ pub fn rate_month<'a>(
     })
 }
 
-/// Output order inside a partition (outputs.md), with the natural key as the final tie-break.
+/// Output order inside a partition (outputs.md): `SubAccountId, x_MeterId, ChargePeriodStart,
+/// ResourceId`, then end and lineage, so that the order is total and any two runs sort alike.
 pub fn output_order(a: &RatedRow, b: &RatedRow) -> std::cmp::Ordering {
+    output_key(a).cmp(&output_key(b))
+}
+
+type OutputKey<'b> = (&'b str, &'b str, i64, &'b str, i64, &'b str, i64);
+
+fn output_key<'b>(r: &'b RatedRow) -> OutputKey<'b> {
+    let u = r.rec;
     (
-        &a.rec.subscription_id,
-        &a.rec.meter_id,
-        a.rec.usage_start,
-        &a.rec.resource_uri,
-        a.rec.usage_end,
-        &a.rec.additional_info,
-        a.rec.key_hash,
+        u.subscription_id.as_str(),
+        u.meter_id.as_str(),
+        u.usage_start,
+        u.resource_uri.as_str(),
+        u.usage_end,
+        u.source_file.as_str(),
+        u.source_row,
     )
-        .cmp(&(
-            &b.rec.subscription_id,
-            &b.rec.meter_id,
-            b.rec.usage_start,
-            &b.rec.resource_uri,
-            b.rec.usage_end,
-            &b.rec.additional_info,
-            b.rec.key_hash,
-        ))
 }
 
 /// Human form of a usage instant, for details.
