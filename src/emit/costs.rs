@@ -12,7 +12,6 @@ use crate::store::Lake;
 use arrow::array::{Array, ArrayRef, RecordBatch};
 use arrow::datatypes::{Schema, SchemaRef};
 use chrono::{NaiveDate, TimeZone, Utc};
-use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
 /// Metadata key holding the digest of a partition's content (all columns but `x_RunId`).
@@ -303,15 +302,37 @@ pub fn usage_batch(h: &PartitionHeader, rows: &[RatedRow], run_id: &str) -> Resu
 
 /// Digest of a batch's content, every column but `x_RunId`.
 pub fn content_digest(batch: &RecordBatch) -> String {
-    let mut h = Sha256::new();
+    let mut h = ContentHasher::new();
     hash_batch(batch, &mut h);
-    hex::encode(h.finalize())
+    h.finish()
+}
+
+/// Digest of partition content: xxh3-128 (stable across machines and releases; this detects
+/// unchanged content, it is not a security boundary).
+pub struct ContentHasher(xxhash_rust::xxh3::Xxh3);
+
+impl ContentHasher {
+    /// A fresh digest.
+    pub fn new() -> ContentHasher {
+        ContentHasher(xxhash_rust::xxh3::Xxh3::new())
+    }
+
+    /// Hex of the digest.
+    pub fn finish(&self) -> String {
+        format!("xxh3-128:{:032x}", self.0.digest128())
+    }
+}
+
+impl Default for ContentHasher {
+    fn default() -> Self {
+        ContentHasher::new()
+    }
 }
 
 /// Feed a batch's content (every column but `x_RunId`) into a digest. Values go through
 /// arrow's row format, so the digest depends on the values only, not on how the arrays are
 /// laid out or sliced.
-pub fn hash_batch(batch: &RecordBatch, h: &mut Sha256) {
+pub fn hash_batch(batch: &RecordBatch, h: &mut ContentHasher) {
     use arrow::row::{RowConverter, SortField};
     let (fields, columns): (Vec<SortField>, Vec<ArrayRef>) = batch
         .schema()
@@ -326,7 +347,7 @@ pub fn hash_batch(batch: &RecordBatch, h: &mut Sha256) {
         .convert_columns(&columns)
         .expect("columns match their fields");
     for row in rows.iter() {
-        h.update(row.as_ref());
+        h.0.update(row.as_ref());
     }
 }
 

@@ -15,7 +15,6 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
-use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
@@ -143,7 +142,7 @@ pub fn merge_runs(lake: &Lake, rel: &str, runs: &[PathBuf]) -> Result<Merged> {
         .build();
     let file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
     let mut writer = ArrowWriter::try_new(file, cost_schema(), Some(props)).map_err(perr)?;
-    let mut digest = Sha256::new();
+    let mut digest = crate::emit::costs::ContentHasher::new();
     let mut open: Vec<Run> = runs.iter().map(|p| Run::open(p)).collect::<Result<_>>()?;
     let mut pending: Vec<RecordBatch> = Vec::new();
     let mut pending_rows = 0usize;
@@ -193,7 +192,7 @@ pub fn merge_runs(lake: &Lake, rel: &str, runs: &[PathBuf]) -> Result<Merged> {
         }
     }
     flush(&mut pending, OUT_BATCH_ROWS, &mut writer)?;
-    let digest = hex::encode(digest.finalize());
+    let digest = digest.finish();
     if let Some(kv) = lake.parquet_metadata(rel)? {
         if kv.iter().any(|(k, v)| k == CONTENT_KEY && *v == digest) {
             drop(writer);
