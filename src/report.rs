@@ -111,20 +111,9 @@ pub fn print_tenant(
     }
 }
 
-/// Minor-unit digits of a currency (ISO 4217): 0 for JPY/KRW and the other zero-decimal
-/// currencies, 3 for the dinars, 2 otherwise.
-pub fn minor_unit_digits(currency: &str) -> u32 {
-    match currency.to_ascii_uppercase().as_str() {
-        "JPY" | "KRW" | "BIF" | "CLP" | "DJF" | "GNF" | "ISK" | "KMF" | "PYG" | "RWF" | "UGX"
-        | "UYI" | "VND" | "VUV" | "XAF" | "XOF" | "XPF" => 0,
-        "BHD" | "IQD" | "JOD" | "KWD" | "LYD" | "OMR" | "TND" => 3,
-        _ => 2,
-    }
-}
-
 /// An amount rounded to its currency's minor unit, as text (`12.95 EUR`).
 pub fn money(v: crate::model::Dec10, currency: &str) -> String {
-    let d = minor_unit_digits(currency);
+    let d = crate::model::currency::minor_unit_digits(currency);
     let r = crate::model::Dec10(crate::rate::half_away_from_zero::round_scale10_to(v.0, d));
     format!("{} {currency}", r.to_fixed(d))
 }
