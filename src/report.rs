@@ -132,41 +132,43 @@ pub fn print_rate_summary(r: &crate::rate::run::RateReport) {
         c("rated"),
         m.quarantined_total()
     );
-    if !r.totals.is_empty() {
-        println!(
-            "  {:<14} {:<8} {:>6} {:>20} {:>24}",
-            "organization", "month", "rows", "x_ListCostUsd", "BilledCost"
-        );
-        for t in &r.totals {
-            println!(
-                "  {:<14} {:<8} {:>6} {:>20} {:>24}",
-                t.org,
-                t.month,
-                t.rows,
-                t.list_cost_usd.to_string(),
-                format!("{} {}", t.billed_cost, t.currency)
-            );
-        }
-    }
+    print_org_month_totals(&r.totals);
     for (month, reasons) in &r.quarantined {
         for (reason, n) in reasons {
             println!("  quarantined {month} {reason:<18} {n}");
         }
     }
-    let written = m
-        .partitions
-        .iter()
-        .filter(|p| p.action == "written")
-        .count();
-    let unchanged = m
-        .partitions
-        .iter()
-        .filter(|p| p.action == "unchanged")
-        .count();
-    let deleted = m
-        .partitions
-        .iter()
-        .filter(|p| p.action == "deleted")
-        .count();
-    println!("  partitions: {written} written, {unchanged} unchanged, {deleted} deleted");
+    print_partition_actions(m);
+}
+
+/// Rows, `x_ListCostUsd` and `BilledCost` per organization and month.
+fn print_org_month_totals(totals: &[crate::rate::run::OrgMonthTotal]) {
+    if totals.is_empty() {
+        return;
+    }
+    println!(
+        "  {:<14} {:<8} {:>6} {:>20} {:>24}",
+        "organization", "month", "rows", "x_ListCostUsd", "BilledCost"
+    );
+    for t in totals {
+        println!(
+            "  {:<14} {:<8} {:>6} {:>20} {:>24}",
+            t.org,
+            t.month,
+            t.rows,
+            t.list_cost_usd.to_string(),
+            format!("{} {}", t.billed_cost, t.currency)
+        );
+    }
+}
+
+/// How many files a run wrote, left unchanged and deleted.
+fn print_partition_actions(m: &Manifest) {
+    let count = |action: &str| m.partitions.iter().filter(|p| p.action == action).count();
+    println!(
+        "  partitions: {} written, {} unchanged, {} deleted",
+        count("written"),
+        count("unchanged"),
+        count("deleted")
+    );
 }

@@ -5,13 +5,13 @@
 
 use crate::error::Result;
 use crate::model::decimal::Dec10;
+use crate::model::reference::Organization;
 use crate::model::schema::*;
-use crate::model::time::{next_month_start, to_micros};
+use crate::model::time::{next_month_start, parse_month, start_of_day_micros};
 use crate::rate::engine::{RatedRow, TierScope};
 use crate::store::Lake;
 use arrow::array::{Array, ArrayRef, RecordBatch};
 use arrow::datatypes::{Schema, SchemaRef};
-use chrono::{NaiveDate, TimeZone, Utc};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
@@ -81,7 +81,7 @@ fn resource_name(uri: &str) -> Option<&str> {
 /// Everything about a partition that is not per row.
 pub struct PartitionHeader<'a> {
     /// Organization.
-    pub org: &'a crate::model::reference::Organization,
+    pub org: &'a Organization,
     /// `YYYY-MM`.
     pub month: &'a str,
     /// Scope used.
@@ -90,6 +90,30 @@ pub struct PartitionHeader<'a> {
     pub partnerships: &'a std::collections::BTreeMap<String, String>,
     /// Records staged after this run ID restate an already published month.
     pub first_published_run: Option<&'a str>,
+}
+
+/// `BillingPeriodStart` and `BillingPeriodEnd` of a `YYYY-MM` month: its first instant and
+/// the first instant of the next month (end exclusive), UTC microseconds.
+fn billing_period(month: &str) -> (i64, i64) {
+    let start = parse_month(month).unwrap_or_default();
+    (
+        start_of_day_micros(start),
+        start_of_day_micros(next_month_start(start)),
+    )
+}
+
+/// The first five columns of every cost file: billing account (ID, name, currency) and
+/// billing period of `month`, repeated over `n` rows.
+fn billing_account_columns(org: &Organization, month: &str, n: usize) -> Vec<ArrayRef> {
+    let (start, end) = billing_period(month);
+    let konst = |v: &str| a_str(std::iter::repeat_n(Some(v), n));
+    vec![
+        konst(&org.id),
+        konst(&org.name),
+        konst(&org.billing_currency),
+        a_ts(std::iter::repeat_n(Some(start), n)),
+        a_ts(std::iter::repeat_n(Some(end), n)),
+    ]
 }
 
 fn dec(v: Dec10) -> Option<i128> {
@@ -167,17 +191,6 @@ pub fn cost_schema() -> SchemaRef {
 
 /// Columns of a usage partition, in [`cost_schema`] order.
 pub fn usage_batch(h: &PartitionHeader, rows: &[RatedRow], run_id: &str) -> Result<RecordBatch> {
-    let month_start =
-        NaiveDate::parse_from_str(&format!("{}-01", h.month), "%Y-%m-%d").unwrap_or_default();
-    let bp_start =
-        to_micros(Utc.from_utc_datetime(&month_start.and_hms_opt(0, 0, 0).unwrap_or_default()));
-    let bp_end = to_micros(
-        Utc.from_utc_datetime(
-            &next_month_start(month_start)
-                .and_hms_opt(0, 0, 0)
-                .unwrap_or_default(),
-        ),
-    );
     let n = rows.len();
     let org = h.org;
     let pname = |r: &RatedRow| {
@@ -192,12 +205,8 @@ pub fn usage_batch(h: &PartitionHeader, rows: &[RatedRow], run_id: &str) -> Resu
         a_str(v.iter().map(|s| s.as_deref()))
     };
     let decs = |f: &dyn Fn(&RatedRow) -> Dec10| a_dec(rows.iter().map(|r| dec(f(r))));
-    let arrays: Vec<ArrayRef> = vec![
-        konst(&org.id),
-        konst(&org.name),
-        konst(&org.billing_currency),
-        a_ts(std::iter::repeat_n(Some(bp_start), n)),
-        a_ts(std::iter::repeat_n(Some(bp_end), n)),
+    let mut arrays = billing_account_columns(org, h.month, n);
+    arrays.extend([
         a_ts(rows.iter().map(|r| Some(r.rec.usage_start))),
         a_ts(rows.iter().map(|r| Some(r.rec.usage_end))),
         konst("Usage"),
@@ -297,7 +306,7 @@ pub fn usage_batch(h: &PartitionHeader, rows: &[RatedRow], run_id: &str) -> Resu
         a_i64(std::iter::repeat_n(None, n)),
         a_i64(std::iter::repeat_n(None, n)),
         konst(run_id),
-    ];
+    ]);
     Ok(RecordBatch::try_new(cost_schema(), arrays)?)
 }
 
@@ -336,6 +345,16 @@ pub enum WriteOutcome {
     Written,
     /// Same content already there; file untouched.
     Unchanged,
+}
+
+impl WriteOutcome {
+    /// The manifest's partition action: `written` or `unchanged`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            WriteOutcome::Written => "written",
+            WriteOutcome::Unchanged => "unchanged",
+        }
+    }
 }
 
 /// Write `batch` to `rel` unless the file there already holds the same content.

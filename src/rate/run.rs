@@ -3,7 +3,7 @@
 //! manifest whose counts balance (`staged = rated + quarantined`).
 
 use crate::emit::costs::{
-    partition_dir, sum_decimal, usage_batch, write_if_changed, PartitionHeader, WriteOutcome,
+    col, partition_dir, sum_decimal, usage_batch, write_if_changed, PartitionHeader,
 };
 use crate::emit::manifest::{Manifest, PartitionSummary};
 use crate::emit::quarantine::{count_by_reason, write_quarantine};
@@ -12,13 +12,14 @@ use crate::ingest::prices::{load_prices, PRICES_FILE};
 use crate::ingest::usage::{month_files, read_partition, staged_months};
 use crate::model::decimal::Dec10;
 use crate::model::ids::stable_hash64;
-use crate::model::reference::{Reference, ALL_TABLES};
+use crate::model::reference::{Organization, Reference, ALL_TABLES};
 use crate::model::time::{days_to_date, month_of, parse_month};
 use crate::model::usage::UsageRecord;
 use crate::progress::{log, Progress};
 use crate::rate::engine::{output_order, rate_month, RateContext, RatedRow, TierPeriod, TierScope};
 use crate::rate::price_book::PriceBook;
 use crate::store::Lake;
+use arrow::array::RecordBatch;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -83,6 +84,20 @@ pub struct OrgMonthTotal {
     pub billed_cost: Dec10,
     /// Billing currency.
     pub currency: String,
+}
+
+impl OrgMonthTotal {
+    /// Totals of a cost partition's batch (usage or purchases) of `org` in `month`.
+    pub fn of_batch(org: &Organization, month: &str, batch: &RecordBatch) -> Result<OrgMonthTotal> {
+        Ok(OrgMonthTotal {
+            org: org.id.clone(),
+            month: month.to_string(),
+            rows: batch.num_rows() as u64,
+            list_cost_usd: sum_decimal(batch, col::LIST_COST_USD)?,
+            billed_cost: sum_decimal(batch, col::BILLED_COST)?,
+            currency: org.billing_currency.clone(),
+        })
+    }
 }
 
 /// What `rate` did.
@@ -310,21 +325,9 @@ fn rate_in_pool(lake: &Lake, opts: &RateOptions, run_id: &str) -> Result<RateRep
                     first_published_run: first_published.as_deref(),
                 };
                 let batch = usage_batch(&header, &rows, run_id)?;
-                let total = OrgMonthTotal {
-                    org: org_id.to_string(),
-                    month: month.clone(),
-                    rows: rows.len() as u64,
-                    list_cost_usd: sum_decimal(&batch, "x_ListCostUsd")?,
-                    billed_cost: sum_decimal(&batch, "BilledCost")?,
-                    currency: org.billing_currency.clone(),
-                };
+                let total = OrgMonthTotal::of_batch(org, month, &batch)?;
                 let rel = format!("{}/usage-0.parquet", partition_dir(org_id, month));
-                let outcome = write_if_changed(lake, &rel, batch)?;
-                let action = if outcome == WriteOutcome::Written {
-                    "written"
-                } else {
-                    "unchanged"
-                };
+                let action = write_if_changed(lake, &rel, batch)?.as_str();
                 Ok((
                     PartitionSummary {
                         path: rel,
