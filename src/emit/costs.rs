@@ -1,14 +1,18 @@
 //! Cost partitions (outputs.md `costs/`): FOCUS 1.2 columns plus `x_` lineage, one
-//! `usage-0.parquet` per organization and month, replaced atomically. A partition whose
-//! content is unchanged is left untouched, so a rerun with the same inputs is byte-identical
-//! (its `x_RunId` stays the run that first wrote that content).
+//! `usage-0.parquet` (rated usage, `rate`) and one `purchases-0.parquet` (reservation
+//! charges, `reserve`) per organization and month, each replaced atomically by its stage. A
+//! file whose content is unchanged is left untouched, so a rerun with the same inputs is
+//! byte-identical (its `x_RunId` stays the run that first wrote that content).
 
 use crate::error::Result;
 use crate::model::decimal::Dec10;
 use crate::model::reference::Organization;
 use crate::model::schema::*;
-use crate::model::time::{next_month_start, parse_month, start_of_day_micros};
+use crate::model::time::{
+    date_to_days, month_of, next_month_start, parse_month, start_of_day_micros,
+};
 use crate::rate::engine::{RatedRow, TierScope};
+use crate::reserve::pricing::{Installment, PriceSource, PricedOrder, PRICING_UNIT};
 use crate::store::Lake;
 use arrow::array::{Array, ArrayRef, RecordBatch};
 use arrow::datatypes::{Schema, SchemaRef};
@@ -305,6 +309,101 @@ pub fn usage_batch(h: &PartitionHeader, rows: &[RatedRow], run_id: &str) -> Resu
         a_str(std::iter::repeat_n(None::<&str>, n)),
         a_i64(std::iter::repeat_n(None, n)),
         a_i64(std::iter::repeat_n(None, n)),
+        konst(run_id),
+    ]);
+    Ok(RecordBatch::try_new(cost_schema(), arrays)?)
+}
+
+/// One reservation charge: a priced order and one of its installments.
+pub type PurchaseCharge<'a> = (&'a PricedOrder<'a>, &'a Installment);
+
+/// Columns of a purchases partition (reservation charges of one organization and month), in
+/// [`cost_schema`] order. A charge covers its installment date, 00:00 to 00:00 UTC of the
+/// next day; usage-only columns (consumed quantity, meter, service, tiers) are null.
+pub fn purchase_batch(
+    org: &Organization,
+    month: &str,
+    partnerships: &std::collections::BTreeMap<String, String>,
+    charges: &[PurchaseCharge],
+    run_id: &str,
+) -> Result<RecordBatch> {
+    let n = charges.len();
+    let konst = |v: &str| a_str(std::iter::repeat_n(Some(v), n));
+    let nulls = || a_str(std::iter::repeat_n(None::<&str>, n));
+    let null_decs = || a_dec(std::iter::repeat_n(None, n));
+    let strs = |f: &dyn Fn(&PurchaseCharge) -> Option<String>| -> ArrayRef {
+        let v: Vec<Option<String>> = charges.iter().map(f).collect();
+        a_str(v.iter().map(|s| s.as_deref()))
+    };
+    let field = |name: &'static str| {
+        move |c: &PurchaseCharge| Some(c.0.order.get(name).to_string()).filter(|s| !s.is_empty())
+    };
+    let decs = |f: &dyn Fn(&PurchaseCharge) -> Dec10| a_dec(charges.iter().map(|c| dec(f(c))));
+    let pname = |c: &PurchaseCharge| {
+        let id = &c.0.mapping.partnership_id;
+        Some(partnerships.get(id).unwrap_or(id).clone())
+    };
+    let day_start = |c: &PurchaseCharge, days: u64| {
+        let d = c.1.date + chrono::Days::new(days);
+        Some(start_of_day_micros(d))
+    };
+    let mut arrays = billing_account_columns(org, month, n);
+    arrays.extend([
+        a_ts(charges.iter().map(|c| day_start(c, 0))),
+        a_ts(charges.iter().map(|c| day_start(c, 1))),
+        konst("Purchase"),
+        nulls(),
+        strs(&field("product_title")),
+        strs(&|c| Some(c.0.frequency.charge_frequency().to_string())),
+        decs(&|c| c.1.list_cost),
+        decs(&|c| c.1.billed_cost),
+        decs(&|c| c.1.billed_cost),
+        decs(&|c| c.1.billed_cost),
+        decs(&|c| c.0.sell_unit_price),
+        decs(&|c| Dec10::from_int(c.0.quantity)),
+        konst(PRICING_UNIT),
+        null_decs(),
+        nulls(),
+        strs(&pname),
+        konst("Microsoft"),
+        konst("Microsoft"),
+        konst("Microsoft"),
+        strs(&pname),
+        nulls(),
+        nulls(),
+        nulls(),
+        strs(&field("region")),
+        strs(&|c| match &c.0.price_source {
+            PriceSource::PriceSheet { location, .. } => location.clone(),
+            PriceSource::Order => None,
+        }),
+        nulls(),
+        nulls(),
+        strs(&field("subscription_id")),
+        strs(&field("sku_id")),
+        nulls(),
+        konst("{}"),
+        strs(&field("customer_tenant_id")),
+        konst(&org.id),
+        strs(&|c| Some(c.0.mapping.partnership_id.clone())),
+        konst(month),
+        a_date(charges.iter().map(|c| Some(date_to_days(c.1.date)))),
+        nulls(),
+        decs(&|c| c.1.list_cost_usd),
+        decs(&|c| c.0.fx_usd_per_unit),
+        strs(&|c| Some(month_of(c.0.fx_rate_date))),
+        nulls(),
+        null_decs(),
+        null_decs(),
+        null_decs(),
+        null_decs(),
+        a_date(charges.iter().map(|c| c.0.price_source.effective_start())),
+        strs(&|c| Some(c.0.order.source_file.clone())),
+        a_i64(charges.iter().map(|c| Some(c.0.order.source_row))),
+        strs(&field("order_id")),
+        strs(&field("reservation_id")),
+        a_i64(charges.iter().map(|c| Some(c.1.index as i64))),
+        a_i64(charges.iter().map(|c| Some(c.0.installments.len() as i64))),
         konst(run_id),
     ]);
     Ok(RecordBatch::try_new(cost_schema(), arrays)?)
