@@ -15,6 +15,7 @@ pub mod model;
 pub mod progress;
 pub mod rate;
 pub mod report;
+pub mod reserve;
 pub mod store;
 
 pub use error::{Error, Result};

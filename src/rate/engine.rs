@@ -5,13 +5,13 @@
 //! result does not depend on thread count, batch sizes or arrival order.
 
 use crate::error::{Error, Result};
-use crate::model::decimal::{Dec10, ONE_RAW};
+use crate::model::decimal::{Dec10, ONE_RAW, SCALE};
 use crate::model::reason::{QuarantineRecord, ReasonCode};
 use crate::model::reference::{Organization, Reference, TenantMapping};
 use crate::model::time::{date_to_days, days_to_date, from_micros};
 use crate::model::units::Unit;
 use crate::model::usage::UsageRecord;
-use crate::rate::half_away_from_zero::div_round;
+use crate::rate::half_away_from_zero::div_round_to;
 use crate::rate::price_book::{PriceBook, PriceVersion};
 use crate::rate::tiers::TierLadder;
 use chrono::{Datelike, NaiveDate};
@@ -161,24 +161,36 @@ struct Prepared<'a> {
 
 /// `ListCost = round10(usd / fx)`, exact.
 pub fn to_billing_currency(usd: Dec10, fx_usd_per_unit: Dec10) -> Result<Dec10> {
-    let num = usd.0.checked_mul(ONE_RAW).ok_or_else(|| Error::Overflow {
-        context: "converting USD to the billing currency".into(),
-    })?;
-    Ok(Dec10(div_round(num, fx_usd_per_unit.0)))
+    convert_from_usd(usd, fx_usd_per_unit, SCALE)
+}
+
+/// `round_digits(usd / fx)`, exact: the quotient is rounded once, half away from zero, to
+/// `digits` decimals (10 for rated rows, the currency's minor unit for reservation prices).
+pub fn convert_from_usd(usd: Dec10, fx_usd_per_unit: Dec10, digits: u32) -> Result<Dec10> {
+    let num = usd.0.checked_mul(ONE_RAW);
+    num.and_then(|n| div_round_to(n, fx_usd_per_unit.0, digits))
+        .map(Dec10)
+        .ok_or_else(|| Error::Overflow {
+            context: "converting USD to the billing currency".into(),
+        })
 }
 
 /// `round10(cost * (1 + percent/100))`, exact.
 pub fn apply_percent(cost: Dec10, percent: Dec10) -> Result<Dec10> {
-    let hundred = 100 * ONE_RAW;
-    let factor = hundred
-        .checked_add(percent.0)
-        .ok_or_else(|| Error::Overflow {
-            context: "applying the adjustment percent".into(),
-        })?;
-    let num = cost.0.checked_mul(factor).ok_or_else(|| Error::Overflow {
+    apply_percent_rounded(cost, percent, SCALE)
+}
+
+/// `round_digits(cost * (1 + percent/100))`, exact, rounded once to `digits` decimals.
+pub fn apply_percent_rounded(cost: Dec10, percent: Dec10, digits: u32) -> Result<Dec10> {
+    let overflow = || Error::Overflow {
         context: "applying the adjustment percent".into(),
-    })?;
-    Ok(Dec10(div_round(num, hundred)))
+    };
+    let hundred = 100 * ONE_RAW;
+    let factor = hundred.checked_add(percent.0).ok_or_else(overflow)?;
+    let num = cost.0.checked_mul(factor).ok_or_else(overflow)?;
+    div_round_to(num, hundred, digits)
+        .map(Dec10)
+        .ok_or_else(overflow)
 }
 
 fn quarantine(rec: &UsageRecord, reason: ReasonCode, detail: String) -> Box<QuarantineRecord> {
@@ -199,6 +211,10 @@ fn quarantine(rec: &UsageRecord, reason: ReasonCode, detail: String) -> Box<Quar
 type UnitCache = HashMap<String, Unit>;
 
 /// The first reason that applies, or the record ready for its ladder.
+#[allow(
+    clippy::result_large_err,
+    reason = "the Err side is the quarantine record of one rejected record, built once; boxing it buys nothing"
+)]
 fn classify<'a>(
     ctx: &'a RateContext,
     rec: &'a UsageRecord,

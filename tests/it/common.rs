@@ -101,8 +101,17 @@ pub fn manifests(lake: &Path) -> Vec<cspcost::emit::manifest::Manifest> {
 }
 
 /// Render chosen columns of every row of a lake Parquet file as `a|b|c` lines (arrow's own
-/// display of each value), in file order.
+/// display of each value, `null` for nulls), in file order.
 pub fn render(lake: &Path, rel: &str, columns: &[&str]) -> Vec<String> {
+    render_joined(lake, rel, columns, "|")
+}
+
+/// The same rendering joined with ` | `.
+pub fn rows_text(lake: &Path, rel: &str, columns: &[&str]) -> Vec<String> {
+    render_joined(lake, rel, columns, " | ")
+}
+
+fn render_joined(lake: &Path, rel: &str, columns: &[&str], sep: &str) -> Vec<String> {
     use arrow::util::display::{ArrayFormatter, FormatOptions};
     let l = cspcost::store::Lake::open(&arg(lake)).unwrap();
     let batches = l
@@ -129,11 +138,23 @@ pub fn render(lake: &Path, rel: &str, columns: &[&str]) -> Vec<String> {
                 fmts.iter()
                     .map(|f| f.value(i).to_string())
                     .collect::<Vec<_>>()
-                    .join("|"),
+                    .join(sep),
             );
         }
     }
     out
+}
+
+/// Ingest `sample_data/` reference data, prices and reservation orders (no usage).
+pub fn ingest_reservation_inputs(lake: &Path) {
+    let l = arg(lake);
+    for (kind, dir) in [
+        ("reference", "reference"),
+        ("prices", "prices"),
+        ("reservations", "reservations"),
+    ] {
+        ok(["ingest", kind, "--lake", &l, &arg(&sample(dir))]);
+    }
 }
 
 /// Write a file (creating directories) and return its path.
@@ -239,3 +260,31 @@ pub const L1: [(&str, &str, &str, &str, &str); 3] = [
     (M, "1 GB", "5", "0.087", "2026-01-01"),
     (M, "1 GB", "100", "0.083", "2026-01-01"),
 ];
+/// Lake-relative path -> bytes of every file under `costs/` whose name starts with `prefix`
+/// (`usage-`, `purchases-`).
+pub fn cost_files(lake: &Path, prefix: &str) -> std::collections::BTreeMap<String, Vec<u8>> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(&lake.join("costs"), &mut files);
+    files
+        .into_iter()
+        .filter(|p| {
+            p.file_name()
+                .map(|n| n.to_string_lossy().starts_with(prefix))
+                .unwrap_or(false)
+        })
+        .map(|p| {
+            let rel = p.strip_prefix(lake).unwrap().display().to_string();
+            (rel, std::fs::read(&p).unwrap())
+        })
+        .collect()
+}

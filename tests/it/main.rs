@@ -7,3 +7,4 @@ mod ingest;
 mod interop;
 mod props;
 mod rating;
+mod reserve;
