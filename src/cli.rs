@@ -42,6 +42,14 @@ pub enum Command {
     Reserve(ReserveArgs),
     /// Table of reservation assets written by the last `reserve`.
     Assets(AssetsArgs),
+    /// Run a configured pipeline (pipelines/<name>.toml).
+    Run {
+        /// The pipeline file.
+        config: PathBuf,
+        /// Print the plan (files to ingest, months to re-rate and why) and write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Past runs (manifests), newest first.
     Runs {
         /// Lake directory (or file:// URL).
@@ -251,6 +259,14 @@ pub fn run(cli: Cli) -> Result<()> {
                 ),
             }
             Ok(())
+        }
+        Command::Run { config, dry_run } => {
+            let plan = crate::pipeline::plan::load(&config)?;
+            if dry_run {
+                crate::pipeline::plan::describe(&plan)
+            } else {
+                crate::pipeline::plan::execute(&plan, cli.quiet).map(|_| ())
+            }
         }
         Command::Runs { lake } => {
             let lake = Lake::open(&lake)?;

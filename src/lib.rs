@@ -12,6 +12,7 @@ pub mod error;
 pub mod faults;
 pub mod ingest;
 pub mod model;
+pub mod pipeline;
 pub mod progress;
 pub mod rate;
 pub mod report;

@@ -101,7 +101,9 @@ pub fn expand_env(text: &str) -> Result<String, String> {
     while let Some(i) = rest.find("${") {
         out.push_str(&rest[..i]);
         let after = &rest[i + 2..];
-        let Some(end) = after.find('}') else { return Err(format!("unclosed ${{ in '{text}'")) };
+        let Some(end) = after.find('}') else {
+            return Err(format!("unclosed ${{ in '{text}'"));
+        };
         let inner = &after[..end];
         let (name, default) = match inner.split_once(":-") {
             Some((n, d)) => (n, Some(d)),
@@ -110,7 +112,9 @@ pub fn expand_env(text: &str) -> Result<String, String> {
         match (std::env::var(name).ok().filter(|v| !v.is_empty()), default) {
             (Some(v), _) => out.push_str(&v),
             (None, Some(d)) => out.push_str(d),
-            (None, None) => return Err(format!("environment variable {name} is not set (write ${{{name}:-default}} for a default)")),
+            (None, None) => return Err(format!(
+                "environment variable {name} is not set (write ${{{name}:-default}} for a default)"
+            )),
         }
         rest = &after[end + 1..];
     }
@@ -120,7 +124,11 @@ pub fn expand_env(text: &str) -> Result<String, String> {
 
 /// 1-based line of a byte offset.
 pub fn line_of(source: &str, offset: usize) -> usize {
-    source[..offset.min(source.len())].bytes().filter(|b| *b == b'\n').count() + 1
+    source[..offset.min(source.len())]
+        .bytes()
+        .filter(|b| *b == b'\n')
+        .count()
+        + 1
 }
 
 /// A path from the config: environment expanded, relative to the config's directory
@@ -140,9 +148,14 @@ mod tests {
     #[test]
     fn env_expansion() {
         std::env::set_var("CSPCOST_TEST_LAKE", "az://lake/prod");
-        assert_eq!(expand_env("${CSPCOST_TEST_LAKE}").unwrap(), "az://lake/prod");
+        assert_eq!(
+            expand_env("${CSPCOST_TEST_LAKE}").unwrap(),
+            "az://lake/prod"
+        );
         assert_eq!(expand_env("x-${CSPCOST_TEST_UNSET:-d}-y").unwrap(), "x-d-y");
-        assert!(expand_env("${CSPCOST_TEST_UNSET}").unwrap_err().contains("CSPCOST_TEST_UNSET is not set"));
+        assert!(expand_env("${CSPCOST_TEST_UNSET}")
+            .unwrap_err()
+            .contains("CSPCOST_TEST_UNSET is not set"));
         assert_eq!(expand_env("plain").unwrap(), "plain");
     }
 

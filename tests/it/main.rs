@@ -5,6 +5,7 @@ mod cli;
 mod common;
 mod ingest;
 mod interop;
+mod pipeline;
 mod props;
 mod rating;
 mod reserve;
