@@ -112,9 +112,11 @@ pub fn expand_env(text: &str) -> Result<String, String> {
         match (std::env::var(name).ok().filter(|v| !v.is_empty()), default) {
             (Some(v), _) => out.push_str(&v),
             (None, Some(d)) => out.push_str(d),
-            (None, None) => return Err(format!(
+            (None, None) => {
+                return Err(format!(
                 "environment variable {name} is not set (write ${{{name}:-default}} for a default)"
-            )),
+            ))
+            }
         }
         rest = &after[end + 1..];
     }

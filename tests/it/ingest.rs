@@ -368,3 +368,75 @@ fn restated_record_replaces_the_earlier_one_and_unchanged_is_kept() {
         ]
     );
 }
+
+#[test]
+fn gzipped_pages_and_ndjson_read_like_plain_ones() {
+    use std::io::Write;
+    let plain = lake();
+    let gz = lake();
+    let src = lake();
+    let page = std::fs::read(sample("usage/dump-2026-01-20/customers/686adbc4-fd3f-4688-b527-617394bf68af/subscriptions/6ad487b8-95fe-47a5-92c2-b86c364426b3/utilizations/azure/page-001.json")).unwrap();
+    let nd = std::fs::read(sample("usage/dump-2026-01-20/extra/records.ndjson")).unwrap();
+    let route = "customers/686adbc4-fd3f-4688-b527-617394bf68af/subscriptions/6ad487b8-95fe-47a5-92c2-b86c364426b3/utilizations/azure";
+    let gzip = |bytes: &[u8]| {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(bytes).unwrap();
+        e.finish().unwrap()
+    };
+    std::fs::create_dir_all(src.path().join(format!("plain/{route}"))).unwrap();
+    std::fs::create_dir_all(src.path().join(format!("gz/{route}"))).unwrap();
+    std::fs::write(
+        src.path().join(format!("plain/{route}/page-001.json")),
+        &page,
+    )
+    .unwrap();
+    std::fs::write(src.path().join("plain/records.ndjson"), &nd).unwrap();
+    std::fs::write(
+        src.path().join(format!("gz/{route}/page-001.json.gz")),
+        gzip(&page),
+    )
+    .unwrap();
+    std::fs::write(src.path().join("gz/records.ndjson.gz"), gzip(&nd)).unwrap();
+    let a = ok([
+        "ingest",
+        "usage",
+        "--lake",
+        &arg(plain.path()),
+        &arg(&src.path().join("plain")),
+    ]);
+    let b = ok([
+        "ingest",
+        "usage",
+        "--lake",
+        &arg(gz.path()),
+        &arg(&src.path().join("gz")),
+    ]);
+    let counts = |s: &str| {
+        s.lines()
+            .find(|l| l.contains("records:"))
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(counts(&a), counts(&b));
+    assert!(counts(&a).contains("read = "), "{a}");
+    let cols = [
+        "customer_tenant_id",
+        "subscription_id",
+        "meter_id",
+        "usage_start",
+        "quantity",
+        "unit",
+        "tags",
+    ];
+    for bucket in std::fs::read_dir(plain.path().join("staged/usage/month=2026-01")).unwrap() {
+        let rel = format!(
+            "staged/usage/month=2026-01/{}/data.parquet",
+            bucket.unwrap().file_name().to_string_lossy()
+        );
+        assert_eq!(
+            render(plain.path(), &rel, &cols),
+            render(gz.path(), &rel, &cols),
+            "{rel}"
+        );
+    }
+}
