@@ -1,4 +1,4 @@
-//! Sorted runs and their merge into one partition file. Rating spills, per bucket of tenants,
+//! Sorted runs and their merge into one partition file. Rating spills, per bucket of subscriptions,
 //! one run per organization, already in output order. Runs of different buckets hold
 //! disjoint subscriptions (a subscription belongs to one tenant), so the merge interleaves
 //! whole subscription blocks and streams them into the partition: memory holds a few

@@ -24,15 +24,16 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs::File;
 use std::path::PathBuf;
 
-/// Hash buckets per month: usage of one tenant always lands in one bucket, so subscription
-/// and customer tier scopes never span buckets.
-pub const BUCKETS: u32 = 16;
+/// Hash buckets per month. The bucket is a hash of the subscription, the default tier
+/// scope key (spec README, Scale): every ladder of the default scope lives in one bucket,
+/// so rating and ingest hold one bucket at a time, not the month.
+pub const BUCKETS: u32 = 64;
 /// Records buffered in memory before the largest buffers spill to disk.
 const SPILL_ROWS: usize = 100_000;
 
-/// Bucket of a customer tenant.
-pub fn bucket_of(tenant: &str) -> u32 {
-    (stable_hash64(tenant) % BUCKETS as u64) as u32
+/// Bucket of a subscription.
+pub fn bucket_of(subscription: &str) -> u32 {
+    (stable_hash64(subscription) % BUCKETS as u64) as u32
 }
 
 /// Lake-relative data file of a usage partition.
@@ -84,7 +85,7 @@ impl Spill {
     fn push(&mut self, r: UsageRecord) -> Result<()> {
         let key = (
             month_of(days_to_date(r.usage_date)),
-            bucket_of(&r.customer_tenant_id),
+            bucket_of(&r.subscription_id),
         );
         self.buffers.entry(key).or_default().push(r);
         self.buffered += 1;

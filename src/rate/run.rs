@@ -248,8 +248,8 @@ fn fill_raw(
     Ok(())
 }
 
-/// Rate one month in two phases. Phase 1, per unit of work (a bucket of tenants; the whole
-/// month for organization scope, whose ladders span tenants): load, rate, and spill one
+/// Rate one month in two phases. Phase 1, per unit of work (a bucket of subscriptions; the
+/// whole month for the customer and organization scopes, whose ladders span buckets): load, rate, and spill one
 /// sorted run per organization. Phase 2, per organization: merge its runs into the partition.
 /// Memory is bounded by the largest unit, not by the month.
 fn rate_one_month(
@@ -286,10 +286,12 @@ fn rate_one_month(
         let f = format!("staged/usage/month={prev}/{bucket}/data.parquet");
         lake.exists(&f).then_some(f)
     };
-    let units: Vec<Vec<String>> = if opts.scope == TierScope::Organization {
-        vec![files.clone()]
-    } else {
+    // Buckets hash the subscription: the default scope's ladders never span buckets; the
+    // customer and organization scopes rate the month as one unit.
+    let units: Vec<Vec<String>> = if opts.scope == TierScope::Subscription {
         files.iter().map(|f| vec![f.clone()]).collect()
+    } else {
+        vec![files.clone()]
     };
     let tmp = format!("_tmp/{run_id}/rate/month={month}");
     let phase1: Vec<(
