@@ -18,8 +18,9 @@ use parquet::file::properties::WriterProperties;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-/// Rows per batch written to a partition (fixed, so the content digest is deterministic).
-const OUT_BATCH_ROWS: usize = 64 * 1024;
+/// Rows per batch and per row group written to a partition (fixed, so the content digest is
+/// deterministic; small enough that a merge holds little).
+const OUT_BATCH_ROWS: usize = 32 * 1024;
 
 /// Write one sorted run (uncompressed: it lives only until the merge).
 pub fn write_run(path: &Path, batches: &[RecordBatch]) -> Result<()> {
@@ -55,7 +56,7 @@ impl Run {
         };
         let reader = ParquetRecordBatchReaderBuilder::try_new(file)
             .map_err(perr)?
-            .with_batch_size(8192)
+            .with_batch_size(1024)
             .build()
             .map_err(perr)?;
         let mut run = Run {
@@ -138,7 +139,7 @@ pub fn merge_runs(lake: &Lake, rel: &str, runs: &[PathBuf]) -> Result<Merged> {
     };
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).map_err(perr)?))
-        .set_max_row_group_row_count(Some(256 * 1024))
+        .set_max_row_group_row_count(Some(OUT_BATCH_ROWS))
         .build();
     let file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
     let mut writer = ArrowWriter::try_new(file, cost_schema(), Some(props)).map_err(perr)?;

@@ -13,10 +13,12 @@ use crate::ingest::source::{expand_paths, plan_files, Ledger};
 use crate::ingest::utilization::{parse_file, Parsed};
 use crate::model::ids::stable_hash64;
 use crate::model::reason::{QuarantineRecord, ReasonCode};
+use crate::model::schema::{hash_at, opt_str, Cols};
 use crate::model::time::{days_to_date, month_of};
 use crate::model::usage::{usage_from_batch, usage_schema, usage_to_batch, UsageRecord};
 use crate::progress::{log, Progress};
 use crate::store::Lake;
+use arrow::array::{Array, RecordBatch, StringArray};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
 use rayon::prelude::*;
@@ -117,9 +119,10 @@ impl Spill {
     }
 }
 
-/// New records of one partition, in arrival order, from its spill files.
-fn read_spilled(paths: &[PathBuf]) -> Result<Vec<UsageRecord>> {
-    let mut rows = Vec::new();
+/// New records of one partition, in arrival order, from its spill files (as Arrow batches:
+/// the merge never materialises records as structs).
+fn read_spilled(paths: &[PathBuf]) -> Result<Vec<RecordBatch>> {
+    let mut batches = Vec::new();
     for path in paths {
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
         let perr = |e| Error::Parquet {
@@ -128,15 +131,16 @@ fn read_spilled(paths: &[PathBuf]) -> Result<Vec<UsageRecord>> {
         };
         for b in ParquetRecordBatchReaderBuilder::try_new(file)
             .map_err(perr)?
+            .with_batch_size(64 * 1024)
             .build()
             .map_err(perr)?
         {
-            usage_from_batch(&b?, &mut rows)?;
+            batches.push(b?);
         }
         // Each spill file is read once: free the disk as the merge goes.
         let _ = std::fs::remove_file(path);
     }
-    Ok(rows)
+    Ok(batches)
 }
 
 /// Outcome of merging one partition.
@@ -150,91 +154,153 @@ struct MergeStats {
     written: bool,
 }
 
-/// Deterministic order of staged rows (close to the rating order, so rating sorts little).
-fn staged_order(a: &UsageRecord, b: &UsageRecord) -> std::cmp::Ordering {
-    (
-        &a.subscription_id,
-        &a.meter_id,
-        a.usage_start,
-        a.usage_end,
-        &a.resource_uri,
-        &a.additional_info,
-        a.key_hash,
-    )
-        .cmp(&(
-            &b.subscription_id,
-            &b.meter_id,
-            b.usage_start,
-            b.usage_end,
-            &b.resource_uri,
-            &b.additional_info,
-            b.key_hash,
-        ))
+/// Typed views of the columns the merge compares, for one batch.
+struct MergeCols<'a> {
+    key: &'a arrow::array::FixedSizeBinaryArray,
+    tenant: &'a StringArray,
+    subscription: &'a StringArray,
+    meter: &'a StringArray,
+    uri: &'a StringArray,
+    addl: &'a StringArray,
+    unit: &'a StringArray,
+    quantity: &'a arrow::array::Decimal128Array,
+    start: &'a arrow::array::TimestampMicrosecondArray,
+    end: &'a arrow::array::TimestampMicrosecondArray,
+    date: &'a arrow::array::Date32Array,
+    source_file: &'a StringArray,
+    source_row: &'a arrow::array::Int64Array,
+    raw: &'a StringArray,
 }
 
+impl<'a> MergeCols<'a> {
+    fn of(b: &'a RecordBatch) -> Result<MergeCols<'a>> {
+        let c = Cols(b);
+        Ok(MergeCols {
+            key: c.hash128(crate::model::usage::col::KEY_HASH)?,
+            tenant: c.str(crate::model::usage::col::TENANT)?,
+            subscription: c.str(crate::model::usage::col::SUBSCRIPTION)?,
+            meter: c.str(crate::model::usage::col::METER)?,
+            uri: c.str("resource_uri")?,
+            addl: c.str("additional_info")?,
+            unit: c.str("unit")?,
+            quantity: c.dec(crate::model::usage::col::QUANTITY)?,
+            start: c.ts("usage_start")?,
+            end: c.ts("usage_end")?,
+            date: c.date("usage_date")?,
+            source_file: c.str("source_file")?,
+            source_row: c.i64("source_row")?,
+            raw: c.str("raw")?,
+        })
+    }
+
+    /// Deterministic order of staged rows (close to the rating order, so rating sorts little).
+    fn order_key(&self, i: usize) -> (&'a str, &'a str, i64, i64, &'a str, &'a str, u128) {
+        (
+            self.subscription.value(i),
+            self.meter.value(i),
+            self.start.value(i),
+            self.end.value(i),
+            self.uri.value(i),
+            self.addl.value(i),
+            hash_at(self.key, i),
+        )
+    }
+
+    fn unit_at(&self, i: usize) -> Option<&'a str> {
+        opt_str(self.unit, i)
+    }
+}
+
+/// Merge a partition's new records (arrival order) with what is staged. Works on Arrow
+/// batches through `(batch, row)` references and writes the result with `interleave`, so
+/// memory is the partition's columnar size, not one struct per record.
 fn merge_partition(
     lake: &Lake,
     key: &PartKey,
-    incoming: Vec<UsageRecord>,
+    incoming: Vec<RecordBatch>,
     run_id: &str,
 ) -> Result<MergeStats> {
     let rel = partition_file(&key.0, key.1);
-    let mut rows = read_partition(lake, &rel)?;
-    let mut index: HashMap<u128, usize> = rows
-        .iter()
-        .enumerate()
-        .map(|(i, r)| (r.key_hash, i))
-        .collect();
-    let mut seen: HashSet<u128> = HashSet::with_capacity(incoming.len());
-    let mut st = MergeStats::default();
-    for r in incoming {
-        if !seen.insert(r.key_hash) {
-            st.duplicates.push(QuarantineRecord {
-                reason: ReasonCode::DuplicateRecord,
-                detail: format!(
-                    "the natural key (tenant {}, subscription {}, meter {}, resource '{}', start {}) appeared earlier in this run; the first record is kept",
-                    r.customer_tenant_id,
-                    r.subscription_id,
-                    r.meter_id,
-                    r.resource_uri,
-                    crate::model::time::from_micros(r.usage_start).to_rfc3339()
-                ),
-                source_file: r.source_file.clone(),
-                source_row: r.source_row,
-                raw: r.raw.clone(),
-                customer_tenant_id: Some(r.customer_tenant_id.clone()),
-                subscription_id: Some(r.subscription_id.clone()),
-                meter_id: Some(r.meter_id.clone()),
-                usage_date: Some(days_to_date(r.usage_date)),
-            });
-            continue;
+    let mut batches: Vec<RecordBatch> = lake.get_parquet(&rel)?.unwrap_or_default();
+    let old_batches = batches.len();
+    batches.extend(incoming);
+    let cols: Vec<MergeCols> = batches.iter().map(MergeCols::of).collect::<Result<_>>()?;
+    let mut rows: Vec<(usize, usize)> = Vec::new();
+    let mut index: HashMap<u128, usize> = HashMap::new();
+    for (b, c) in cols.iter().enumerate().take(old_batches) {
+        for i in 0..c.key.len() {
+            index.insert(hash_at(c.key, i), rows.len());
+            rows.push((b, i));
         }
-        match index.get(&r.key_hash) {
-            Some(&i) if rows[i].quantity == r.quantity && rows[i].unit == r.unit => {
-                st.unchanged += 1
+    }
+    let mut seen: HashSet<u128> = HashSet::new();
+    let mut st = MergeStats::default();
+    for (b, c) in cols.iter().enumerate().skip(old_batches) {
+        for i in 0..c.key.len() {
+            let k = hash_at(c.key, i);
+            if !seen.insert(k) {
+                st.duplicates.push(QuarantineRecord {
+                    reason: ReasonCode::DuplicateRecord,
+                    detail: format!(
+                        "the natural key (tenant {}, subscription {}, meter {}, resource '{}', start {}) appeared earlier in this run; the first record is kept",
+                        c.tenant.value(i),
+                        c.subscription.value(i),
+                        c.meter.value(i),
+                        c.uri.value(i),
+                        crate::model::time::from_micros(c.start.value(i)).to_rfc3339()
+                    ),
+                    source_file: c.source_file.value(i).to_string(),
+                    source_row: c.source_row.value(i),
+                    raw: c.raw.value(i).to_string(),
+                    customer_tenant_id: Some(c.tenant.value(i).to_string()),
+                    subscription_id: Some(c.subscription.value(i).to_string()),
+                    meter_id: Some(c.meter.value(i).to_string()),
+                    usage_date: Some(days_to_date(c.date.value(i))),
+                });
+                continue;
             }
-            Some(&i) => {
-                st.restated += 1;
-                rows[i] = r;
-            }
-            None => {
-                st.new += 1;
-                index.insert(r.key_hash, rows.len());
-                rows.push(r);
+            match index.get(&k) {
+                Some(&pos) => {
+                    let (ob, oi) = rows[pos];
+                    let o = &cols[ob];
+                    if o.quantity.value(oi) == c.quantity.value(i) && o.unit_at(oi) == c.unit_at(i)
+                    {
+                        st.unchanged += 1;
+                    } else {
+                        st.restated += 1;
+                        rows[pos] = (b, i);
+                    }
+                }
+                None => {
+                    st.new += 1;
+                    index.insert(k, rows.len());
+                    rows.push((b, i));
+                }
             }
         }
     }
     st.rows = rows.len() as u64;
     if st.new + st.restated > 0 {
-        rows.sort_by(staged_order);
-        let batches: Vec<_> = rows
-            .chunks(64 * 1024)
-            .map(usage_to_batch)
-            .collect::<Result<_>>()?;
+        rows.sort_by(|x, y| cols[x.0].order_key(x.1).cmp(&cols[y.0].order_key(y.1)));
+        drop(index);
+        let schema = usage_schema();
+        let mut out = Vec::new();
+        for chunk in rows.chunks(64 * 1024) {
+            let columns = (0..schema.fields().len())
+                .map(|c| {
+                    let arrays: Vec<&dyn Array> =
+                        batches.iter().map(|b| b.column(c).as_ref()).collect();
+                    arrow::compute::interleave(&arrays, chunk)
+                })
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            out.push(RecordBatch::try_new(schema.clone(), columns)?);
+        }
+        drop(cols);
+        drop(batches);
         lake.put_parquet(
             &rel,
-            usage_schema(),
-            &batches,
+            schema,
+            &out,
             vec![("cspcost.run_id".into(), run_id.into())],
         )?;
         st.written = true;
