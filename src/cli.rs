@@ -138,15 +138,15 @@ pub enum TenantsCommand {
     },
 }
 
+/// An ingest entry point as the CLI calls it: lake, paths, run ID.
+type IngestFn = fn(&Lake, Vec<PathBuf>, &str) -> Result<crate::emit::manifest::Manifest>;
+
 /// Run a parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
     crate::progress::set_quiet(cli.quiet);
     match cli.command {
         Command::Ingest(cmd) => {
-            let (args, f): (
-                IngestArgs,
-                fn(&Lake, Vec<PathBuf>, &str) -> Result<crate::emit::manifest::Manifest>,
-            ) = match cmd {
+            let (args, f): (IngestArgs, IngestFn) = match cmd {
                 IngestCommand::Usage(a) => (a, |l, p, r| {
                     ingest::usage::ingest_usage(
                         l,

@@ -121,12 +121,12 @@ impl Ledger {
     }
 }
 
+/// A file to read: path, SHA-256 and size in bytes.
+pub type FileToRead = (PathBuf, String, u64);
+
 /// Digest every file; split into the ones to read and the ones identical to a file already
 /// ingested (or to an earlier file of this run). Returns (to_read, manifest entries).
-pub fn plan_files(
-    files: &[PathBuf],
-    ledger: &Ledger,
-) -> Result<(Vec<(PathBuf, String, u64)>, Vec<InputFile>)> {
+pub fn plan_files(files: &[PathBuf], ledger: &Ledger) -> Result<(Vec<FileToRead>, Vec<InputFile>)> {
     let mut to_read = Vec::new();
     let mut inputs = Vec::new();
     let mut seen: BTreeMap<String, String> = BTreeMap::new();

@@ -199,6 +199,8 @@ fn quarantine(rec: &UsageRecord, reason: ReasonCode, detail: String) -> Quaranti
 type UnitCache = HashMap<String, Unit>;
 
 /// The first reason that applies, or the record ready for its ladder.
+// A quarantined record is an expected outcome carried by value, not an exceptional error path.
+#[allow(clippy::result_large_err)]
 fn classify<'a>(
     ctx: &'a RateContext,
     rec: &'a UsageRecord,
