@@ -14,6 +14,7 @@ pub mod ingest;
 pub mod model;
 pub mod progress;
 pub mod rate;
+pub mod reconcile;
 pub mod report;
 pub mod store;
 
