@@ -6,6 +6,7 @@
 //! [`variance`] joins both sides and gives each line its reason code, [`write`] and
 //! [`display`] produce what finance reads, and [`run`] ties them into the command.
 
+pub mod extract;
 pub mod invoice;
 pub mod period;
 

@@ -208,6 +208,41 @@ impl Lake {
         Ok(Some(out))
     }
 
+    /// Read only the named columns of a Parquet file (the others are never decoded);
+    /// `None` when the file does not exist. A missing name is simply not returned: callers
+    /// read columns through [`crate::model::schema::Cols`], which names what is missing.
+    pub fn get_parquet_columns(
+        &self,
+        rel: &str,
+        columns: &[&str],
+    ) -> Result<Option<Vec<RecordBatch>>> {
+        let p = self.path(rel);
+        let file = match File::open(&p) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io(p, e)),
+        };
+        let perr = |e| Error::Parquet {
+            path: p.display().to_string(),
+            source: e,
+        };
+        let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(perr)?;
+        let mask = parquet::arrow::ProjectionMask::columns(
+            builder.parquet_schema(),
+            columns.iter().copied(),
+        );
+        let reader = builder
+            .with_projection(mask)
+            .with_batch_size(64 * 1024)
+            .build()
+            .map_err(perr)?;
+        let mut out = Vec::new();
+        for b in reader {
+            out.push(b?);
+        }
+        Ok(Some(out))
+    }
+
     /// Key-value metadata of a Parquet file; `None` when it does not exist.
     pub fn parquet_metadata(&self, rel: &str) -> Result<Option<Vec<(String, String)>>> {
         let p = self.path(rel);
