@@ -6,9 +6,11 @@
 //! [`variance`] joins both sides and gives each line its reason code, [`write`] and
 //! [`display`] produce what finance reads, and [`run`] ties them into the command.
 
+pub mod cycle;
 pub mod extract;
 pub mod invoice;
 pub mod period;
+pub mod variance;
 
 /// Why a reconciliation cannot run: bad invoice input, or a lake not ready for it. Every
 /// variant is a problem the user fixes in their input (exit 2).
