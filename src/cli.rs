@@ -38,6 +38,8 @@ pub enum Command {
     },
     /// Rate staged usage into costs/ partitions (graduated tiers per month).
     Rate(RateArgs),
+    /// Cut rated usage to any period and compare it with Microsoft's invoice.
+    Reconcile(ReconcileArgs),
     /// Past runs (manifests), newest first.
     Runs {
         /// Lake directory (or file:// URL).
@@ -70,6 +72,44 @@ pub struct RateArgs {
     /// Print which months would be rated and why; write nothing.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+/// `reconcile` flags.
+#[derive(clap::Args, Debug)]
+pub struct ReconcileArgs {
+    /// Lake directory (or file:// URL).
+    #[arg(long)]
+    pub lake: String,
+    /// First usage date of the period (YYYY-MM-DD, inclusive).
+    #[arg(long)]
+    pub from: String,
+    /// Last usage date of the period (YYYY-MM-DD, inclusive).
+    #[arg(long)]
+    pub to: String,
+    /// Directory for lines, summary and variance files (created if needed).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Only this organization.
+    #[arg(long)]
+    pub org: Option<String>,
+    /// Only this customer tenant (GUID).
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// `period` (one line per organization, tenant, subscription, meter) or `daily`.
+    #[arg(long, default_value = "period")]
+    pub grain: String,
+    /// Microsoft's invoice reconciliation file (usage line items, CSV or API JSON).
+    #[arg(long)]
+    pub invoice: Option<PathBuf>,
+    /// CSV `SubscriptionId,subscription_id` mapping billing-platform IDs to subscription GUIDs.
+    #[arg(long)]
+    pub subscription_map: Option<PathBuf>,
+    /// Largest quantity difference that still counts as the same quantity.
+    #[arg(long, default_value = "0.000001")]
+    pub quantity_tolerance: String,
+    /// Largest cost difference (invoice currency) that still counts as the same cost.
+    #[arg(long, default_value = "0.005")]
+    pub cost_tolerance: String,
 }
 
 /// `ingest <kind>`.
@@ -198,6 +238,15 @@ pub fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Reconcile(a) => {
+            let opts = reconcile_options(&a)?;
+            let lake = Lake::open(&a.lake)?;
+            let report = crate::reconcile::run::reconcile(&lake, &opts, &new_run_id())?;
+            if !cli.quiet {
+                crate::reconcile::display::print_summary(&report);
+            }
+            Ok(())
+        }
         Command::Runs { lake } => {
             let lake = Lake::open(&lake)?;
             report::print_runs(&crate::emit::manifest::list_manifests(&lake)?);
@@ -281,4 +330,79 @@ pub fn rate_options(a: &RateArgs) -> Result<crate::rate::run::RateOptions> {
         shard,
         dry_run: a.dry_run,
     })
+}
+
+/// Validate `reconcile` flags, reporting every problem at once.
+pub fn reconcile_options(a: &ReconcileArgs) -> Result<crate::reconcile::run::ReconcileOptions> {
+    use crate::model::decimal::Dec10;
+    use crate::reconcile::run::{Grain, ReconcileOptions};
+    use crate::reconcile::variance::Tolerances;
+    let mut problems = Vec::new();
+    let mut date = |flag: &str, v: &str| {
+        let d = chrono::NaiveDate::parse_from_str(v.trim(), "%Y-%m-%d").ok();
+        if d.is_none() {
+            problems.push(format!("--{flag} '{v}' is not a date (YYYY-MM-DD)"));
+        }
+        d
+    };
+    let (from, to) = (date("from", &a.from), date("to", &a.to));
+    let period = match (from, to) {
+        (Some(f), Some(t)) => crate::reconcile::period::Period::new(f, t).or_else(|| {
+            problems.push(format!("--to {t} is before --from {f}"));
+            None
+        }),
+        _ => None,
+    };
+    let grain = Grain::parse(&a.grain).unwrap_or_else(|| {
+        problems.push(format!("--grain '{}': expected period or daily", a.grain));
+        Grain::Period
+    });
+    let mut tolerance = |flag: &str, v: &str| match Dec10::parse(v) {
+        Ok(t) if !t.is_negative() => t,
+        _ => {
+            problems.push(format!("--{flag} '{v}' is not a decimal number >= 0"));
+            Dec10::ZERO
+        }
+    };
+    let tolerances = Tolerances {
+        quantity: tolerance("quantity-tolerance", &a.quantity_tolerance),
+        cost: tolerance("cost-tolerance", &a.cost_tolerance),
+    };
+    let tenant = a.tenant.as_deref().and_then(|t| {
+        let g = crate::model::ids::normalize_guid(t);
+        if g.is_none() {
+            problems.push(format!("--tenant '{t}' is not a GUID"));
+        }
+        g
+    });
+    for (flag, p) in [
+        ("invoice", &a.invoice),
+        ("subscription-map", &a.subscription_map),
+    ] {
+        if let Some(p) = p.as_ref().filter(|p| !p.is_file()) {
+            problems.push(format!("--{flag} {}: no such file", p.display()));
+        }
+    }
+    let out = a.out.display().to_string();
+    if out.contains("://") && !out.starts_with("file://") {
+        problems.push(format!(
+            "--out {out}: write the reconciliation to a local directory"
+        ));
+    }
+    if a.subscription_map.is_some() && a.invoice.is_none() {
+        problems.push("--subscription-map needs --invoice".into());
+    }
+    match period {
+        Some(period) if problems.is_empty() => Ok(ReconcileOptions {
+            period,
+            out: a.out.clone(),
+            org: a.org.clone(),
+            tenant,
+            grain,
+            invoice: a.invoice.clone(),
+            subscription_map: a.subscription_map.clone(),
+            tolerances,
+        }),
+        _ => Err(crate::Error::Config { problems }),
+    }
 }

@@ -7,10 +7,13 @@
 //! [`display`] produce what finance reads, and [`run`] ties them into the command.
 
 pub mod cycle;
+pub mod display;
 pub mod extract;
 pub mod invoice;
 pub mod period;
+pub mod run;
 pub mod variance;
+pub mod write;
 
 /// Why a reconciliation cannot run: bad invoice input, or a lake not ready for it. Every
 /// variant is a problem the user fixes in their input (exit 2).
