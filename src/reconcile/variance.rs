@@ -406,7 +406,8 @@ pub struct VarianceLine {
     pub customer_tenant_id: String,
     /// Organization the tenant is registered to, if any.
     pub organization_id: Option<String>,
-    /// Customer name from the invoice.
+    /// Customer name from the invoice (from another line of the tenant when this one is
+    /// missing in the invoice).
     pub customer_name: Option<String>,
     /// Subscription, when matching on subscriptions.
     pub subscription_id: Option<String>,
@@ -473,6 +474,13 @@ pub fn join(
     computed: &Computed,
 ) -> Result<Vec<VarianceLine>> {
     let rolled = computed.rolled_up(ctx.on)?;
+    // A tenant's name for its lines the invoice does not have (MISSING_IN_INVOICE).
+    let mut names: BTreeMap<&str, &str> = BTreeMap::new();
+    for item in invoice.values() {
+        if let Some(n) = &item.customer_name {
+            names.entry(&item.customer_tenant_id).or_insert(n);
+        }
+    }
     let mut keys: BTreeSet<&LineKey> = invoice.keys().collect();
     keys.extend(rolled.keys().filter(|k| k.0 == ctx.period));
     let mut out = Vec::new();
@@ -483,7 +491,10 @@ pub fn join(
             .map(|i| i.customer_tenant_id.clone())
             .or_else(|| comp.map(|c| c.0.clone()))
             .unwrap_or_default();
-        let l = line(ctx, key, &tenant, inv, comp.map(|c| &c.1))?;
+        let mut l = line(ctx, key, &tenant, inv, comp.map(|c| &c.1))?;
+        if l.customer_name.is_none() {
+            l.customer_name = names.get(tenant.as_str()).map(|n| n.to_string());
+        }
         if (ctx.keep)(&l) {
             out.push(l);
         }
