@@ -4,3 +4,4 @@
 mod common;
 mod ingest;
 mod rating;
+mod reconcile;
