@@ -237,28 +237,44 @@ pub struct ExtractTotals {
 }
 
 impl ExtractTotals {
-    fn add(&mut self, r: &RatedUsage) -> Result<()> {
+    /// Add `rows` rows with these sums: `[PricingQuantity, x_ListCostUsd, ListCost, BilledCost]`.
+    fn add_sums(&mut self, rows: u64, sums: [Dec10; 4]) -> Result<()> {
         const WHAT: &str = "summing the reconciliation extract";
-        self.rows += 1;
-        add_to(&mut self.pricing_quantity, r.pricing_quantity, WHAT)?;
-        add_to(&mut self.list_cost_usd, r.list_cost_usd, WHAT)?;
-        add_to(&mut self.list_cost, r.list_cost, WHAT)?;
-        add_to(&mut self.billed_cost, r.billed_cost, WHAT)?;
-        if !self.pricing_units.contains(&r.pricing_unit) {
-            self.pricing_units.insert(r.pricing_unit.clone());
+        self.rows += rows;
+        let totals = [
+            &mut self.pricing_quantity,
+            &mut self.list_cost_usd,
+            &mut self.list_cost,
+            &mut self.billed_cost,
+        ];
+        for (total, v) in totals.into_iter().zip(sums) {
+            add_to(total, v, WHAT)?;
         }
         Ok(())
     }
 
+    fn add(&mut self, r: &RatedUsage) -> Result<()> {
+        if !self.pricing_units.contains(&r.pricing_unit) {
+            self.pricing_units.insert(r.pricing_unit.clone());
+        }
+        let sums = [
+            r.pricing_quantity,
+            r.list_cost_usd,
+            r.list_cost,
+            r.billed_cost,
+        ];
+        self.add_sums(1, sums)
+    }
+
     fn merge(&mut self, o: ExtractTotals) -> Result<()> {
-        const WHAT: &str = "summing the reconciliation extract";
-        self.rows += o.rows;
-        add_to(&mut self.pricing_quantity, o.pricing_quantity, WHAT)?;
-        add_to(&mut self.list_cost_usd, o.list_cost_usd, WHAT)?;
-        add_to(&mut self.list_cost, o.list_cost, WHAT)?;
-        add_to(&mut self.billed_cost, o.billed_cost, WHAT)?;
+        let sums = [
+            o.pricing_quantity,
+            o.list_cost_usd,
+            o.list_cost,
+            o.billed_cost,
+        ];
         self.pricing_units.extend(o.pricing_units);
-        Ok(())
+        self.add_sums(o.rows, sums)
     }
 }
 

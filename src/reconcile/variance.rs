@@ -278,6 +278,9 @@ pub fn aggregate_invoice(
     Ok(items)
 }
 
+/// Overflow context of the computed side's sums.
+const COMPUTED: &str = "summing computed usage";
+
 /// Computed usage of one (charge period, tenant, subscription, meter): the finest grain,
 /// rolled up to the match key once the match is chosen.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -297,38 +300,52 @@ pub struct ComputedTotals {
 }
 
 impl ComputedTotals {
-    fn add(&mut self, r: &RatedUsage, cycle_cost_usd: Dec10) -> Result<()> {
-        const WHAT: &str = "summing computed usage";
+    /// What every addition shares; the first organization and meter name stay.
+    fn absorb(
+        &mut self,
+        org: &str,
+        meter_name: Option<&String>,
+        rows: u64,
+        list_cost_usd: Dec10,
+        cycle_cost_usd: Dec10,
+    ) -> Result<()> {
         if self.rows == 0 {
-            self.organization_id = r.organization_id.to_string();
+            self.organization_id = org.to_string();
         }
-        self.meter_name = self.meter_name.take().or(r.meter_name.clone());
-        self.rows += 1;
-        let q = self
-            .consumed_by_unit
-            .entry(r.consumed_unit.clone())
-            .or_default();
-        add_to(q, r.consumed_quantity, WHAT)?;
-        add_to(&mut self.list_cost_usd, r.list_cost_usd, WHAT)?;
-        add_to(&mut self.cycle_cost_usd, cycle_cost_usd, WHAT)
+        self.meter_name = self.meter_name.take().or(meter_name.cloned());
+        self.rows += rows;
+        add_to(&mut self.list_cost_usd, list_cost_usd, COMPUTED)?;
+        add_to(&mut self.cycle_cost_usd, cycle_cost_usd, COMPUTED)
+    }
+
+    fn add_consumed(&mut self, unit: &str, quantity: Dec10) -> Result<()> {
+        match self.consumed_by_unit.get_mut(unit) {
+            Some(total) => add_to(total, quantity, COMPUTED),
+            None => {
+                self.consumed_by_unit.insert(unit.to_string(), quantity);
+                Ok(())
+            }
+        }
+    }
+
+    fn add(&mut self, r: &RatedUsage, cycle_cost_usd: Dec10) -> Result<()> {
+        self.add_consumed(&r.consumed_unit, r.consumed_quantity)?;
+        let name = r.meter_name.as_ref();
+        self.absorb(&r.organization_id, name, 1, r.list_cost_usd, cycle_cost_usd)
     }
 
     fn merge(&mut self, o: &ComputedTotals) -> Result<()> {
-        const WHAT: &str = "summing computed usage";
-        if self.rows == 0 {
-            self.organization_id = o.organization_id.clone();
+        for (unit, q) in &o.consumed_by_unit {
+            self.add_consumed(unit, *q)?;
         }
-        self.meter_name = self.meter_name.take().or(o.meter_name.clone());
-        self.rows += o.rows;
-        for (u, q) in &o.consumed_by_unit {
-            add_to(
-                self.consumed_by_unit.entry(u.clone()).or_default(),
-                *q,
-                WHAT,
-            )?;
-        }
-        add_to(&mut self.list_cost_usd, o.list_cost_usd, WHAT)?;
-        add_to(&mut self.cycle_cost_usd, o.cycle_cost_usd, WHAT)
+        let name = o.meter_name.as_ref();
+        self.absorb(
+            &o.organization_id,
+            name,
+            o.rows,
+            o.list_cost_usd,
+            o.cycle_cost_usd,
+        )
     }
 
     /// Consumed quantity in `unit` (the invoice's), converting each reported unit with the

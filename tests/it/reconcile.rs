@@ -98,6 +98,11 @@ fn reconcile(lake: &Path, out: &Path, from: &str, to: &str, extra: &[&str]) -> S
     ok(args(lake, out, from, to, extra))
 }
 
+/// Run `reconcile` over the sample's billing cycle, 2026-01-15..2026-02-14.
+fn cycle(lake: &Path, out: &Path, extra: &[&str]) -> String {
+    reconcile(lake, out, "2026-01-15", "2026-02-14", extra)
+}
+
 /// Run `reconcile` expecting failure; returns the exit code and stderr.
 fn reconcile_fails(lake: &Path, from: &str, to: &str, extra: &[&str]) -> (Option<i32>, String) {
     let o = cspcost(args(lake, &lake.join("failed"), from, to, extra));
@@ -151,13 +156,7 @@ fn sample_invoice_gives_every_reason_code_with_the_documented_values() {
     let lake = rated_sample();
     let out = lake.path().join("recon");
     let invoice = sample_invoice();
-    let stdout = reconcile(
-        lake.path(),
-        &out,
-        "2026-01-15",
-        "2026-02-14",
-        &["--invoice", &invoice],
-    );
+    let stdout = cycle(lake.path(), &out, &["--invoice", &invoice]);
     let rows = read_csv(&out.join("variance.csv"));
     let cols = [
         "customer_tenant_id",
@@ -277,7 +276,7 @@ fn subscription_map_matches_on_subscriptions_and_tolerances_are_options() {
     let out = lake.path().join("recon");
     let map = arg(&sample("invoices/subscription-map.csv"));
     let extra = ["--invoice", &sample_invoice(), "--subscription-map", &map];
-    let stdout = reconcile(lake.path(), &out, "2026-01-15", "2026-02-14", &extra);
+    let stdout = cycle(lake.path(), &out, &extra);
     assert!(
         stdout.contains("matched on (subscription, meter)"),
         "{stdout}"
@@ -303,7 +302,7 @@ S-AD1 | 71.4240000000 | 71.4200000000 | MATCHED"
     // A cost tolerance of 0.2 makes T-CA's bandwidth (0.163015 off the calendar cost) MATCHED.
     let loose = lake.path().join("loose");
     let extra = ["--invoice", &sample_invoice(), "--cost-tolerance", "0.2"];
-    reconcile(lake.path(), &loose, "2026-01-15", "2026-02-14", &extra);
+    cycle(lake.path(), &loose, &extra);
     let rows = read_csv(&loose.join("variance.csv"));
     let bw = rows
         .iter()
@@ -331,7 +330,7 @@ fn invoice_with_bom_extra_columns_and_thousands_separators() {
     std::fs::write(&inv, format!("\u{feff}{header}\r\n{vm}\r\n{storage}\r\n")).unwrap();
     let out = lake.path().join("recon");
     let extra = ["--invoice", &arg(&inv), "--tenant", T_F];
-    reconcile(lake.path(), &out, "2026-01-15", "2026-02-14", &extra);
+    cycle(lake.path(), &out, &extra);
     // --tenant keeps fabrikam's lines only, on both sides.
     let rows = read_csv(&out.join("variance.csv"));
     let cols = [
@@ -458,7 +457,7 @@ fabrikam | 34 | 602.8854661999 | 94200.8540937344 | 89490.8113890477"
     );
     // The period grain sums the same rows into one line per subscription and meter.
     let out = lake.path().join("cycle");
-    reconcile(lake.path(), &out, "2026-01-15", "2026-02-14", &[]);
+    cycle(lake.path(), &out, &[]);
     let lines = read_csv(&out.join("lines.csv"));
     assert_eq!(lines.len(), 13);
     assert!(!lines[0].contains_key("usage_date"));
@@ -485,13 +484,7 @@ fabrikam | 34 | 602.8854661999 | 94200.8540937344 | 89490.8113890477"
     );
     // --org reads that organization's partitions only.
     let out = lake.path().join("org");
-    reconcile(
-        lake.path(),
-        &out,
-        "2026-01-15",
-        "2026-02-14",
-        &["--org", "adatum"],
-    );
+    cycle(lake.path(), &out, &["--org", "adatum"]);
     let summary = read_csv(&out.join("summary.csv"));
     assert_eq!(
         render(&summary, &["organization_id", "rows", "BilledCost"]),
@@ -511,7 +504,7 @@ fn invoice_currency_is_converted_with_the_fx_rate_of_the_cycle_start_month() {
     write("1/15/2026 0:00", "2/14/2026 23:59");
     let out = lake.path().join("recon");
     let extra = ["--invoice", &arg(&inv), "--tenant", T_CA];
-    reconcile(lake.path(), &out, "2026-01-15", "2026-02-14", &extra);
+    cycle(lake.path(), &out, &extra);
     let rows = read_csv(&out.join("variance.csv"));
     let vm = rows.iter().filter(|r| r["meter_id"] == D2V3);
     // 71.424 USD / 1.0854 (EUR, 2026-01) = 65.8043117745; 100 * (1 - 60 / 65.8043117745).
@@ -648,13 +641,7 @@ fn worked_example_of_the_spec() {
             ),
         );
         let out = lake.path().join(format!("out-{cost}"));
-        let stdout = reconcile(
-            lake.path(),
-            &out,
-            "2026-01-15",
-            "2026-02-14",
-            &["--invoice", &invoice],
-        );
+        let stdout = cycle(lake.path(), &out, &["--invoice", &invoice]);
         if cost == "8.72" {
             assert!(stdout.contains("M: effective discount 15.0 %"), "{stdout}");
         }
