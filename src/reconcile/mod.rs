@@ -3,7 +3,7 @@
 //!
 //! [`invoice`] reads the invoice (CSV or API JSON), [`extract`] reads `costs/` and builds the
 //! period's lines, [`cycle`] re-tiers the same usage over an invoice's charge period,
-//! [`variance`] joins both sides and gives each line its reason code, [`write`] and
+//! [`variance`] joins both sides and gives each line its reason code, [`write`](mod@write) and
 //! [`display`] produce what finance reads, and [`run`] ties them into the command.
 
 pub mod cycle;
