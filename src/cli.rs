@@ -38,6 +38,18 @@ pub enum Command {
     },
     /// Rate staged usage into costs/ partitions (graduated tiers per month).
     Rate(RateArgs),
+    /// Price staged reservation orders: purchase charges in costs/, assets, quarantine.
+    Reserve(ReserveArgs),
+    /// Table of reservation assets written by the last `reserve`.
+    Assets(AssetsArgs),
+    /// Run a configured pipeline (pipelines/<name>.toml).
+    Run {
+        /// The pipeline file.
+        config: PathBuf,
+        /// Print the plan (files to ingest, months to re-rate and why) and write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Cut rated usage to any period and compare it with Microsoft's invoice.
     Reconcile(ReconcileArgs),
     /// Past runs (manifests), newest first.
@@ -72,6 +84,31 @@ pub struct RateArgs {
     /// Print which months would be rated and why; write nothing.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+/// `reserve` flags.
+#[derive(clap::Args, Debug)]
+pub struct ReserveArgs {
+    /// Lake directory (or file:// URL).
+    #[arg(long)]
+    pub lake: String,
+    /// Date (YYYY-MM-DD, UTC) for asset status and installments billed so far; default today.
+    #[arg(long)]
+    pub as_of: Option<String>,
+}
+
+/// `assets` flags.
+#[derive(clap::Args, Debug)]
+pub struct AssetsArgs {
+    /// Lake directory (or file:// URL).
+    #[arg(long)]
+    pub lake: String,
+    /// Only this organization ID.
+    #[arg(long)]
+    pub org: Option<String>,
+    /// Only `active` or `expired` assets.
+    #[arg(long)]
+    pub status: Option<String>,
 }
 
 /// `reconcile` flags.
@@ -178,7 +215,7 @@ pub enum TenantsCommand {
     },
 }
 
-/// An ingest entry point as the CLI calls it: lake, paths, run ID.
+/// One ingest entry point: lake, paths, run ID -> manifest.
 type IngestFn = fn(&Lake, Vec<PathBuf>, &str) -> Result<crate::emit::manifest::Manifest>;
 
 /// Run a parsed command line.
@@ -237,6 +274,39 @@ pub fn run(cli: Cli) -> Result<()> {
                 report::print_rate_summary(&report);
             }
             Ok(())
+        }
+        Command::Reserve(a) => {
+            let opts = reserve_options(&a)?;
+            let lake = Lake::open(&a.lake)?;
+            let report = crate::reserve::run::reserve(&lake, &opts, &new_run_id())?;
+            if !cli.quiet {
+                report::print_reserve_summary(&report);
+            }
+            Ok(())
+        }
+        Command::Assets(a) => {
+            let lake = Lake::open(&a.lake)?;
+            let query = crate::reserve::assets::AssetQuery::from_flags(
+                &lake,
+                a.org.as_deref(),
+                a.status.as_deref(),
+            )?;
+            match crate::reserve::assets::list_assets(&lake, &query)? {
+                Some(rows) => report::print_assets(&rows),
+                None => println!(
+                    "no reservation assets yet: run `cspcost reserve --lake {}` first",
+                    a.lake
+                ),
+            }
+            Ok(())
+        }
+        Command::Run { config, dry_run } => {
+            let plan = crate::pipeline::plan::load(&config)?;
+            if dry_run {
+                crate::pipeline::plan::describe(&plan)
+            } else {
+                crate::pipeline::plan::execute(&plan, cli.quiet).map(|_| ())
+            }
         }
         Command::Reconcile(a) => {
             let opts = reconcile_options(&a)?;
@@ -330,6 +400,17 @@ pub fn rate_options(a: &RateArgs) -> Result<crate::rate::run::RateOptions> {
         shard,
         dry_run: a.dry_run,
     })
+}
+
+/// Validate `reserve` flags (`--as-of` defaults to today, UTC).
+pub fn reserve_options(a: &ReserveArgs) -> Result<crate::reserve::run::ReserveOptions> {
+    let as_of = match a.as_of.as_deref() {
+        None => chrono::Utc::now().date_naive(),
+        Some(text) => chrono::NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").map_err(|_| {
+            crate::Error::config(format!("--as-of '{text}': expected a date YYYY-MM-DD"))
+        })?,
+    };
+    Ok(crate::reserve::run::ReserveOptions { as_of })
 }
 
 /// Validate `reconcile` flags, reporting every problem at once.

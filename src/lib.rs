@@ -12,10 +12,12 @@ pub mod error;
 pub mod faults;
 pub mod ingest;
 pub mod model;
+pub mod pipeline;
 pub mod progress;
 pub mod rate;
 pub mod reconcile;
 pub mod report;
+pub mod reserve;
 pub mod store;
 
 pub use error::{Error, Result};

@@ -111,21 +111,10 @@ pub fn print_tenant(
     }
 }
 
-/// Minor-unit digits of a currency (ISO 4217): 0 for JPY/KRW and the other zero-decimal
-/// currencies, 3 for the dinars, 2 otherwise.
-pub fn minor_unit_digits(currency: &str) -> u32 {
-    match currency.to_ascii_uppercase().as_str() {
-        "JPY" | "KRW" | "BIF" | "CLP" | "DJF" | "GNF" | "ISK" | "KMF" | "PYG" | "RWF" | "UGX"
-        | "UYI" | "VND" | "VUV" | "XAF" | "XOF" | "XPF" => 0,
-        "BHD" | "IQD" | "JOD" | "KWD" | "LYD" | "OMR" | "TND" => 3,
-        _ => 2,
-    }
-}
-
 /// An amount rounded half away from zero to its currency's minor unit, as plain text
 /// (`12.95`, `162973`): what a person reads of an aggregate (rating.md §1).
 pub fn minor_unit_amount(v: crate::model::Dec10, currency: &str) -> String {
-    let d = minor_unit_digits(currency);
+    let d = crate::model::currency::minor_unit_digits(currency);
     let r = crate::model::Dec10(crate::rate::half_away_from_zero::round_scale10_to(v.0, d));
     r.to_fixed(d)
 }
@@ -149,41 +138,171 @@ pub fn print_rate_summary(r: &crate::rate::run::RateReport) {
         c("rated"),
         m.quarantined_total()
     );
-    if !r.totals.is_empty() {
-        println!(
-            "  {:<14} {:<8} {:>6} {:>20} {:>24}",
-            "organization", "month", "rows", "x_ListCostUsd", "BilledCost"
-        );
-        for t in &r.totals {
-            println!(
-                "  {:<14} {:<8} {:>6} {:>20} {:>24}",
-                t.org,
-                t.month,
-                t.rows,
-                t.list_cost_usd.to_string(),
-                format!("{} {}", t.billed_cost, t.currency)
-            );
-        }
-    }
+    print_org_month_totals(&r.totals);
     for (month, reasons) in &r.quarantined {
         for (reason, n) in reasons {
             println!("  quarantined {month} {reason:<18} {n}");
         }
     }
-    let written = m
-        .partitions
+    print_partition_actions(m);
+}
+
+/// Rows, `x_ListCostUsd` and `BilledCost` per organization and month.
+fn print_org_month_totals(totals: &[crate::rate::run::OrgMonthTotal]) {
+    if totals.is_empty() {
+        return;
+    }
+    println!(
+        "  {:<14} {:<8} {:>6} {:>20} {:>24}",
+        "organization", "month", "rows", "x_ListCostUsd", "BilledCost"
+    );
+    for t in totals {
+        println!(
+            "  {:<14} {:<8} {:>6} {:>20} {:>24}",
+            t.org,
+            t.month,
+            t.rows,
+            t.list_cost_usd.to_string(),
+            format!("{} {}", t.billed_cost, t.currency)
+        );
+    }
+}
+
+/// How many files a run wrote, left unchanged and deleted.
+fn print_partition_actions(m: &Manifest) {
+    let count = |action: &str| m.partitions.iter().filter(|p| p.action == action).count();
+    println!(
+        "  partitions: {} written, {} unchanged, {} deleted",
+        count("written"),
+        count("unchanged"),
+        count("deleted")
+    );
+}
+
+/// Print what `reserve` did: orders priced and quarantined, assets, charges per organization
+/// and month.
+pub fn print_reserve_summary(r: &crate::reserve::run::ReserveReport) {
+    let m = &r.manifest;
+    println!("reserve (run {}) as of {}", m.run_id, r.as_of);
+    let c = |k: &str| m.counts.get(k).copied().unwrap_or(0);
+    println!(
+        "  orders: {} staged = {} priced + {} unchanged + {} quarantined",
+        c("read"),
+        c("priced"),
+        c("unchanged"),
+        m.quarantined_total()
+    );
+    for (reason, n) in &m.quarantined {
+        println!("    quarantined {reason:<22} {n}");
+    }
+    let expired = crate::reserve::assets::expired_count(&r.assets);
+    println!(
+        "  assets: {} ({} active, {expired} expired) in {}",
+        r.assets.len(),
+        r.assets.len() - expired,
+        crate::reserve::assets::ASSETS_FILE
+    );
+    println!("  purchase charges: {}", c("charges"));
+    print_org_month_totals(&r.totals);
+    print_partition_actions(m);
+}
+
+/// A decimal with at least `digits` decimals (`700.80`, `0.1234`).
+fn with_min_digits(v: crate::model::Dec10, digits: u32) -> String {
+    let plain = v.to_plain();
+    let have = plain.split_once('.').map(|(_, f)| f.len()).unwrap_or(0);
+    if have as u32 >= digits {
+        plain
+    } else {
+        v.to_fixed(digits)
+    }
+}
+
+/// Print reservation assets as a table, the product title and details under each row.
+pub fn print_assets(rows: &[crate::reserve::assets::AssetRow]) {
+    let Some(first) = rows.first() else {
+        println!("no reservation assets match");
+        return;
+    };
+    let instant = |us: i64| {
+        crate::model::time::from_micros(us)
+            .format("%Y-%m-%d %H:%M")
+            .to_string()
+    };
+    // (header, right-aligned): text columns left, amounts and counts right.
+    let columns = [
+        ("order", false),
+        ("reservation", false),
+        ("organization", false),
+        ("status", false),
+        ("quantity", true),
+        ("purchased (UTC)", false),
+        ("expires (UTC)", false),
+        ("USD unit price", true),
+        ("FX USD/unit (date)", true),
+        ("unit price", true),
+        ("markup", true),
+        ("sell unit price", true),
+        ("total", true),
+        ("billed", true),
+    ];
+    let table: Vec<Vec<String>> = rows
         .iter()
-        .filter(|p| p.action == "written")
-        .count();
-    let unchanged = m
-        .partitions
+        .map(|a| {
+            vec![
+                a.get("order_id").to_string(),
+                a.get("reservation_id").to_string(),
+                a.organization_id.clone(),
+                a.status.as_str().to_string(),
+                format!("{} {}", a.quantity, crate::reserve::pricing::PRICING_UNIT),
+                instant(a.purchase_date_utc),
+                instant(a.expiration_utc),
+                with_min_digits(a.original_unit_price_usd, 2),
+                format!("{} ({})", a.fx_usd_per_unit.to_plain(), a.fx_rate_date),
+                money(a.purchase_unit_price, &a.currency),
+                format!("{}%", a.reservation_markup_percent.to_plain()),
+                money(a.sell_unit_price, &a.currency),
+                money(a.total, &a.currency),
+                format!("{}/{}", a.installments_billed_so_far, a.installments_total),
+            ]
+        })
+        .collect();
+    let widths: Vec<usize> = columns
         .iter()
-        .filter(|p| p.action == "unchanged")
-        .count();
-    let deleted = m
-        .partitions
-        .iter()
-        .filter(|p| p.action == "deleted")
-        .count();
-    println!("  partitions: {written} written, {unchanged} unchanged, {deleted} deleted");
+        .enumerate()
+        .map(|(k, (header, _))| {
+            table
+                .iter()
+                .map(|r| r[k].len())
+                .fold(header.len(), usize::max)
+        })
+        .collect();
+    let line = |cells: Vec<&str>| {
+        let parts: Vec<String> = cells
+            .iter()
+            .zip(columns.iter().zip(&widths))
+            .map(|(c, ((_, right), w))| {
+                if *right {
+                    format!("{c:>w$}")
+                } else {
+                    format!("{c:<w$}")
+                }
+            })
+            .collect();
+        parts.join("  ").trim_end().to_string()
+    };
+    let expired = crate::reserve::assets::expired_count(rows);
+    println!(
+        "reservation assets as of {}: {} ({} active, {expired} expired)",
+        first.as_of,
+        rows.len(),
+        rows.len() - expired
+    );
+    println!("{}", line(columns.iter().map(|(h, _)| *h).collect()));
+    let indent = " ".repeat(widths[0] + 2);
+    for (a, cells) in rows.iter().zip(&table) {
+        println!("{}", line(cells.iter().map(String::as_str).collect()));
+        println!("{indent}{}", a.get("product_title"));
+        println!("{indent}{}", a.get("product_details"));
+    }
 }

@@ -1,18 +1,21 @@
 //! Cost partitions (outputs.md `costs/`): FOCUS 1.2 columns plus `x_` lineage, one
-//! `usage-0.parquet` per organization and month, replaced atomically. A partition whose
-//! content is unchanged is left untouched, so a rerun with the same inputs is byte-identical
-//! (its `x_RunId` stays the run that first wrote that content).
+//! `usage-0.parquet` (rated usage, `rate`) and one `purchases-0.parquet` (reservation
+//! charges, `reserve`) per organization and month, each replaced atomically by its stage. A
+//! file whose content is unchanged is left untouched, so a rerun with the same inputs is
+//! byte-identical (its `x_RunId` stays the run that first wrote that content).
 
 use crate::error::Result;
 use crate::model::decimal::Dec10;
+use crate::model::reference::Organization;
 use crate::model::schema::*;
-use crate::model::time::{next_month_start, to_micros};
+use crate::model::time::{
+    date_to_days, month_of, next_month_start, parse_month, start_of_day_micros,
+};
 use crate::rate::engine::{RatedRow, TierScope};
+use crate::reserve::pricing::{Installment, PriceSource, PricedOrder, PRICING_UNIT};
 use crate::store::Lake;
 use arrow::array::{Array, ArrayRef, RecordBatch};
 use arrow::datatypes::{Schema, SchemaRef};
-use chrono::{NaiveDate, TimeZone, Utc};
-use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
 /// Metadata key holding the digest of a partition's content (all columns but `x_RunId`).
@@ -109,7 +112,7 @@ fn resource_name(uri: &str) -> Option<&str> {
 /// Everything about a partition that is not per row.
 pub struct PartitionHeader<'a> {
     /// Organization.
-    pub org: &'a crate::model::reference::Organization,
+    pub org: &'a Organization,
     /// `YYYY-MM`.
     pub month: &'a str,
     /// Scope used.
@@ -118,6 +121,30 @@ pub struct PartitionHeader<'a> {
     pub partnerships: &'a std::collections::BTreeMap<String, String>,
     /// Records staged after this run ID restate an already published month.
     pub first_published_run: Option<&'a str>,
+}
+
+/// `BillingPeriodStart` and `BillingPeriodEnd` of a `YYYY-MM` month: its first instant and
+/// the first instant of the next month (end exclusive), UTC microseconds.
+fn billing_period(month: &str) -> (i64, i64) {
+    let start = parse_month(month).unwrap_or_default();
+    (
+        start_of_day_micros(start),
+        start_of_day_micros(next_month_start(start)),
+    )
+}
+
+/// The first five columns of every cost file: billing account (ID, name, currency) and
+/// billing period of `month`, repeated over `n` rows.
+fn billing_account_columns(org: &Organization, month: &str, n: usize) -> Vec<ArrayRef> {
+    let (start, end) = billing_period(month);
+    let konst = |v: &str| a_str(std::iter::repeat_n(Some(v), n));
+    vec![
+        konst(&org.id),
+        konst(&org.name),
+        konst(&org.billing_currency),
+        a_ts(std::iter::repeat_n(Some(start), n)),
+        a_ts(std::iter::repeat_n(Some(end), n)),
+    ]
 }
 
 fn dec(v: Dec10) -> Option<i128> {
@@ -195,17 +222,6 @@ pub fn cost_schema() -> SchemaRef {
 
 /// Columns of a usage partition, in [`cost_schema`] order.
 pub fn usage_batch(h: &PartitionHeader, rows: &[RatedRow], run_id: &str) -> Result<RecordBatch> {
-    let month_start =
-        NaiveDate::parse_from_str(&format!("{}-01", h.month), "%Y-%m-%d").unwrap_or_default();
-    let bp_start =
-        to_micros(Utc.from_utc_datetime(&month_start.and_hms_opt(0, 0, 0).unwrap_or_default()));
-    let bp_end = to_micros(
-        Utc.from_utc_datetime(
-            &next_month_start(month_start)
-                .and_hms_opt(0, 0, 0)
-                .unwrap_or_default(),
-        ),
-    );
     let n = rows.len();
     let org = h.org;
     let pname = |r: &RatedRow| {
@@ -220,12 +236,8 @@ pub fn usage_batch(h: &PartitionHeader, rows: &[RatedRow], run_id: &str) -> Resu
         a_str(v.iter().map(|s| s.as_deref()))
     };
     let decs = |f: &dyn Fn(&RatedRow) -> Dec10| a_dec(rows.iter().map(|r| dec(f(r))));
-    let arrays: Vec<ArrayRef> = vec![
-        konst(&org.id),
-        konst(&org.name),
-        konst(&org.billing_currency),
-        a_ts(std::iter::repeat_n(Some(bp_start), n)),
-        a_ts(std::iter::repeat_n(Some(bp_end), n)),
+    let mut arrays = billing_account_columns(org, h.month, n);
+    arrays.extend([
         a_ts(rows.iter().map(|r| Some(r.rec.usage_start))),
         a_ts(rows.iter().map(|r| Some(r.rec.usage_end))),
         konst("Usage"),
@@ -325,35 +337,153 @@ pub fn usage_batch(h: &PartitionHeader, rows: &[RatedRow], run_id: &str) -> Resu
         a_i64(std::iter::repeat_n(None, n)),
         a_i64(std::iter::repeat_n(None, n)),
         konst(run_id),
-    ];
+    ]);
+    Ok(RecordBatch::try_new(cost_schema(), arrays)?)
+}
+
+/// One reservation charge: a priced order and one of its installments.
+pub type PurchaseCharge<'a> = (&'a PricedOrder<'a>, &'a Installment);
+
+/// Columns of a purchases partition (reservation charges of one organization and month), in
+/// [`cost_schema`] order. A charge covers its installment date, 00:00 to 00:00 UTC of the
+/// next day; usage-only columns (consumed quantity, meter, service, tiers) are null.
+pub fn purchase_batch(
+    org: &Organization,
+    month: &str,
+    partnerships: &std::collections::BTreeMap<String, String>,
+    charges: &[PurchaseCharge],
+    run_id: &str,
+) -> Result<RecordBatch> {
+    let n = charges.len();
+    let konst = |v: &str| a_str(std::iter::repeat_n(Some(v), n));
+    let nulls = || a_str(std::iter::repeat_n(None::<&str>, n));
+    let null_decs = || a_dec(std::iter::repeat_n(None, n));
+    let strs = |f: &dyn Fn(&PurchaseCharge) -> Option<String>| -> ArrayRef {
+        let v: Vec<Option<String>> = charges.iter().map(f).collect();
+        a_str(v.iter().map(|s| s.as_deref()))
+    };
+    let field = |name: &'static str| {
+        move |c: &PurchaseCharge| Some(c.0.order.get(name).to_string()).filter(|s| !s.is_empty())
+    };
+    let decs = |f: &dyn Fn(&PurchaseCharge) -> Dec10| a_dec(charges.iter().map(|c| dec(f(c))));
+    let pname = |c: &PurchaseCharge| {
+        let id = &c.0.mapping.partnership_id;
+        Some(partnerships.get(id).unwrap_or(id).clone())
+    };
+    let day_start = |c: &PurchaseCharge, days: u64| {
+        let d = c.1.date + chrono::Days::new(days);
+        Some(start_of_day_micros(d))
+    };
+    let mut arrays = billing_account_columns(org, month, n);
+    arrays.extend([
+        a_ts(charges.iter().map(|c| day_start(c, 0))),
+        a_ts(charges.iter().map(|c| day_start(c, 1))),
+        konst("Purchase"),
+        nulls(),
+        strs(&field("product_title")),
+        strs(&|c| Some(c.0.frequency.charge_frequency().to_string())),
+        decs(&|c| c.1.list_cost),
+        decs(&|c| c.1.billed_cost),
+        decs(&|c| c.1.billed_cost),
+        decs(&|c| c.1.billed_cost),
+        decs(&|c| c.0.purchase_unit_price),
+        decs(&|c| Dec10::from_int(c.0.quantity)),
+        konst(PRICING_UNIT),
+        null_decs(),
+        nulls(),
+        strs(&pname),
+        konst("Microsoft"),
+        konst("Microsoft"),
+        konst("Microsoft"),
+        strs(&pname),
+        nulls(),
+        nulls(),
+        nulls(),
+        strs(&field("region")),
+        strs(&|c| match &c.0.price_source {
+            PriceSource::PriceSheet { location, .. } => location.clone(),
+            PriceSource::Order => None,
+        }),
+        nulls(),
+        nulls(),
+        strs(&field("subscription_id")),
+        strs(&field("sku_id")),
+        nulls(),
+        konst("{}"),
+        strs(&field("customer_tenant_id")),
+        konst(&org.id),
+        strs(&|c| Some(c.0.mapping.partnership_id.clone())),
+        konst(month),
+        a_date(charges.iter().map(|c| Some(date_to_days(c.1.date)))),
+        nulls(),
+        decs(&|c| c.1.list_cost_usd),
+        decs(&|c| c.0.fx_usd_per_unit),
+        strs(&|c| Some(month_of(c.0.fx_rate_date))),
+        nulls(),
+        null_decs(),
+        null_decs(),
+        null_decs(),
+        null_decs(),
+        a_date(charges.iter().map(|c| c.0.price_source.effective_start())),
+        strs(&|c| Some(c.0.order.source_file.clone())),
+        a_i64(charges.iter().map(|c| Some(c.0.order.source_row))),
+        strs(&field("order_id")),
+        strs(&field("reservation_id")),
+        a_i64(charges.iter().map(|c| Some(c.1.index as i64))),
+        a_i64(charges.iter().map(|c| Some(c.0.installments.len() as i64))),
+        konst(run_id),
+    ]);
     Ok(RecordBatch::try_new(cost_schema(), arrays)?)
 }
 
 /// Digest of a batch's content, every column but `x_RunId`.
 pub fn content_digest(batch: &RecordBatch) -> String {
-    let mut h = Sha256::new();
-    for (field, array) in batch.schema().fields().iter().zip(batch.columns()) {
-        if field.name() == col::RUN_ID {
-            continue;
-        }
-        h.update(field.name().as_bytes());
-        hash_array_data(&array.to_data(), &mut h);
-    }
-    hex::encode(h.finalize())
+    let mut h = ContentHasher::new();
+    hash_batch(batch, &mut h);
+    h.finish()
 }
 
-fn hash_array_data(d: &arrow::array::ArrayData, h: &mut Sha256) {
-    h.update((d.len() as u64).to_le_bytes());
-    if let Some(n) = d.nulls() {
-        for i in 0..d.len() {
-            h.update([n.is_valid(i) as u8]);
-        }
+/// Digest of partition content: xxh3-128 (stable across machines and releases; this detects
+/// unchanged content, it is not a security boundary).
+pub struct ContentHasher(xxhash_rust::xxh3::Xxh3);
+
+impl ContentHasher {
+    /// A fresh digest.
+    pub fn new() -> ContentHasher {
+        ContentHasher(xxhash_rust::xxh3::Xxh3::new())
     }
-    for b in d.buffers() {
-        h.update(b.as_slice());
+
+    /// Hex of the digest.
+    pub fn finish(&self) -> String {
+        format!("xxh3-128:{:032x}", self.0.digest128())
     }
-    for c in d.child_data() {
-        hash_array_data(c, h);
+}
+
+impl Default for ContentHasher {
+    fn default() -> Self {
+        ContentHasher::new()
+    }
+}
+
+/// Feed a batch's content (every column but `x_RunId`) into a digest. Values go through
+/// arrow's row format, so the digest depends on the values only, not on how the arrays are
+/// laid out or sliced.
+pub fn hash_batch(batch: &RecordBatch, h: &mut ContentHasher) {
+    use arrow::row::{RowConverter, SortField};
+    let (fields, columns): (Vec<SortField>, Vec<ArrayRef>) = batch
+        .schema()
+        .fields()
+        .iter()
+        .zip(batch.columns())
+        .filter(|(f, _)| f.name() != col::RUN_ID)
+        .map(|(f, c)| (SortField::new(f.data_type().clone()), c.clone()))
+        .unzip();
+    let converter = RowConverter::new(fields).expect("cost schema types are row-convertible");
+    let rows = converter
+        .convert_columns(&columns)
+        .expect("columns match their fields");
+    for row in rows.iter() {
+        h.0.update(row.as_ref());
     }
 }
 
@@ -364,6 +494,16 @@ pub enum WriteOutcome {
     Written,
     /// Same content already there; file untouched.
     Unchanged,
+}
+
+impl WriteOutcome {
+    /// The manifest's partition action: `written` or `unchanged`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            WriteOutcome::Written => "written",
+            WriteOutcome::Unchanged => "unchanged",
+        }
+    }
 }
 
 /// Write `batch` to `rel` unless the file there already holds the same content.

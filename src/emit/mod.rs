@@ -3,3 +3,4 @@
 pub mod costs;
 pub mod manifest;
 pub mod quarantine;
+pub mod runs;

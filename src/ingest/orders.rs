@@ -8,7 +8,7 @@ use crate::emit::quarantine::{count_by_reason, write_quarantine};
 use crate::error::{Error, Result};
 use crate::ingest::json_text::scalar_text;
 use crate::ingest::source::{
-    expand_paths, logical_name, open_reader, plan_files, read_all, Ledger, LedgerEntry,
+    expand_paths, logical_name, open_reader, plan_files, read_all, Ledger,
 };
 use crate::model::decimal::Dec10;
 use crate::model::ids::normalize_guid;
@@ -37,14 +37,16 @@ pub fn load_orders(lake: &Lake) -> Result<Vec<ReservationOrder>> {
 }
 
 /// Validate one order given as field -> text.
-// A rejected order is an expected outcome carried by value, not an exceptional error path.
-#[allow(clippy::result_large_err)]
+#[allow(
+    clippy::result_large_err,
+    reason = "the Err side is the quarantine record of one rejected record, built once; boxing it buys nothing"
+)]
 fn order_from_fields(
     fields: &BTreeMap<String, String>,
     source: &str,
     row: i64,
     raw: &str,
-) -> std::result::Result<ReservationOrder, QuarantineRecord> {
+) -> Outcome {
     let get = |k: &str| {
         fields
             .get(k)
@@ -52,16 +54,18 @@ fn order_from_fields(
             .unwrap_or_default()
     };
     let tenant_raw = get("customer_tenant_id");
-    let reject = |reason, detail: String| QuarantineRecord {
-        reason,
-        detail,
-        source_file: source.to_string(),
-        source_row: row,
-        raw: raw.to_string(),
-        customer_tenant_id: normalize_guid(&tenant_raw),
-        subscription_id: None,
-        meter_id: None,
-        usage_date: None,
+    let reject = |reason, detail: String| {
+        Box::new(QuarantineRecord {
+            reason,
+            detail,
+            source_file: source.to_string(),
+            source_row: row,
+            raw: raw.to_string(),
+            customer_tenant_id: normalize_guid(&tenant_raw),
+            subscription_id: None,
+            meter_id: None,
+            usage_date: None,
+        })
     };
     for f in [
         "order_id",
@@ -155,7 +159,8 @@ fn order_from_fields(
     })
 }
 
-type Outcome = std::result::Result<ReservationOrder, QuarantineRecord>;
+/// An order, or why it was quarantined.
+type Outcome = std::result::Result<ReservationOrder, Box<QuarantineRecord>>;
 
 fn parse_orders_file(path: &Path) -> Result<Vec<Outcome>> {
     let source = path.display().to_string();
@@ -189,7 +194,7 @@ fn parse_orders_file(path: &Path) -> Result<Vec<Outcome>> {
                         &rec.iter().collect::<Vec<_>>().join(","),
                     ));
                 }
-                Err(e) => out.push(Err(QuarantineRecord {
+                Err(e) => out.push(Err(Box::new(QuarantineRecord {
                     reason: ReasonCode::Malformed,
                     detail: format!("CSV row is not readable: {e}"),
                     source_file: source.clone(),
@@ -199,7 +204,7 @@ fn parse_orders_file(path: &Path) -> Result<Vec<Outcome>> {
                     subscription_id: None,
                     meter_id: None,
                     usage_date: None,
-                })),
+                }))),
             }
         }
         return Ok(out);
@@ -247,7 +252,7 @@ fn parse_orders_file(path: &Path) -> Result<Vec<Outcome>> {
         };
         out.push(match fields {
             Some(f) => order_from_fields(&f, &source, row, &raw),
-            None => Err(QuarantineRecord {
+            None => Err(Box::new(QuarantineRecord {
                 reason: ReasonCode::Malformed,
                 detail: "order is not a JSON object".into(),
                 source_file: source.clone(),
@@ -257,7 +262,7 @@ fn parse_orders_file(path: &Path) -> Result<Vec<Outcome>> {
                 subscription_id: None,
                 meter_id: None,
                 usage_date: None,
-            }),
+            })),
         });
     }
     Ok(out)
@@ -286,7 +291,8 @@ pub fn ingest_orders(lake: &Lake, opts: &IngestOrdersOptions, run_id: &str) -> R
     let mut known: HashSet<String> = orders.iter().map(|o| o.content_hash.clone()).collect();
     let mut quarantine = Vec::new();
     let (mut read, mut new, mut unchanged) = (0u64, 0u64, 0u64);
-    for (path, _, _) in &to_read {
+    for f in &to_read {
+        let path = &f.path;
         for outcome in parse_orders_file(path)? {
             read += 1;
             match outcome {
@@ -296,7 +302,7 @@ pub fn ingest_orders(lake: &Lake, opts: &IngestOrdersOptions, run_id: &str) -> R
                     known.insert(o.content_hash.clone());
                     orders.push(o);
                 }
-                Err(q) => quarantine.push(q),
+                Err(q) => quarantine.push(*q),
             }
         }
     }
@@ -332,16 +338,7 @@ pub fn ingest_orders(lake: &Lake, opts: &IngestOrdersOptions, run_id: &str) -> R
             &quarantine,
         )?;
     }
-    for (path, sha, bytes) in to_read {
-        ledger.files.insert(
-            sha,
-            LedgerEntry {
-                path: path.display().to_string(),
-                bytes,
-                run_id: run_id.to_string(),
-            },
-        );
-    }
+    ledger.record(to_read, run_id);
     ledger.save(lake, "reservations")?;
     log(&format!(
         "ingest reservations: {read} orders read, {new} new, {unchanged} unchanged, {} quarantined",

@@ -8,7 +8,7 @@ use crate::emit::quarantine::{count_by_reason, write_quarantine};
 use crate::error::{Error, Result};
 use crate::ingest::json_text::decimal_from_raw;
 use crate::ingest::source::{
-    expand_paths, logical_name, open_reader, plan_files, read_all, Ledger, LedgerEntry,
+    expand_paths, logical_name, open_reader, plan_files, read_all, Ledger,
 };
 use crate::model::decimal::Dec10;
 use crate::model::ids::normalize_guid;
@@ -496,7 +496,8 @@ pub fn ingest_prices(lake: &Lake, opts: &IngestPricesOptions, run_id: &str) -> R
     let mut incoming = Vec::new();
     let mut quarantine = Vec::new();
     let mut read = 0;
-    for (path, _, _) in &to_read {
+    for f in &to_read {
+        let path = &f.path;
         let source = path.display().to_string();
         let mut ctx = Ctx {
             source: &source,
@@ -616,16 +617,7 @@ pub fn ingest_prices(lake: &Lake, opts: &IngestPricesOptions, run_id: &str) -> R
             &quarantine,
         )?;
     }
-    for (path, sha, bytes) in to_read {
-        ledger.files.insert(
-            sha,
-            LedgerEntry {
-                path: path.display().to_string(),
-                bytes,
-                run_id: run_id.to_string(),
-            },
-        );
-    }
+    ledger.record(to_read, run_id);
     ledger.save(lake, "prices")?;
     log(&format!("ingest prices: {read} records read, {new} new, {restated} restated, {unchanged} unchanged, {} quarantined", m.quarantined_total()));
     m.finish(lake, started)

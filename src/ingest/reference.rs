@@ -6,9 +6,7 @@
 use crate::emit::manifest::{Manifest, PartitionSummary};
 use crate::emit::quarantine::{count_by_reason, write_quarantine};
 use crate::error::{Error, Result};
-use crate::ingest::source::{
-    expand_paths, logical_name, open_reader, plan_files, Ledger, LedgerEntry,
-};
+use crate::ingest::source::{expand_paths, logical_name, open_reader, plan_files, Ledger};
 use crate::model::decimal::Dec10;
 use crate::model::ids::normalize_guid;
 use crate::model::reason::{QuarantineRecord, ReasonCode};
@@ -260,7 +258,8 @@ pub fn ingest_reference(
     let mut quarantine = Vec::new();
     let mut tables: BTreeMap<&'static str, RefRows> = BTreeMap::new();
     let (mut read, mut new, mut restated, mut unchanged) = (0u64, 0u64, 0u64, 0u64);
-    for (path, _, _) in &to_read {
+    for f in &to_read {
+        let path = &f.path;
         let def = table_for(path).expect("checked above");
         let (rows, n) = parse_table(path, def, &mut quarantine)?;
         read += n;
@@ -349,16 +348,7 @@ pub fn ingest_reference(
             &quarantine,
         )?;
     }
-    for (path, sha, bytes) in to_read {
-        ledger.files.insert(
-            sha,
-            LedgerEntry {
-                path: path.display().to_string(),
-                bytes,
-                run_id: run_id.to_string(),
-            },
-        );
-    }
+    ledger.record(to_read, run_id);
     ledger.save(lake, "reference")?;
     log(&format!("ingest reference: {read} rows read, {new} new, {restated} changed, {unchanged} unchanged, {} quarantined", m.quarantined_total()));
     m.finish(lake, started)

@@ -121,8 +121,16 @@ impl Ledger {
     }
 }
 
-/// A file to read: path, SHA-256 and size in bytes.
-pub type FileToRead = (PathBuf, String, u64);
+/// A file this run reads.
+#[derive(Clone, Debug)]
+pub struct FileToRead {
+    /// Where it is.
+    pub path: PathBuf,
+    /// SHA-256, hex.
+    pub sha256: String,
+    /// Size in bytes.
+    pub bytes: u64,
+}
 
 /// Digest every file; split into the ones to read and the ones identical to a file already
 /// ingested (or to an earlier file of this run). Returns (to_read, manifest entries).
@@ -139,7 +147,11 @@ pub fn plan_files(files: &[PathBuf], ledger: &Ledger) -> Result<(Vec<FileToRead>
             format!("skipped: identical to {first} in this run")
         } else {
             seen.insert(sha.clone(), path.clone());
-            to_read.push((p.clone(), sha.clone(), bytes));
+            to_read.push(FileToRead {
+                path: p.clone(),
+                sha256: sha.clone(),
+                bytes,
+            });
             "ingested".to_string()
         };
         inputs.push(InputFile {
@@ -150,4 +162,20 @@ pub fn plan_files(files: &[PathBuf], ledger: &Ledger) -> Result<(Vec<FileToRead>
         });
     }
     Ok((to_read, inputs))
+}
+
+impl Ledger {
+    /// Record the files a run read, so that the same contents are skipped next time.
+    pub fn record(&mut self, files: Vec<FileToRead>, run_id: &str) {
+        for f in files {
+            self.files.insert(
+                f.sha256,
+                LedgerEntry {
+                    path: f.path.display().to_string(),
+                    bytes: f.bytes,
+                    run_id: run_id.to_string(),
+                },
+            );
+        }
+    }
 }

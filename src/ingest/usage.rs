@@ -9,7 +9,7 @@
 use crate::emit::manifest::{Manifest, PartitionSummary};
 use crate::emit::quarantine::{count_by_reason, write_quarantine};
 use crate::error::{Error, Result};
-use crate::ingest::source::{expand_paths, plan_files, Ledger, LedgerEntry};
+use crate::ingest::source::{expand_paths, plan_files, Ledger};
 use crate::ingest::utilization::{parse_file, Parsed};
 use crate::model::ids::stable_hash64;
 use crate::model::reason::{QuarantineRecord, ReasonCode};
@@ -24,15 +24,16 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs::File;
 use std::path::PathBuf;
 
-/// Hash buckets per month: usage of one tenant always lands in one bucket, so subscription
-/// and customer tier scopes never span buckets.
-pub const BUCKETS: u32 = 16;
+/// Hash buckets per month. The bucket is a hash of the subscription, the default tier
+/// scope key (spec README, Scale): every ladder of the default scope lives in one bucket,
+/// so rating and ingest hold one bucket at a time, not the month.
+pub const BUCKETS: u32 = 64;
 /// Records buffered in memory before the largest buffers spill to disk.
 const SPILL_ROWS: usize = 100_000;
 
-/// Bucket of a customer tenant.
-pub fn bucket_of(tenant: &str) -> u32 {
-    (stable_hash64(tenant) % BUCKETS as u64) as u32
+/// Bucket of a subscription.
+pub fn bucket_of(subscription: &str) -> u32 {
+    (stable_hash64(subscription) % BUCKETS as u64) as u32
 }
 
 /// Lake-relative data file of a usage partition.
@@ -84,7 +85,7 @@ impl Spill {
     fn push(&mut self, r: UsageRecord) -> Result<()> {
         let key = (
             month_of(days_to_date(r.usage_date)),
-            bucket_of(&r.customer_tenant_id),
+            bucket_of(&r.subscription_id),
         );
         self.buffers.entry(key).or_default().push(r);
         self.buffered += 1;
@@ -114,27 +115,28 @@ impl Spill {
         self.buffered = 0;
         Ok(())
     }
+}
 
-    /// New records of one partition, in arrival order.
-    fn take_partition(&mut self, key: &PartKey) -> Result<Vec<UsageRecord>> {
-        let mut rows = Vec::new();
-        for path in self.files.remove(key).unwrap_or_default() {
-            let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
-            let perr = |e| Error::Parquet {
-                path: path.display().to_string(),
-                source: e,
-            };
-            for b in ParquetRecordBatchReaderBuilder::try_new(file)
-                .map_err(perr)?
-                .build()
-                .map_err(perr)?
-            {
-                usage_from_batch(&b?, &mut rows)?;
-            }
+/// New records of one partition, in arrival order, from its spill files.
+fn read_spilled(paths: &[PathBuf]) -> Result<Vec<UsageRecord>> {
+    let mut rows = Vec::new();
+    for path in paths {
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let perr = |e| Error::Parquet {
+            path: path.display().to_string(),
+            source: e,
+        };
+        for b in ParquetRecordBatchReaderBuilder::try_new(file)
+            .map_err(perr)?
+            .build()
+            .map_err(perr)?
+        {
+            usage_from_batch(&b?, &mut rows)?;
         }
-        rows.extend(self.buffers.remove(key).unwrap_or_default());
-        Ok(rows)
+        // Each spill file is read once: free the disk as the merge goes.
+        let _ = std::fs::remove_file(path);
     }
+    Ok(rows)
 }
 
 /// Outcome of merging one partition.
@@ -268,9 +270,10 @@ pub fn ingest_usage(lake: &Lake, opts: &IngestUsageOptions, run_id: &str) -> Res
     };
     let mut quarantine: Vec<QuarantineRecord> = Vec::new();
     let mut read = 0u64;
-    let total_bytes: u64 = to_read.iter().map(|f| f.2).sum();
+    let total_bytes: u64 = to_read.iter().map(|f| f.bytes).sum();
     let mut progress = Progress::new("ingest usage", total_bytes, true);
-    for (path, _, bytes) in &to_read {
+    for f in &to_read {
+        let (path, bytes) = (&f.path, &f.bytes);
         read += parse_file(path, run_id, &mut |p| match p {
             Parsed::Record(r) => spill.push(*r),
             Parsed::Quarantined(q) => {
@@ -281,22 +284,18 @@ pub fn ingest_usage(lake: &Lake, opts: &IngestUsageOptions, run_id: &str) -> Res
         progress.inc(*bytes);
     }
     progress.finish();
-    let keys: BTreeSet<PartKey> = spill
-        .buffers
-        .keys()
-        .chain(spill.files.keys())
-        .cloned()
-        .collect();
-    let mut work = Vec::with_capacity(keys.len());
-    for key in keys {
-        let rows = spill.take_partition(&key)?;
-        work.push((key, rows));
-    }
-    // Merge two partitions at a time at most: memory is one partition per core.
-    let results: Vec<(PartKey, MergeStats)> = work
+    // Everything goes to disk first; then each partition is read back and merged on its own,
+    // so memory holds one partition per worker thread, never the whole run.
+    spill.flush_all()?;
+    let parts: Vec<(PartKey, Vec<PathBuf>)> =
+        std::mem::take(&mut spill.files).into_iter().collect();
+    let results: Vec<(PartKey, MergeStats)> = parts
         .into_par_iter()
         .with_max_len(1)
-        .map(|(key, rows)| merge_partition(lake, &key, rows, run_id).map(|s| (key, s)))
+        .map(|(key, paths)| {
+            let rows = read_spilled(&paths)?;
+            merge_partition(lake, &key, rows, run_id).map(|s| (key, s))
+        })
         .collect::<Result<_>>()?;
     let (mut new, mut restated, mut unchanged) = (0, 0, 0);
     let mut changed_months = BTreeSet::new();
@@ -340,16 +339,7 @@ pub fn ingest_usage(lake: &Lake, opts: &IngestUsageOptions, run_id: &str) -> Res
             &quarantine,
         )?;
     }
-    for (path, sha, bytes) in to_read {
-        ledger.files.insert(
-            sha,
-            LedgerEntry {
-                path: path.display().to_string(),
-                bytes,
-                run_id: run_id.to_string(),
-            },
-        );
-    }
+    ledger.record(to_read, run_id);
     ledger.save(lake, "usage")?;
     log(&format!("ingest usage: {read} records read, {new} new, {restated} restated, {unchanged} unchanged, {} quarantined", m.quarantined_total()));
     m.finish(lake, started)

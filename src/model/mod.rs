@@ -1,6 +1,7 @@
 //! Typed records, the decimal type, units, identifiers, times, reason codes and the Arrow
 //! schemas of every staged and published table.
 
+pub mod currency;
 pub mod decimal;
 pub mod ids;
 pub mod order;

@@ -47,12 +47,15 @@ pub struct ReservationOrder {
 impl ReservationOrder {
     /// A text field by name.
     pub fn get(&self, field: &str) -> &str {
-        ORDER_TEXT_FIELDS
-            .iter()
-            .position(|f| *f == field)
+        order_field_index(field)
             .map(|i| self.text[i].as_str())
             .unwrap_or("")
     }
+}
+
+/// Position of a field in [`ORDER_TEXT_FIELDS`].
+pub fn order_field_index(field: &str) -> Option<usize> {
+    ORDER_TEXT_FIELDS.iter().position(|f| *f == field)
 }
 
 /// Schema of the staged orders table.

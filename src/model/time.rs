@@ -43,6 +43,11 @@ pub fn to_micros(t: DateTime<Utc>) -> i64 {
     t.timestamp_micros()
 }
 
+/// The first instant (00:00 UTC) of a date, in microseconds since the Unix epoch.
+pub fn start_of_day_micros(d: NaiveDate) -> i64 {
+    to_micros(Utc.from_utc_datetime(&d.and_time(chrono::NaiveTime::MIN)))
+}
+
 /// From microseconds since the Unix epoch.
 pub fn from_micros(us: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(us).unwrap_or_default()
@@ -141,6 +146,10 @@ mod tests {
             "2027-01-01"
         );
         assert_eq!(days_to_date(date_to_days(d)), d);
+        assert_eq!(
+            from_micros(start_of_day_micros(d)).to_rfc3339(),
+            "2026-01-31T00:00:00+00:00"
+        );
         assert_eq!(
             date_to_days(NaiveDate::from_ymd_opt(1970, 1, 2).unwrap()),
             1

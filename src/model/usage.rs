@@ -155,20 +155,20 @@ pub fn usage_from_batch(b: &RecordBatch, out: &mut Vec<UsageRecord>) -> Result<(
     );
     let (mname, mcat, msub, mreg) = (
         c.str("meter_name")?,
-        c.str("meter_category")?,
-        c.str("meter_subcategory")?,
-        c.str("meter_region")?,
+        c.str("meter_category").ok(),
+        c.str("meter_subcategory").ok(),
+        c.str("meter_region").ok(),
     );
     let (uri, loc, part, order) = (
         c.str("resource_uri")?,
-        c.str("location")?,
-        c.str("part_number")?,
-        c.str("order_number")?,
+        c.str("location").ok(),
+        c.str("part_number").ok(),
+        c.str("order_number").ok(),
     );
     let (addl, tags, info, unit) = (
         c.str("additional_info")?,
         c.str("tags")?,
-        c.str("info_fields")?,
+        c.str("info_fields").ok(),
         c.str("unit")?,
     );
     let (qty, start, end, date) = (
@@ -181,9 +181,13 @@ pub fn usage_from_batch(b: &RecordBatch, out: &mut Vec<UsageRecord>) -> Result<(
         c.str("source_file")?,
         c.i64("source_row")?,
         c.str("ingest_run_id")?,
-        c.str("raw")?,
+        c.str("raw").ok(),
     );
     let os = |a: &arrow::array::StringArray, i| opt_str(a, i).map(str::to_string);
+    // Columns left out of a projection read as absent.
+    let oo = |a: Option<&arrow::array::StringArray>, i| {
+        a.and_then(|a| opt_str(a, i)).map(str::to_string)
+    };
     out.reserve(b.num_rows());
     for i in 0..b.num_rows() {
         out.push(UsageRecord {
@@ -192,16 +196,16 @@ pub fn usage_from_batch(b: &RecordBatch, out: &mut Vec<UsageRecord>) -> Result<(
             subscription_id: sub.value(i).to_string(),
             meter_id: meter.value(i).to_string(),
             meter_name: os(mname, i),
-            meter_category: os(mcat, i),
-            meter_subcategory: os(msub, i),
-            meter_region: os(mreg, i),
+            meter_category: oo(mcat, i),
+            meter_subcategory: oo(msub, i),
+            meter_region: oo(mreg, i),
             resource_uri: uri.value(i).to_string(),
-            location: os(loc, i),
-            part_number: os(part, i),
-            order_number: os(order, i),
+            location: oo(loc, i),
+            part_number: oo(part, i),
+            order_number: oo(order, i),
             additional_info: addl.value(i).to_string(),
             tags: tags.value(i).to_string(),
-            info_fields: os(info, i),
+            info_fields: oo(info, i),
             unit: os(unit, i),
             quantity: Dec10(qty.value(i)),
             usage_start: start.value(i),
@@ -210,8 +214,33 @@ pub fn usage_from_batch(b: &RecordBatch, out: &mut Vec<UsageRecord>) -> Result<(
             source_file: sf.value(i).to_string(),
             source_row: sr.value(i),
             ingest_run_id: run.value(i).to_string(),
-            raw: raw.value(i).to_string(),
+            raw: raw.map(|r| r.value(i).to_string()).unwrap_or_default(),
         });
     }
     Ok(())
 }
+
+/// Staged columns rating needs: everything but the raw text and the descriptive fields the
+/// cost partitions do not carry.
+pub const RATING_COLUMNS: [&str; 20] = [
+    col::KEY_HASH,
+    col::TENANT,
+    col::SUBSCRIPTION,
+    col::METER,
+    "meter_name",
+    "meter_category",
+    "meter_subcategory",
+    "meter_region",
+    "resource_uri",
+    "location",
+    "additional_info",
+    "tags",
+    "unit",
+    col::QUANTITY,
+    "usage_start",
+    "usage_end",
+    "usage_date",
+    "source_file",
+    "source_row",
+    "ingest_run_id",
+];

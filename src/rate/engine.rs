@@ -5,13 +5,13 @@
 //! result does not depend on thread count, batch sizes or arrival order.
 
 use crate::error::{Error, Result};
-use crate::model::decimal::{Dec10, ONE_RAW};
+use crate::model::decimal::{Dec10, ONE_RAW, SCALE};
 use crate::model::reason::{QuarantineRecord, ReasonCode};
 use crate::model::reference::{Organization, Reference, TenantMapping};
 use crate::model::time::{date_to_days, days_to_date, from_micros};
 use crate::model::units::Unit;
 use crate::model::usage::UsageRecord;
-use crate::rate::half_away_from_zero::div_round;
+use crate::rate::half_away_from_zero::div_round_to;
 use crate::rate::price_book::{PriceBook, PriceVersion};
 use crate::rate::tiers::TierLadder;
 use chrono::{Datelike, NaiveDate};
@@ -161,28 +161,40 @@ struct Prepared<'a> {
 
 /// `ListCost = round10(usd / fx)`, exact.
 pub fn to_billing_currency(usd: Dec10, fx_usd_per_unit: Dec10) -> Result<Dec10> {
-    let num = usd.0.checked_mul(ONE_RAW).ok_or_else(|| Error::Overflow {
-        context: "converting USD to the billing currency".into(),
-    })?;
-    Ok(Dec10(div_round(num, fx_usd_per_unit.0)))
+    convert_from_usd(usd, fx_usd_per_unit, SCALE)
+}
+
+/// `round_digits(usd / fx)`, exact: the quotient is rounded once, half away from zero, to
+/// `digits` decimals (10 for rated rows, the currency's minor unit for reservation prices).
+pub fn convert_from_usd(usd: Dec10, fx_usd_per_unit: Dec10, digits: u32) -> Result<Dec10> {
+    let num = usd.0.checked_mul(ONE_RAW);
+    num.and_then(|n| div_round_to(n, fx_usd_per_unit.0, digits))
+        .map(Dec10)
+        .ok_or_else(|| Error::Overflow {
+            context: "converting USD to the billing currency".into(),
+        })
 }
 
 /// `round10(cost * (1 + percent/100))`, exact.
 pub fn apply_percent(cost: Dec10, percent: Dec10) -> Result<Dec10> {
-    let hundred = 100 * ONE_RAW;
-    let factor = hundred
-        .checked_add(percent.0)
-        .ok_or_else(|| Error::Overflow {
-            context: "applying the adjustment percent".into(),
-        })?;
-    let num = cost.0.checked_mul(factor).ok_or_else(|| Error::Overflow {
-        context: "applying the adjustment percent".into(),
-    })?;
-    Ok(Dec10(div_round(num, hundred)))
+    apply_percent_rounded(cost, percent, SCALE)
 }
 
-fn quarantine(rec: &UsageRecord, reason: ReasonCode, detail: String) -> QuarantineRecord {
-    QuarantineRecord {
+/// `round_digits(cost * (1 + percent/100))`, exact, rounded once to `digits` decimals.
+pub fn apply_percent_rounded(cost: Dec10, percent: Dec10, digits: u32) -> Result<Dec10> {
+    let overflow = || Error::Overflow {
+        context: "applying the adjustment percent".into(),
+    };
+    let hundred = 100 * ONE_RAW;
+    let factor = hundred.checked_add(percent.0).ok_or_else(overflow)?;
+    let num = cost.0.checked_mul(factor).ok_or_else(overflow)?;
+    div_round_to(num, hundred, digits)
+        .map(Dec10)
+        .ok_or_else(overflow)
+}
+
+fn quarantine(rec: &UsageRecord, reason: ReasonCode, detail: String) -> Box<QuarantineRecord> {
+    Box::new(QuarantineRecord {
         reason,
         detail,
         source_file: rec.source_file.clone(),
@@ -192,21 +204,23 @@ fn quarantine(rec: &UsageRecord, reason: ReasonCode, detail: String) -> Quaranti
         subscription_id: Some(rec.subscription_id.clone()),
         meter_id: Some(rec.meter_id.clone()),
         usage_date: Some(days_to_date(rec.usage_date)),
-    }
+    })
 }
 
 /// Unit strings parsed once per month.
 type UnitCache = HashMap<String, Unit>;
 
 /// The first reason that applies, or the record ready for its ladder.
-// A quarantined record is an expected outcome carried by value, not an exceptional error path.
-#[allow(clippy::result_large_err)]
+#[allow(
+    clippy::result_large_err,
+    reason = "the Err side is the quarantine record of one rejected record, built once; boxing it buys nothing"
+)]
 fn classify<'a>(
     ctx: &'a RateContext,
     rec: &'a UsageRecord,
     month: &str,
     units: &UnitCache,
-) -> std::result::Result<Prepared<'a>, QuarantineRecord> {
+) -> std::result::Result<Prepared<'a>, Box<QuarantineRecord>> {
     let day = days_to_date(rec.usage_date);
     if rec.quantity.is_negative() {
         return Err(quarantine(
@@ -382,7 +396,7 @@ pub fn rate_month<'a>(
         }
     }
     let earlier_month = |r: &UsageRecord| crate::model::time::month_of(days_to_date(r.usage_date));
-    let classified: Vec<(bool, std::result::Result<Prepared, QuarantineRecord>)> = records
+    let classified: Vec<(bool, std::result::Result<Prepared, Box<QuarantineRecord>>)> = records
         .par_iter()
         .map(|r| (true, classify(ctx, r, month, &units)))
         .chain(
@@ -408,7 +422,7 @@ pub fn rate_month<'a>(
                     .or_default()
                     .push(p);
             }
-            Err(q) if emit => quarantine.push(q),
+            Err(q) if emit => quarantine.push(*q),
             Err(_) => {}
         }
     }
@@ -424,26 +438,25 @@ pub fn rate_month<'a>(
     })
 }
 
-/// Output order inside a partition (outputs.md), with the natural key as the final tie-break.
+/// Output order inside a partition (outputs.md): `SubAccountId, x_MeterId, ChargePeriodStart,
+/// ResourceId`, then end and lineage, so that the order is total and any two runs sort alike.
 pub fn output_order(a: &RatedRow, b: &RatedRow) -> std::cmp::Ordering {
+    output_key(a).cmp(&output_key(b))
+}
+
+type OutputKey<'b> = (&'b str, &'b str, i64, &'b str, i64, &'b str, i64);
+
+fn output_key<'b>(r: &'b RatedRow) -> OutputKey<'b> {
+    let u = r.rec;
     (
-        &a.rec.subscription_id,
-        &a.rec.meter_id,
-        a.rec.usage_start,
-        &a.rec.resource_uri,
-        a.rec.usage_end,
-        &a.rec.additional_info,
-        a.rec.key_hash,
+        u.subscription_id.as_str(),
+        u.meter_id.as_str(),
+        u.usage_start,
+        u.resource_uri.as_str(),
+        u.usage_end,
+        u.source_file.as_str(),
+        u.source_row,
     )
-        .cmp(&(
-            &b.rec.subscription_id,
-            &b.rec.meter_id,
-            b.rec.usage_start,
-            &b.rec.resource_uri,
-            b.rec.usage_end,
-            &b.rec.additional_info,
-            b.rec.key_hash,
-        ))
 }
 
 /// Human form of a usage instant, for details.

@@ -43,6 +43,20 @@ pub fn round_scale10_to(value: i128, digits: u32) -> i128 {
     div_round(value, step) * step
 }
 
+/// The scale-10 value `num / den` (e.g. an amount's raw integer divided by a count, or by
+/// another raw amount times `10^10`) rounded half away from zero to `digits` decimals in one
+/// step, returned at scale 10. Rounding once from the exact quotient avoids the double
+/// rounding of `round10` followed by `round_scale10_to`. `None` when `den` is zero or the
+/// intermediate product leaves `i128`.
+pub fn div_round_to(num: i128, den: i128, digits: u32) -> Option<i128> {
+    let step = pow10(10 - digits.min(10));
+    let scaled_den = den.checked_mul(step)?;
+    if scaled_den == 0 {
+        return None;
+    }
+    div_round(num, scaled_den).checked_mul(step)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,5 +88,29 @@ mod tests {
         assert_eq!(round_scale10_to(6_456_605_000_000, 2), 6_456_600_000_000);
         assert_eq!(round_scale10_to(-1_775_575_000_000, 2), -1_775_600_000_000);
         assert_eq!(round_scale10_to(5_000_000_000, 0), 10_000_000_000);
+    }
+
+    #[test]
+    fn quotients_round_once_to_the_minor_unit() {
+        // 2130.69 / 12 = 177.5575 -> 177.56
+        assert_eq!(
+            div_round_to(21_306_900_000_000, 12, 2),
+            Some(1_775_600_000_000)
+        );
+        // 253752 / 36 = 7048.67 -> 7049 (JPY, 0 digits)
+        assert_eq!(
+            div_round_to(2_537_520_000_000_000, 36, 0),
+            Some(70_490_000_000_000)
+        );
+        // 10 digits is plain div_round
+        assert_eq!(div_round_to(5, 10, 10), Some(div_round(5, 10)));
+        // a value just below a half stays below: no double rounding (0.004999999999|6 -> 0.00)
+        assert_eq!(div_round_to(49_999_999_996, 1_000, 2), Some(0));
+        assert_eq!(
+            div_round_to(-1_775_575_000_000, 1, 2),
+            Some(-1_775_600_000_000)
+        );
+        assert_eq!(div_round_to(1, 0, 2), None);
+        assert_eq!(div_round_to(1, i128::MAX, 2), None);
     }
 }

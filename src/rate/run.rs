@@ -2,23 +2,23 @@
 //! last run), rate each month, publish its partitions and its quarantine state, and write a
 //! manifest whose counts balance (`staged = rated + quarantined`).
 
-use crate::emit::costs::{
-    partition_dir, sum_decimal, usage_batch, write_if_changed, PartitionHeader, WriteOutcome,
-};
+use crate::emit::costs::{col, partition_dir, sum_decimal, usage_batch, PartitionHeader};
 use crate::emit::manifest::{Manifest, PartitionSummary};
 use crate::emit::quarantine::{count_by_reason, write_quarantine};
+use crate::emit::runs::{merge_runs, write_run};
 use crate::error::{Error, Result};
 use crate::ingest::prices::{load_prices, PRICES_FILE};
-use crate::ingest::usage::{month_files, read_partition, staged_months};
+use crate::ingest::usage::{month_files, staged_months};
 use crate::model::decimal::Dec10;
 use crate::model::ids::stable_hash64;
-use crate::model::reference::{Reference, ALL_TABLES};
+use crate::model::reference::{Organization, Reference, ALL_TABLES};
 use crate::model::time::{days_to_date, month_of, parse_month};
-use crate::model::usage::UsageRecord;
+use crate::model::usage::{usage_from_batch, UsageRecord, RATING_COLUMNS};
 use crate::progress::{log, Progress};
 use crate::rate::engine::{output_order, rate_month, RateContext, RatedRow, TierPeriod, TierScope};
 use crate::rate::price_book::PriceBook;
 use crate::store::Lake;
+use arrow::array::RecordBatch;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -83,6 +83,20 @@ pub struct OrgMonthTotal {
     pub billed_cost: Dec10,
     /// Billing currency.
     pub currency: String,
+}
+
+impl OrgMonthTotal {
+    /// Totals of a cost partition's batch (usage or purchases) of `org` in `month`.
+    pub fn of_batch(org: &Organization, month: &str, batch: &RecordBatch) -> Result<OrgMonthTotal> {
+        Ok(OrgMonthTotal {
+            org: org.id.clone(),
+            month: month.to_string(),
+            rows: batch.num_rows() as u64,
+            list_cost_usd: sum_decimal(batch, col::LIST_COST_USD)?,
+            billed_cost: sum_decimal(batch, col::BILLED_COST)?,
+            currency: org.billing_currency.clone(),
+        })
+    }
 }
 
 /// What `rate` did.
@@ -150,15 +164,6 @@ fn fingerprint(lake: &Lake, month: &str, opts: &RateOptions) -> Result<String> {
     Ok(hex::encode(h.finalize()))
 }
 
-fn load_month(lake: &Lake, month: &str) -> Result<Vec<UsageRecord>> {
-    let files = month_files(lake, month)?;
-    let parts: Vec<Vec<UsageRecord>> = files
-        .par_iter()
-        .map(|f| read_partition(lake, f))
-        .collect::<Result<_>>()?;
-    Ok(parts.into_iter().flatten().collect())
-}
-
 /// Percent-decoding of a Hive partition value.
 fn partition_id(dir_name: &str) -> String {
     let v = dir_name.trim_start_matches("org=");
@@ -177,6 +182,261 @@ fn partition_id(dir_name: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// What rating one month produced.
+struct MonthOutput {
+    staged: u64,
+    rated: u64,
+    quarantine: Vec<crate::model::reason::QuarantineRecord>,
+    partitions: Vec<PartitionSummary>,
+    totals: Vec<OrgMonthTotal>,
+}
+
+/// One organization's sorted run from one unit of work.
+struct OrgRun {
+    org: String,
+    path: std::path::PathBuf,
+    list_cost_usd: Dec10,
+    billed_cost: Dec10,
+    currency: String,
+}
+
+fn load_for_rating(lake: &Lake, rel: &str) -> Result<Vec<UsageRecord>> {
+    let mut rows = Vec::new();
+    for b in lake
+        .get_parquet_columns(rel, &RATING_COLUMNS)?
+        .unwrap_or_default()
+    {
+        usage_from_batch(&b, &mut rows)?;
+    }
+    Ok(rows)
+}
+
+/// The original text of quarantined records, read back only for them.
+fn fill_raw(
+    lake: &Lake,
+    files: &[String],
+    quarantine: &mut [crate::model::reason::QuarantineRecord],
+) -> Result<()> {
+    if quarantine.is_empty() {
+        return Ok(());
+    }
+    let mut wanted: HashMap<(String, i64), Vec<usize>> = HashMap::new();
+    for (i, q) in quarantine.iter().enumerate() {
+        wanted
+            .entry((q.source_file.clone(), q.source_row))
+            .or_default()
+            .push(i);
+    }
+    for f in files {
+        for b in lake
+            .get_parquet_columns(f, &["source_file", "source_row", "raw"])?
+            .unwrap_or_default()
+        {
+            let c = crate::model::schema::Cols(&b);
+            let (sf, sr, raw) = (c.str("source_file")?, c.i64("source_row")?, c.str("raw")?);
+            for i in 0..b.num_rows() {
+                if let Some(idx) = wanted.get(&(sf.value(i).to_string(), sr.value(i))) {
+                    for &k in idx {
+                        quarantine[k].raw = raw.value(i).to_string();
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Rate one month in two phases. Phase 1, per unit of work (a bucket of subscriptions; the
+/// whole month for the customer and organization scopes, whose ladders span buckets): load, rate, and spill one
+/// sorted run per organization. Phase 2, per organization: merge its runs into the partition.
+/// Memory is bounded by the largest unit, not by the month.
+fn rate_one_month(
+    lake: &Lake,
+    ctx: &RateContext,
+    reference: &Reference,
+    opts: &RateOptions,
+    month: &str,
+    first_published: Option<&str>,
+    run_id: &str,
+) -> Result<MonthOutput> {
+    let owned = |r: &UsageRecord| match opts.shard {
+        None => true,
+        Some(s) => match reference.tenants.get(&r.customer_tenant_id) {
+            Some(t) => s.owns(&t.organization_id),
+            None => s.owns(&r.customer_tenant_id),
+        },
+    };
+    let files = month_files(lake, month)?;
+    let cycle_reach = match opts.period {
+        TierPeriod::BillingCycle(_) => previous_month(month).map(|prev| {
+            let first_day = parse_month(month)
+                .map(crate::model::time::date_to_days)
+                .unwrap_or(0);
+            let start =
+                crate::model::time::date_to_days(opts.period.period_start(days_to_date(first_day)));
+            (prev, start, first_day)
+        }),
+        TierPeriod::CalendarMonth => None,
+    };
+    let earlier_of = |file: &str| -> Option<String> {
+        let (prev, _, _) = cycle_reach.as_ref()?;
+        let bucket = file.split('/').find(|p| p.starts_with("bucket="))?;
+        let f = format!("staged/usage/month={prev}/{bucket}/data.parquet");
+        lake.exists(&f).then_some(f)
+    };
+    // Buckets hash the subscription: the default scope's ladders never span buckets; the
+    // customer and organization scopes rate the month as one unit.
+    let units: Vec<Vec<String>> = if opts.scope == TierScope::Subscription {
+        files.iter().map(|f| vec![f.clone()]).collect()
+    } else {
+        vec![files.clone()]
+    };
+    let tmp = format!("_tmp/{run_id}/rate/month={month}");
+    let phase1: Vec<(
+        u64,
+        u64,
+        Vec<crate::model::reason::QuarantineRecord>,
+        Vec<OrgRun>,
+    )> = units
+        .par_iter()
+        .enumerate()
+        .with_max_len(1)
+        .map(|(unit, unit_files)| {
+            let mut records = Vec::new();
+            let mut earlier = Vec::new();
+            for f in unit_files {
+                records.extend(load_for_rating(lake, f)?);
+                if let (Some(e), Some((_, start, first_day))) =
+                    (earlier_of(f), cycle_reach.as_ref())
+                {
+                    earlier.extend(
+                        load_for_rating(lake, &e)?
+                            .into_iter()
+                            .filter(|r| r.usage_date >= *start && r.usage_date < *first_day),
+                    );
+                }
+            }
+            records.retain(|r| owned(r));
+            earlier.retain(|r| owned(r));
+            let result = rate_month(ctx, month, &records, &earlier)?;
+            let mut quarantine = result.quarantine;
+            fill_raw(lake, unit_files, &mut quarantine)?;
+            let rated = result.rows.len() as u64;
+            let mut by_org: HashMap<&str, Vec<RatedRow>> = HashMap::new();
+            for row in result.rows {
+                by_org.entry(row.org.id.as_str()).or_default().push(row);
+            }
+            let mut runs = Vec::new();
+            for (org_id, mut rows) in by_org {
+                rows.sort_by(output_order);
+                let org = rows[0].org;
+                let header = PartitionHeader {
+                    org,
+                    month,
+                    scope: opts.scope,
+                    partnerships: &reference.partnerships,
+                    first_published_run: first_published,
+                };
+                let batches: Vec<_> = rows
+                    .chunks(64 * 1024)
+                    .map(|c| usage_batch(&header, c, run_id))
+                    .collect::<Result<_>>()?;
+                let mut usd = Dec10::ZERO;
+                let mut billed = Dec10::ZERO;
+                for b in &batches {
+                    usd = usd
+                        .checked_add(sum_decimal(b, "x_ListCostUsd")?)
+                        .ok_or_else(|| Error::Overflow {
+                            context: "summing x_ListCostUsd".into(),
+                        })?;
+                    billed = billed
+                        .checked_add(sum_decimal(b, "BilledCost")?)
+                        .ok_or_else(|| Error::Overflow {
+                            context: "summing BilledCost".into(),
+                        })?;
+                }
+                let path = lake.path(&format!(
+                    "{tmp}/org={}/unit-{unit:05}.parquet",
+                    crate::emit::costs::partition_value(org_id)
+                ));
+                write_run(&path, &batches)?;
+                runs.push(OrgRun {
+                    org: org_id.to_string(),
+                    path,
+                    list_cost_usd: usd,
+                    billed_cost: billed,
+                    currency: org.billing_currency.clone(),
+                });
+            }
+            Ok((records.len() as u64, rated, quarantine, runs))
+        })
+        .collect::<Result<_>>()?;
+    let mut out = MonthOutput {
+        staged: 0,
+        rated: 0,
+        quarantine: Vec::new(),
+        partitions: Vec::new(),
+        totals: Vec::new(),
+    };
+    let mut by_org: BTreeMap<String, Vec<OrgRun>> = BTreeMap::new();
+    for (staged, rated, q, runs) in phase1 {
+        out.staged += staged;
+        out.rated += rated;
+        out.quarantine.extend(q);
+        for r in runs {
+            by_org.entry(r.org.clone()).or_default().push(r);
+        }
+    }
+    out.quarantine
+        .sort_by(|a, b| (&a.source_file, a.source_row).cmp(&(&b.source_file, b.source_row)));
+    let by_org: Vec<(String, Vec<OrgRun>)> = by_org.into_iter().collect();
+    let merged: Vec<(PartitionSummary, OrgMonthTotal)> = by_org
+        .into_par_iter()
+        .with_max_len(1)
+        .map(|(org, mut runs)| {
+            runs.sort_by(|a, b| a.path.cmp(&b.path));
+            let rel = format!("{}/usage-0.parquet", partition_dir(&org, month));
+            let paths: Vec<_> = runs.iter().map(|r| r.path.clone()).collect();
+            let merged = merge_runs(lake, &rel, &paths)?;
+            let sum = |f: fn(&OrgRun) -> Dec10| {
+                runs.iter()
+                    .try_fold(Dec10::ZERO, |acc, r| acc.checked_add(f(r)))
+                    .ok_or_else(|| Error::Overflow {
+                        context: "summing a partition".into(),
+                    })
+            };
+            let total = OrgMonthTotal {
+                org: org.clone(),
+                month: month.to_string(),
+                rows: merged.rows,
+                list_cost_usd: sum(|r| r.list_cost_usd)?,
+                billed_cost: sum(|r| r.billed_cost)?,
+                currency: runs[0].currency.clone(),
+            };
+            let action = if merged.written {
+                "written"
+            } else {
+                "unchanged"
+            };
+            Ok((
+                PartitionSummary {
+                    path: rel,
+                    rows: merged.rows,
+                    billed_cost: Some(total.billed_cost.to_string()),
+                    action: action.into(),
+                },
+                total,
+            ))
+        })
+        .collect::<Result<_>>()?;
+    let _ = std::fs::remove_dir_all(lake.path(&format!("_tmp/{run_id}")));
+    for (p, t) in merged {
+        out.partitions.push(p);
+        out.totals.push(t);
+    }
+    Ok(out)
 }
 
 /// Run `rate`.
@@ -259,88 +519,25 @@ fn rate_in_pool(lake: &Lake, opts: &RateOptions, run_id: &str) -> Result<RateRep
     let mut totals = Vec::new();
     let mut progress = Progress::new("rate months", plan.len() as u64, false);
     for (month, _) in &plan {
-        let owned = |r: &UsageRecord| match opts.shard {
-            None => true,
-            Some(s) => match reference.tenants.get(&r.customer_tenant_id) {
-                Some(t) => s.owns(&t.organization_id),
-                None => s.owns(&r.customer_tenant_id),
-            },
-        };
-        let mut records = load_month(lake, month)?;
-        records.retain(owned);
-        let mut earlier = Vec::new();
-        if let TierPeriod::BillingCycle(_) = opts.period {
-            if let Some(prev) = previous_month(month) {
-                let first_day = parse_month(month)
-                    .map(crate::model::time::date_to_days)
-                    .unwrap_or(0);
-                let cycle_start = crate::model::time::date_to_days(
-                    opts.period.period_start(days_to_date(first_day)),
-                );
-                earlier = load_month(lake, &prev)?;
-                earlier.retain(|r| {
-                    owned(r) && r.usage_date >= cycle_start && r.usage_date < first_day
-                });
-            }
-        }
-        let result = rate_month(&ctx, month, &records, &earlier)?;
-        staged += records.len() as u64;
-        rated += result.rows.len() as u64;
         let first_published = state
             .months
             .get(month)
             .map(|s| s.first_published_run.clone())
             .filter(|s| !s.is_empty());
-        let mut by_org: HashMap<&str, Vec<RatedRow>> = HashMap::new();
-        for row in result.rows {
-            by_org.entry(row.org.id.as_str()).or_default().push(row);
-        }
-        let mut orgs: Vec<(&str, Vec<RatedRow>)> = by_org.into_iter().collect();
-        orgs.sort_by(|a, b| a.0.cmp(b.0));
-        let written: Vec<(PartitionSummary, OrgMonthTotal)> = orgs
-            .into_par_iter()
-            .map(|(org_id, mut rows)| {
-                rows.sort_by(output_order);
-                let org = rows[0].org;
-                let header = PartitionHeader {
-                    org,
-                    month,
-                    scope: opts.scope,
-                    partnerships: &reference.partnerships,
-                    first_published_run: first_published.as_deref(),
-                };
-                let batch = usage_batch(&header, &rows, run_id)?;
-                let total = OrgMonthTotal {
-                    org: org_id.to_string(),
-                    month: month.clone(),
-                    rows: rows.len() as u64,
-                    list_cost_usd: sum_decimal(&batch, "x_ListCostUsd")?,
-                    billed_cost: sum_decimal(&batch, "BilledCost")?,
-                    currency: org.billing_currency.clone(),
-                };
-                let rel = format!("{}/usage-0.parquet", partition_dir(org_id, month));
-                let outcome = write_if_changed(lake, &rel, batch)?;
-                let action = if outcome == WriteOutcome::Written {
-                    "written"
-                } else {
-                    "unchanged"
-                };
-                Ok((
-                    PartitionSummary {
-                        path: rel,
-                        rows: total.rows,
-                        billed_cost: Some(total.billed_cost.to_string()),
-                        action: action.into(),
-                    },
-                    total,
-                ))
-            })
-            .collect::<Result<_>>()?;
-        let live: BTreeSet<String> = written.iter().map(|(_, t)| t.org.clone()).collect();
-        for (p, t) in written {
-            m.partitions.push(p);
-            totals.push(t);
-        }
+        let out = rate_one_month(
+            lake,
+            &ctx,
+            &reference,
+            opts,
+            month,
+            first_published.as_deref(),
+            run_id,
+        )?;
+        staged += out.staged;
+        rated += out.rated;
+        let live: BTreeSet<String> = out.totals.iter().map(|t| t.org.clone()).collect();
+        m.partitions.extend(out.partitions);
+        totals.extend(out.totals);
         // Partitions whose rows all disappeared (tenant removed, usage restated away).
         for org_dir in lake.list_dir("costs")? {
             let org_id = partition_id(&org_dir);
@@ -366,8 +563,8 @@ fn rate_in_pool(lake: &Lake, opts: &RateOptions, run_id: &str) -> Result<RateRep
                 .map(|s| format!("{}-of-{}", s.index, s.count))
                 .unwrap_or_else(|| "0".into())
         );
-        write_quarantine(lake, &qfile, run_id, &result.quarantine)?;
-        let counts = count_by_reason(&result.quarantine);
+        write_quarantine(lake, &qfile, run_id, &out.quarantine)?;
+        let counts = count_by_reason(&out.quarantine);
         for (k, v) in &counts {
             *m.quarantined.entry(k.clone()).or_insert(0) += v;
         }

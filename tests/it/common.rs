@@ -99,3 +99,192 @@ pub fn manifests(lake: &Path) -> Vec<cspcost::emit::manifest::Manifest> {
     let l = cspcost::store::Lake::open(&arg(lake)).unwrap();
     cspcost::emit::manifest::list_manifests(&l).unwrap()
 }
+
+/// Render chosen columns of every row of a lake Parquet file as `a|b|c` lines (arrow's own
+/// display of each value, `null` for nulls), in file order.
+pub fn render(lake: &Path, rel: &str, columns: &[&str]) -> Vec<String> {
+    render_joined(lake, rel, columns, "|")
+}
+
+/// The same rendering joined with ` | `.
+pub fn rows_text(lake: &Path, rel: &str, columns: &[&str]) -> Vec<String> {
+    render_joined(lake, rel, columns, " | ")
+}
+
+fn render_joined(lake: &Path, rel: &str, columns: &[&str], sep: &str) -> Vec<String> {
+    use arrow::util::display::{ArrayFormatter, FormatOptions};
+    let l = cspcost::store::Lake::open(&arg(lake)).unwrap();
+    let batches = l
+        .get_parquet(rel)
+        .unwrap()
+        .unwrap_or_else(|| panic!("{rel} missing"));
+    let mut out = Vec::new();
+    let opts = FormatOptions::default().with_null("null");
+    for b in &batches {
+        let fmts: Vec<ArrayFormatter> = columns
+            .iter()
+            .map(|c| {
+                ArrayFormatter::try_new(
+                    b.column_by_name(c)
+                        .unwrap_or_else(|| panic!("no column {c}"))
+                        .as_ref(),
+                    &opts,
+                )
+                .unwrap()
+            })
+            .collect();
+        for i in 0..b.num_rows() {
+            out.push(
+                fmts.iter()
+                    .map(|f| f.value(i).to_string())
+                    .collect::<Vec<_>>()
+                    .join(sep),
+            );
+        }
+    }
+    out
+}
+
+/// Ingest `sample_data/` reference data, prices and reservation orders (no usage).
+pub fn ingest_reservation_inputs(lake: &Path) {
+    let l = arg(lake);
+    for (kind, dir) in [
+        ("reference", "reference"),
+        ("prices", "prices"),
+        ("reservations", "reservations"),
+    ] {
+        ok(["ingest", kind, "--lake", &l, &arg(&sample(dir))]);
+    }
+}
+
+/// Write a file (creating directories) and return its path.
+pub fn write(dir: &Path, rel: &str, text: &str) -> PathBuf {
+    let p = dir.join(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// stderr of an output as text.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The one staged usage file of a month (tests that stage a single tenant).
+pub fn month_file(lake: &Path, month: &str) -> String {
+    let dir = lake.join(format!("staged/usage/month={month}"));
+    let buckets: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(buckets.len(), 1, "{buckets:?}");
+    format!("staged/usage/month={month}/{}/data.parquet", buckets[0])
+}
+
+/// Tenant, subscriptions and meter of the synthetic lakes built from rating.md's examples.
+pub const T: &str = "aaaaaaaa-0000-0000-0000-000000000001";
+/// First subscription.
+pub const S1: &str = "bbbbbbbb-0000-0000-0000-000000000001";
+/// Second subscription.
+pub const S2: &str = "bbbbbbbb-0000-0000-0000-000000000002";
+/// Meter `M` of rating.md §7.
+pub const M: &str = "cccccccc-0000-0000-0000-000000000001";
+
+/// A lake with one EUR organization (+10 %), Microsoft's 2026-01 EUR rate 1.0854, tenant `T`,
+/// the given price-sheet rows (`meter,unit,min,price,effective`) and usage records
+/// (`subscription,day,quantity,unit`, January 2026 unless the day is `MM-DD`).
+pub fn synth_lake(
+    prices: &[(&str, &str, &str, &str, &str)],
+    usage: &[(&str, &str, &str, &str)],
+) -> tempfile::TempDir {
+    let dir = lake();
+    let src = lake();
+    let s = src.path();
+    write(
+        s,
+        "ref/partnerships.csv",
+        "partnership_id,partnership_name\np1,Partner One\n",
+    );
+    write(s, "ref/organizations.csv", "organization_id,organization_name,billing_currency,consumption_adjustment_percent,reservation_markup_percent\neu,Euro Org,EUR,10,\n");
+    write(
+        s,
+        "ref/tenants.csv",
+        &format!("customer_tenant_id,organization_id,partnership_id\n{T},eu,p1\n"),
+    );
+    write(s, "ref/fx_rates.csv", "\"CurrencyCode\",\"USDPerUnit\",\"Month\"\n\"EUR\",\"1.0854\",\"202601\"\n\"EUR\",\"1.0790\",\"202602\"\n");
+    let mut sheet = String::from("meterId,meterName,unitOfMeasure,tierMinimumUnits,unitPrice,effectiveStartDate,currencyCode,type,isPrimaryMeterRegion\n");
+    for (meter, unit, min, price, eff) in prices {
+        sheet.push_str(&format!(
+            "{meter},Meter,{unit},{min},{price},{eff}T00:00:00Z,USD,Consumption,true\n"
+        ));
+    }
+    write(s, "prices/sheet.csv", &sheet);
+    let mut nd = String::new();
+    for (sub, day, q, unit) in usage {
+        let day = if day.contains('-') {
+            format!("2026-{day}")
+        } else {
+            format!("2026-01-{day}")
+        };
+        let d = chrono::NaiveDate::parse_from_str(&day, "%Y-%m-%d").unwrap();
+        let next = d.succ_opt().unwrap();
+        let unit_field = if unit.is_empty() {
+            String::new()
+        } else {
+            format!(r#","unit":"{unit}""#)
+        };
+        nd.push_str(&format!(
+            r#"{{"customerTenantId":"{T}","subscriptionId":"{sub}","usageStartTime":"{d}T00:00:00Z","usageEndTime":"{next}T00:00:00Z","resource":{{"id":"{M}"}},"quantity":{q}{unit_field}}}"#
+        ));
+        nd.push('\n');
+    }
+    write(s, "usage/u.ndjson", &nd);
+    let l = arg(dir.path());
+    ok(["ingest", "reference", "--lake", &l, &arg(&s.join("ref"))]);
+    ok(["ingest", "prices", "--lake", &l, &arg(&s.join("prices"))]);
+    ok(["ingest", "usage", "--lake", &l, &arg(&s.join("usage"))]);
+    dir
+}
+
+/// The four January days of rating.md §7 on subscription `S1`.
+pub const FOUR_DAYS: [(&str, &str, &str, &str); 4] = [
+    (S1, "01", "3", "1 GB"),
+    (S1, "02", "4", "1 GB"),
+    (S1, "03", "95.5", "1 GB"),
+    (S1, "04", "1.25", "1 GB"),
+];
+
+/// Ladder L1 of rating.md §7.
+pub const L1: [(&str, &str, &str, &str, &str); 3] = [
+    (M, "1 GB", "0", "0", "2026-01-01"),
+    (M, "1 GB", "5", "0.087", "2026-01-01"),
+    (M, "1 GB", "100", "0.083", "2026-01-01"),
+];
+/// Lake-relative path -> bytes of every file under `costs/` whose name starts with `prefix`
+/// (`usage-`, `purchases-`).
+pub fn cost_files(lake: &Path, prefix: &str) -> std::collections::BTreeMap<String, Vec<u8>> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(&lake.join("costs"), &mut files);
+    files
+        .into_iter()
+        .filter(|p| {
+            p.file_name()
+                .map(|n| n.to_string_lossy().starts_with(prefix))
+                .unwrap_or(false)
+        })
+        .map(|p| {
+            let rel = p.strip_prefix(lake).unwrap().display().to_string();
+            (rel, std::fs::read(&p).unwrap())
+        })
+        .collect()
+}

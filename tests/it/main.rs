@@ -1,7 +1,12 @@
 //! The one integration-test binary (ripgrep style): each module covers a stage end to end
 //! through the `cspcost` binary and the library.
 
+mod cli;
 mod common;
 mod ingest;
+mod interop;
+mod pipeline;
+mod props;
 mod rating;
 mod reconcile;
+mod reserve;

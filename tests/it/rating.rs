@@ -57,3 +57,356 @@ fn sample_partition_totals_match_hand_computed_values() {
         (589, 481, 108)
     );
 }
+
+const COST_COLS: [&str; 6] = [
+    "x_UsageDate",
+    "x_CumulativeQuantityBefore",
+    "x_CumulativeQuantityAfter",
+    "x_ListCostUsd",
+    "ListCost",
+    "BilledCost",
+];
+
+#[test]
+fn worked_example_l1_with_fx_and_markup() {
+    let dir = synth_lake(&L1, &FOUR_DAYS);
+    ok(["rate", "--lake", &arg(dir.path())]);
+    let rows = render(
+        dir.path(),
+        "costs/org=eu/month=2026-01/usage-0.parquet",
+        &COST_COLS,
+    );
+    assert_eq!(
+        rows,
+        vec![
+            "2026-01-01|0.0000000000|3.0000000000|0.0000000000|0.0000000000|0.0000000000",
+            "2026-01-02|3.0000000000|7.0000000000|0.1740000000|0.1603095633|0.1763405196",
+            // rating.md §7: ListCost = round10(8.2985 / 1.0854) = 7.6455684540; BilledCost 8.4101252994
+            "2026-01-03|7.0000000000|102.5000000000|8.2985000000|7.6455684540|8.4101252994",
+            "2026-01-04|102.5000000000|103.7500000000|0.1037500000|0.0955868804|0.1051455684",
+        ]
+    );
+    let usd: i128 = render(
+        dir.path(),
+        "costs/org=eu/month=2026-01/usage-0.parquet",
+        &["x_ListCostUsd"],
+    )
+    .iter()
+    .map(|v| cspcost::model::Dec10::parse(v).unwrap().0)
+    .sum();
+    assert_eq!(cspcost::model::Dec10(usd).to_plain(), "8.57625");
+    let meta = render(
+        dir.path(),
+        "costs/org=eu/month=2026-01/usage-0.parquet",
+        &[
+            "x_TierFirstMinimum",
+            "x_TierLastMinimum",
+            "ListUnitPrice",
+            "x_FxUsdPerUnit",
+            "BillingCurrency",
+            "x_TierScope",
+            "x_PriceEffectiveStart",
+        ],
+    );
+    assert_eq!(
+        meta[2],
+        "5.0000000000|100.0000000000|0.0764695043|1.0854000000|EUR|subscription|2026-01-01"
+    );
+}
+
+#[test]
+fn worked_example_price_change_mid_month() {
+    let mut prices = L1.to_vec();
+    prices.extend([
+        (M, "1 GB", "0", "0", "2026-01-03"),
+        (M, "1 GB", "5", "0.08", "2026-01-03"),
+        (M, "1 GB", "100", "0.075", "2026-01-03"),
+    ]);
+    let dir = synth_lake(&prices, &FOUR_DAYS);
+    ok(["rate", "--lake", &arg(dir.path())]);
+    let rows = render(
+        dir.path(),
+        "costs/org=eu/month=2026-01/usage-0.parquet",
+        &["x_UsageDate", "x_ListCostUsd", "x_PriceEffectiveStart"],
+    );
+    assert_eq!(
+        rows,
+        vec![
+            "2026-01-01|0.0000000000|2026-01-01",
+            "2026-01-02|0.1740000000|2026-01-01",
+            "2026-01-03|7.6275000000|2026-01-03",
+            "2026-01-04|0.0937500000|2026-01-03"
+        ]
+    );
+}
+
+#[test]
+fn worked_example_telescoping_rounding() {
+    let prices = [(M, "1 Hour", "0", "0.0000271", "2026-01-01")];
+    let usage = [
+        (S1, "01", "1.00000185", "1 Hour"),
+        (S1, "02", "2.00000185", "Hours"),
+        (S1, "03", "3.00000185", "1 Hours"),
+    ];
+    let dir = synth_lake(&prices, &usage);
+    ok(["rate", "--lake", &arg(dir.path())]);
+    let rows = render(
+        dir.path(),
+        "costs/org=eu/month=2026-01/usage-0.parquet",
+        &["x_ListCostUsd"],
+    );
+    assert_eq!(rows, vec!["0.0000271001", "0.0000542000", "0.0000813001"]);
+}
+
+#[test]
+fn worked_example_units_hundreds_of_hours() {
+    let dir = synth_lake(
+        &[(M, "100 Hours", "0", "0.12", "2026-01-01")],
+        &[(S1, "05", "36", "Hours")],
+    );
+    ok(["rate", "--lake", &arg(dir.path())]);
+    let rows = render(
+        dir.path(),
+        "costs/org=eu/month=2026-01/usage-0.parquet",
+        &[
+            "PricingQuantity",
+            "PricingUnit",
+            "ConsumedQuantity",
+            "ConsumedUnit",
+            "x_ListCostUsd",
+        ],
+    );
+    assert_eq!(
+        rows,
+        vec!["0.3600000000|100 Hours|36.0000000000|Hours|0.0432000000"]
+    );
+}
+
+#[test]
+fn tier_scope_subscription_versus_customer() {
+    // The same four days split over two subscriptions of one customer. By subscription, S1
+    // climbs 0 -> 3 -> 98.5 (93.5 GB at 0.087 = 8.1345) and S2 0 -> 4 -> 5.25 (0.25 * 0.087).
+    let usage = [
+        (S1, "01", "3", "1 GB"),
+        (S2, "02", "4", "1 GB"),
+        (S1, "03", "95.5", "1 GB"),
+        (S2, "04", "1.25", "1 GB"),
+    ];
+    let dir = synth_lake(&L1, &usage);
+    let l = arg(dir.path());
+    ok(["rate", "--lake", &l]);
+    let by_sub = render(
+        dir.path(),
+        "costs/org=eu/month=2026-01/usage-0.parquet",
+        &[
+            "SubAccountId",
+            "x_UsageDate",
+            "x_ListCostUsd",
+            "x_TierScope",
+        ],
+    );
+    assert_eq!(
+        by_sub,
+        vec![
+            format!("{S1}|2026-01-01|0.0000000000|subscription"),
+            format!("{S1}|2026-01-03|8.1345000000|subscription"),
+            format!("{S2}|2026-01-02|0.0000000000|subscription"),
+            format!("{S2}|2026-01-04|0.0217500000|subscription"),
+        ]
+    );
+    ok(["rate", "--lake", &l, "--tier-scope", "customer"]);
+    let by_customer = render(
+        dir.path(),
+        "costs/org=eu/month=2026-01/usage-0.parquet",
+        &[
+            "SubAccountId",
+            "x_UsageDate",
+            "x_ListCostUsd",
+            "x_TierScope",
+        ],
+    );
+    assert_eq!(
+        by_customer,
+        vec![
+            format!("{S1}|2026-01-01|0.0000000000|customer"),
+            format!("{S1}|2026-01-03|8.2985000000|customer"),
+            format!("{S2}|2026-01-02|0.1740000000|customer"),
+            format!("{S2}|2026-01-04|0.1037500000|customer"),
+        ]
+    );
+}
+
+#[test]
+fn billing_cycle_tiers_continue_across_the_month_boundary() {
+    // reconciliation.md's example: 4 GB a day from 2026-01-15; cycle 15th..14th.
+    let mut usage = Vec::new();
+    let days: Vec<String> = (15..=31)
+        .map(|d| format!("01-{d:02}"))
+        .chain((1..=14).map(|d| format!("02-{d:02}")))
+        .collect();
+    for d in &days {
+        usage.push((S1, d.as_str(), "4", "1 GB"));
+    }
+    let dir = synth_lake(&L1, &usage);
+    let l = arg(dir.path());
+    let sum = |month: &str| -> String {
+        let v: i128 = render(
+            dir.path(),
+            &format!("costs/org=eu/month={month}/usage-0.parquet"),
+            &["x_ListCostUsd"],
+        )
+        .iter()
+        .map(|v| cspcost::model::Dec10::parse(v).unwrap().0)
+        .sum();
+        cspcost::model::Dec10(v).to_plain()
+    };
+    ok(["rate", "--lake", &l]);
+    assert_eq!(
+        (sum("2026-01"), sum("2026-02")),
+        ("5.481".to_string(), "4.437".to_string())
+    );
+    ok(["rate", "--lake", &l, "--tier-period", "billing_cycle:15"]);
+    // C(124) = 10.257 over the cycle: January holds C(68) = 5.481, February the rest.
+    assert_eq!(
+        (sum("2026-01"), sum("2026-02")),
+        ("5.481".to_string(), "4.776".to_string())
+    );
+}
+
+#[test]
+fn rerun_is_byte_identical_and_threads_do_not_change_a_byte() {
+    let dir = rated_sample();
+    let l = arg(dir.path());
+    let files = |d: &std::path::Path| -> Vec<(String, Vec<u8>)> {
+        let mut v = Vec::new();
+        for org in std::fs::read_dir(d.join("costs")).unwrap() {
+            for month in std::fs::read_dir(org.unwrap().path()).unwrap() {
+                for f in std::fs::read_dir(month.unwrap().path()).unwrap() {
+                    let p = f.unwrap().path();
+                    v.push((p.display().to_string(), std::fs::read(&p).unwrap()));
+                }
+            }
+        }
+        v.sort();
+        v
+    };
+    let first = files(dir.path());
+    ok([
+        "rate",
+        "--lake",
+        &l,
+        "--month",
+        "2026-01",
+        "--month",
+        "2026-02",
+        "--threads",
+        "1",
+    ]);
+    assert_eq!(files(dir.path()), first);
+    // A fresh lake rated with one thread writes the same data (x_RunId aside).
+    let other = lake();
+    ingest_sample(other.path());
+    ok(["rate", "--lake", &arg(other.path()), "--threads", "1"]);
+    let cols: Vec<&str> = COST_COLS
+        .iter()
+        .copied()
+        .chain([
+            "SubAccountId",
+            "x_MeterId",
+            "ChargePeriodStart",
+            "ResourceId",
+            "x_SourceFile",
+            "x_SourceRow",
+        ])
+        .collect();
+    for p in [
+        "costs/org=contoso/month=2026-01/usage-0.parquet",
+        "costs/org=fabrikam/month=2026-01/usage-0.parquet",
+    ] {
+        assert_eq!(
+            render(dir.path(), p, &cols),
+            render(other.path(), p, &cols),
+            "{p}"
+        );
+    }
+}
+
+#[test]
+fn rerating_replaces_quarantine_state_and_removed_tenants_lose_their_partitions() {
+    let dir = rated_sample();
+    let l = arg(dir.path());
+    ok(["rate", "--lake", &l, "--month", "2026-01"]);
+    let q = render(
+        dir.path(),
+        "quarantine/stage=rate/month=2026-01/part-0.parquet",
+        &["reason_code"],
+    );
+    assert_eq!(q.len(), 59, "re-rating must not count a record twice");
+    // fabrikam's only tenant goes away: its partition disappears at the next rate, which
+    // finds the changed registry by itself.
+    ok([
+        "tenants",
+        "remove",
+        "--lake",
+        &l,
+        "77683a7d-7f5f-40ee-b171-212656ea1f96",
+    ]);
+    let out = ok(["rate", "--lake", &l]);
+    assert!(out.contains("2026-01: inputs changed"), "{out}");
+    assert!(!dir
+        .path()
+        .join("costs/org=fabrikam/month=2026-01/usage-0.parquet")
+        .exists());
+    let q = render(
+        dir.path(),
+        "quarantine/stage=rate/month=2026-01/part-0.parquet",
+        &["reason_code"],
+    );
+    assert_eq!(
+        q.iter().filter(|r| *r == "UNMAPPED_TENANT").count(),
+        15 + 63,
+        "fabrikam's 63 January records are now unmapped"
+    );
+    let m = &manifests(dir.path())[0];
+    assert!(m
+        .partitions
+        .iter()
+        .any(|p| p.action == "deleted" && p.path.contains("org=fabrikam/month=2026-01")));
+}
+
+#[test]
+fn rate_without_month_rerates_only_changed_months() {
+    let dir = rated_sample();
+    let l = arg(dir.path());
+    let out = ok(["rate", "--lake", &l, "--dry-run"]);
+    assert!(!out.contains("2026-0"), "nothing changed: {out}");
+    let src = lake();
+    let t = "686adbc4-fd3f-4688-b527-617394bf68af";
+    let s = "6ad487b8-95fe-47a5-92c2-b86c364426b3";
+    let f = write(
+        src.path(),
+        "late.ndjson",
+        &format!(
+            r#"{{"customerTenantId":"{t}","subscriptionId":"{s}","usageStartTime":"2026-02-20T00:00:00Z","usageEndTime":"2026-02-21T00:00:00Z","resource":{{"id":"8a09ff56-1b50-410f-a959-30227b19001e"}},"quantity":1}}"#
+        ),
+    );
+    ok(["ingest", "usage", "--lake", &l, &arg(&f)]);
+    let out = ok(["rate", "--lake", &l]);
+    assert!(
+        out.contains("2026-02: inputs changed") && !out.contains("2026-01:"),
+        "{out}"
+    );
+    // The late record restates an already published month: it is marked as a correction.
+    let classes = render(
+        dir.path(),
+        "costs/org=contoso/month=2026-02/usage-0.parquet",
+        &["x_UsageDate", "ChargeClass"],
+    );
+    assert_eq!(
+        classes
+            .iter()
+            .filter(|c| c.ends_with("Correction"))
+            .collect::<Vec<_>>(),
+        vec!["2026-02-20|Correction"]
+    );
+}

@@ -62,8 +62,8 @@ fn read_csv(path: &Path) -> Vec<Row> {
         .collect()
 }
 
-/// Rows as text: one line each, the given columns joined by ` | `, aliases for GUIDs.
-fn render<'a>(rows: impl IntoIterator<Item = &'a Row>, cols: &[&str]) -> String {
+/// CSV rows as text: one line each, the given columns joined by ` | `, aliases for GUIDs.
+fn text_table<'a>(rows: impl IntoIterator<Item = &'a Row>, cols: &[&str]) -> String {
     let lines: Vec<String> = rows
         .into_iter()
         .map(|r| {
@@ -186,7 +186,7 @@ T-AD | BW | 76.9540000000 | 76.9540000000 | 5.1800000000 | 5.7563200000 | 5.7563
 T-AD | D2V3 | 754.0000000000 | 754.0000000000 | 72.3800000000 | 72.3840000000 | 72.3840000000 | MATCHED |  | 15;16
 T-AD | PL | 208.5550000000 |  | 2.0900000000 |  |  | MISSING_IN_USAGE |  | 20
 T-AD | ACA | 1488.0000000000 | 672.0000000000 | 84.9600000000 | 38.3712000000 | 38.3712000000 | QUANTITY_MISMATCH |  | 19";
-    assert_eq!(render(&rows, &cols), want);
+    assert_eq!(text_table(&rows, &cols), want);
     let context = [
         "currency",
         "charge_period_start",
@@ -195,10 +195,10 @@ T-AD | ACA | 1488.0000000000 | 672.0000000000 | 84.9600000000 | 38.3712000000 | 
     ];
     assert!(rows
         .iter()
-        .all(|r| render([r], &context) == "USD | 2026-01-15 | 2026-02-14 |"));
+        .all(|r| text_table([r], &context) == "USD | 2026-01-15 | 2026-02-14 |"));
     // The public IP is not on the invoice; its customer name comes from T-CB's other lines.
     // The unregistered tenant has no organization.
-    let names = render(
+    let names = text_table(
         &rows[..7],
         &["customer_tenant_id", "organization_id", "customer_name"],
     );
@@ -236,7 +236,7 @@ T-CB | 2 | 5.28 | 9.00 | 9.00 | -3.72 | -3.72 | 0.00 | 0.00 | 0.00 | 0.00 | 0.00
 T-F | 2 | 1098.53 | 602.89 | 606.22 | 495.64 | 0.00 | 0.00 | 495.64 | 0.00 | 0.00 | 0.00
 T-AD | 4 | 164.61 | 116.51 | 116.51 | 48.10 | 0.00 | 2.09 | 46.59 | 0.00 | 0.00 | -0.58
 total | 14 | 1518.77 | 1003.35 | 1006.84 | 515.42 | -3.72 | 5.82 | 542.23 | -0.01 | 0.16 | -29.06";
-    assert_eq!(render(&summary, &cols), want);
+    assert_eq!(text_table(&summary, &cols), want);
 
     // The terminal summary: per tenant and in total, the amount each code explains.
     for line in [
@@ -293,7 +293,7 @@ fn subscription_map_matches_on_subscriptions_and_tolerances_are_options() {
         "reason_code",
     ];
     assert_eq!(
-        render(vm, &cols),
+        text_table(vm, &cols),
         "\
 S-AD2 | 0.9600000000 | 0.9600000000 | MATCHED
 S-AD1 | 71.4240000000 | 71.4200000000 | MATCHED"
@@ -307,7 +307,7 @@ S-AD1 | 71.4240000000 | 71.4200000000 | MATCHED"
     let bw = rows
         .iter()
         .filter(|r| r["meter_id"] == BW && r["customer_tenant_id"] == T_CA);
-    assert_eq!(render(bw, &["reason_code"]), "MATCHED");
+    assert_eq!(text_table(bw, &["reason_code"]), "MATCHED");
     assert_eq!(manifests(lake.path())[0].options["cost_tolerance"], "0.2");
 }
 
@@ -316,7 +316,6 @@ S-AD1 | 71.4240000000 | 71.4200000000 | MATCHED"
 #[test]
 fn invoice_with_bom_extra_columns_and_thousands_separators() {
     let lake = rated_sample();
-    let inv = lake.path().join("invoice.csv");
     let header = "Notes,Currency,PretaxCharges,ResourceGuid,ConsumedQuantity,ChargeEndDate,\
                   ChargeStartDate,CustomerName,CustomerId,TaxAmount,Unit";
     let vm = format!(
@@ -327,7 +326,8 @@ fn invoice_with_bom_extra_columns_and_thousands_separators() {
         "second,USD,\"$1,027.11\",{STORAGE},\"56,003.895\",2/14/2026 23:59,1/15/2026 0:00,Fabrikam,{},$0.00,1 GB/Month",
         T_F.to_uppercase()
     );
-    std::fs::write(&inv, format!("\u{feff}{header}\r\n{vm}\r\n{storage}\r\n")).unwrap();
+    let text = format!("\u{feff}{header}\r\n{vm}\r\n{storage}\r\n");
+    let inv = write(lake.path(), "invoice.csv", &text);
     let out = lake.path().join("recon");
     let extra = ["--invoice", &arg(&inv), "--tenant", T_F];
     cycle(lake.path(), &out, &extra);
@@ -341,7 +341,7 @@ fn invoice_with_bom_extra_columns_and_thousands_separators() {
         "reason_code",
     ];
     assert_eq!(
-        render(&rows, &cols),
+        text_table(&rows, &cols),
         "\
 Fabrikam | D2V3 |  |  | MISSING_IN_INVOICE
 Fabrikam | STORAGE | 56003.8950000000 | 1027.1100000000 | QUANTITY_MISMATCH"
@@ -353,11 +353,10 @@ Fabrikam | STORAGE | 56003.8950000000 | 1027.1100000000 | QUANTITY_MISMATCH"
 #[test]
 fn malformed_invoice_line_exits_2_naming_file_line_and_field() {
     let lake = rated_sample();
-    let inv = lake.path().join("bad-invoice.csv");
     let good = std::fs::read_to_string(sample("invoices/invoice-2026-01-15_2026-02-14.csv"));
     // Line 3 is T-CA's second bandwidth band; its first `$7.60` cell is PretaxCharges.
     let bad = good.unwrap().replacen(",$7.60,", ",\"$7,6\",", 1);
-    std::fs::write(&inv, bad).unwrap();
+    let inv = write(lake.path(), "bad-invoice.csv", &bad);
     let (code, stderr) = reconcile_fails(
         lake.path(),
         "2026-01-15",
@@ -428,7 +427,7 @@ contoso | 105 | 136.7589853888 | 126.7460476261 | 139.4206523897"
         "BillingCurrency",
     ];
     assert_eq!(
-        render(&summary, &cols),
+        text_table(&summary, &cols),
         "\
 adatum | 46 | 55.92 | 55.92 | 55.92 | USD
 contoso | 222 | 292.74 | 269.71 | 296.68 | EUR
@@ -487,7 +486,7 @@ fabrikam | 34 | 602.8854661999 | 94200.8540937344 | 89490.8113890477"
     cycle(lake.path(), &out, &["--org", "adatum"]);
     let summary = read_csv(&out.join("summary.csv"));
     assert_eq!(
-        render(&summary, &["organization_id", "rows", "BilledCost"]),
+        text_table(&summary, &["organization_id", "rows", "BilledCost"]),
         "adatum | 78 | 116.51"
     );
 }
@@ -495,13 +494,12 @@ fabrikam | 34 | 602.8854661999 | 94200.8540937344 | 89490.8113890477"
 #[test]
 fn invoice_currency_is_converted_with_the_fx_rate_of_the_cycle_start_month() {
     let lake = rated_sample();
-    let inv = lake.path().join("eur.csv");
     let header = "CustomerId,ResourceGuid,ChargeStartDate,ChargeEndDate,ConsumedQuantity,PretaxCharges,Currency,Unit";
-    let write = |start: &str, end: &str| {
+    let invoice = |start: &str, end: &str| {
         let line = format!("{T_CA},{D2V3},{start},{end},744,€60.00,EUR,1 Hour");
-        std::fs::write(&inv, format!("{header}\r\n{line}\r\n")).unwrap();
+        write(lake.path(), "eur.csv", &format!("{header}\r\n{line}\r\n"))
     };
-    write("1/15/2026 0:00", "2/14/2026 23:59");
+    let inv = invoice("1/15/2026 0:00", "2/14/2026 23:59");
     let out = lake.path().join("recon");
     let extra = ["--invoice", &arg(&inv), "--tenant", T_CA];
     cycle(lake.path(), &out, &extra);
@@ -515,11 +513,11 @@ fn invoice_currency_is_converted_with_the_fx_rate_of_the_cycle_start_month() {
         "effective_discount_percent",
     ];
     assert_eq!(
-        render(vm, &cols),
+        text_table(vm, &cols),
         "EUR | 65.8043117745 | PRICE_DIFFERENCE | 8.8205645162"
     );
     // A cycle starting in a month without an EUR rate cannot be converted: exit 2.
-    write("12/15/2025 0:00", "1/14/2026 23:59");
+    let inv = invoice("12/15/2025 0:00", "1/14/2026 23:59");
     let (code, stderr) = reconcile_fails(
         lake.path(),
         "2025-12-15",
@@ -551,7 +549,7 @@ fn microsofts_api_json_invoice_reads_unchanged() {
         "reason_code",
     ];
     assert_eq!(
-        render(&rows, &cols),
+        text_table(&rows, &cols),
         "\
 505db374-df8a-44df-9d8c-13c14b61dee1 | 745.0000000000 | 63.3300000000 | 1 Hour | MISSING_IN_USAGE
 d23a5753-ff85-4ddf-af28-8cc5cf2d3882 | 0.0008820000 | 0.0000000000 | 1 GB/Month | MISSING_IN_USAGE"
@@ -575,26 +573,19 @@ fn worked_example_of_the_spec() {
     let tenant = "0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0";
     let sub = "1a2b3c4d-5e6f-4a8b-9c0d-1e2f3a4b5c6d";
     let meter = "2b3c4d5e-6f70-4b8c-9d0e-1f2a3b4c5d6e";
-    let write = |name: &str, text: String| {
-        let p = dir.join(name);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(&p, text).unwrap();
-        arg(&p)
-    };
     write(
+        &dir,
         "reference/partnerships.csv",
-        "partnership_id,partnership_name\np,P\n".into(),
+        "partnership_id,partnership_name\np,P\n",
     );
     write(
+        &dir,
         "reference/organizations.csv",
         "organization_id,organization_name,billing_currency,consumption_adjustment_percent,\
-         reservation_markup_percent\no,O,USD,,\n"
-            .into(),
+         reservation_markup_percent\no,O,USD,,\n",
     );
-    let reference = write(
-        "reference/tenants.csv",
-        format!("customer_tenant_id,organization_id,partnership_id\n{tenant},o,p\n"),
-    );
+    let tenants = format!("customer_tenant_id,organization_id,partnership_id\n{tenant},o,p\n");
+    write(&dir, "reference/tenants.csv", &tenants);
     let mut sheet = String::from(
         "meterId,meterName,unitOfMeasure,type,currencyCode,tierMinimumUnits,unitPrice,effectiveStartDate\n",
     );
@@ -603,7 +594,7 @@ fn worked_example_of_the_spec() {
             "{meter},M,1 GB,Consumption,USD,{min},{price},2026-01-01T00:00:00Z\n"
         ));
     }
-    let prices = write("prices.csv", sheet);
+    let prices = arg(&write(&dir, "prices.csv", &sheet));
     let mut usage = String::new();
     let first = chrono::NaiveDate::from_ymd_opt(2026, 1, 15).unwrap();
     for day in first.iter_days().take(31) {
@@ -614,13 +605,9 @@ fn worked_example_of_the_spec() {
              \"resource\": {{\"id\": \"{meter}\"}}, \"quantity\": 4, \"unit\": \"1 GB\"}}\n"
         ));
     }
-    let usage = write("usage.ndjson", usage);
+    let usage = arg(&write(&dir, "usage.ndjson", &usage));
     let l = arg(lake.path());
-    let reference_dir = Path::new(&reference)
-        .parent()
-        .unwrap()
-        .display()
-        .to_string();
+    let reference_dir = arg(&dir.join("reference"));
     ok(["ingest", "reference", "--lake", &l, &reference_dir]);
     ok(["ingest", "prices", "--lake", &l, &prices]);
     ok(["ingest", "usage", "--lake", &l, &usage]);
@@ -634,14 +621,15 @@ fn worked_example_of_the_spec() {
     let mut results = Vec::new();
     for cost in ["10.26", "9.92", "8.72"] {
         let invoice = write(
+            &dir,
             &format!("invoice-{cost}.csv"),
-            format!(
+            &format!(
                 "CustomerId,ResourceGuid,ChargeStartDate,ChargeEndDate,ConsumedQuantity,PretaxCharges,Currency\n\
                  {tenant},{meter},1/15/2026 0:00,2/14/2026 23:59,124,${cost},USD\n"
             ),
         );
         let out = lake.path().join(format!("out-{cost}"));
-        let stdout = cycle(lake.path(), &out, &["--invoice", &invoice]);
+        let stdout = cycle(lake.path(), &out, &["--invoice", &arg(&invoice)]);
         if cost == "8.72" {
             assert!(stdout.contains("M: effective discount 15.0 %"), "{stdout}");
         }
@@ -656,7 +644,7 @@ fn worked_example_of_the_spec() {
         "effective_discount_percent",
     ];
     assert_eq!(
-        render(&results, &cols),
+        text_table(&results, &cols),
         "\
 10.2600000000 | 124.0000000000 | 9.9180000000 | 10.2570000000 | TIER_PERIOD |
 9.9200000000 | 124.0000000000 | 9.9180000000 | 10.2570000000 | MATCHED |

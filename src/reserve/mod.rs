@@ -1,0 +1,8 @@
+//! Stage 3, reserve: Azure Plan reservation orders priced with Microsoft's FX rates and the
+//! organization's markup, billed one-time or monthly as `Purchase` rows in `costs/`, and kept
+//! as assets with their expiration (reservations.md). [`pricing`] is the pure part;
+//! [`run`] reads the lake and writes the outputs; [`assets`] is the assets table.
+
+pub mod assets;
+pub mod pricing;
+pub mod run;

@@ -1,0 +1,136 @@
+//! Analysts' tools read the lake without options beyond hive partitioning (outputs.md):
+//! DuckDB and pyarrow, from the venv `make test` creates (`CSPCOST_PYTHON`).
+
+use crate::common::*;
+use std::collections::BTreeMap;
+
+fn python() -> Option<String> {
+    match std::env::var("CSPCOST_PYTHON") {
+        Ok(p) if !p.is_empty() => Some(p),
+        _ => {
+            assert!(
+                std::env::var("CSPCOST_REQUIRE_INTEROP").is_err(),
+                "CSPCOST_REQUIRE_INTEROP is set but CSPCOST_PYTHON is not"
+            );
+            eprintln!("interop test skipped: run `make test` (it sets CSPCOST_PYTHON to a venv with duckdb and pyarrow)");
+            None
+        }
+    }
+}
+
+#[test]
+fn duckdb_and_pyarrow_read_costs_staged_and_quarantine_with_exact_types() {
+    let Some(py) = python() else { return };
+    let dir = rated_sample();
+    let out = std::process::Command::new(&py)
+        .arg(root().join("tests/interop/check_lake.py"))
+        .arg(dir.path())
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "check_lake.py failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let cols: BTreeMap<String, String> = serde_json::from_value(v["cost_columns"].clone()).unwrap();
+    // FOCUS columns with the types outputs.md promises.
+    for c in [
+        "BilledCost",
+        "EffectiveCost",
+        "ListCost",
+        "ContractedCost",
+        "ListUnitPrice",
+        "PricingQuantity",
+        "ConsumedQuantity",
+        "x_ListCostUsd",
+        "x_FxUsdPerUnit",
+    ] {
+        assert_eq!(cols[c], "DECIMAL(38,10)", "{c}");
+    }
+    for c in [
+        "BillingPeriodStart",
+        "BillingPeriodEnd",
+        "ChargePeriodStart",
+        "ChargePeriodEnd",
+    ] {
+        assert_eq!(cols[c], "TIMESTAMP WITH TIME ZONE", "{c}");
+    }
+    assert_eq!(cols["x_UsageDate"], "DATE");
+    assert_eq!(cols["x_SourceRow"], "BIGINT");
+    for c in [
+        "BillingAccountId",
+        "BillingAccountName",
+        "BillingCurrency",
+        "ChargeCategory",
+        "ChargeClass",
+        "ChargeDescription",
+        "ChargeFrequency",
+        "InvoiceIssuerName",
+        "PricingUnit",
+        "ProviderName",
+        "PublisherName",
+        "ServiceCategory",
+        "ServiceName",
+        "SubAccountId",
+        "RegionId",
+        "ResourceId",
+        "SkuId",
+        "Tags",
+        "HostProviderName",
+        "ServiceProviderName",
+    ] {
+        assert_eq!(cols[c], "VARCHAR", "{c}");
+    }
+    // Sums stay exact decimals in SQL and equal what the CLI recorded per partition.
+    assert_eq!(v["sum_type"], "DECIMAL(38,10)");
+    let m = &manifests(dir.path())[0];
+    let mut cli: Vec<(String, String, u64, String)> = m
+        .partitions
+        .iter()
+        .map(|p| {
+            let parts: Vec<&str> = p.path.split('/').collect();
+            (
+                parts[1].trim_start_matches("org=").to_string(),
+                parts[2].trim_start_matches("month=").to_string(),
+                p.rows,
+                p.billed_cost.clone().unwrap(),
+            )
+        })
+        .collect();
+    cli.sort();
+    let sql: Vec<(String, String, u64, String)> = v["totals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r[0].as_str().unwrap().into(),
+                r[1].as_str().unwrap().into(),
+                r[2].as_u64().unwrap(),
+                r[3].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(sql, cli);
+    // Staged and quarantine tables are readable too, with exact types.
+    let staged: BTreeMap<String, String> =
+        serde_json::from_value(v["staged_columns"].clone()).unwrap();
+    assert_eq!(staged["quantity"], "DECIMAL(38,10)");
+    assert_eq!(staged["usage_start"], "TIMESTAMP WITH TIME ZONE");
+    assert_eq!(v["staged_rows"], 589);
+    let q: BTreeMap<String, String> =
+        serde_json::from_value(v["quarantine_columns"].clone()).unwrap();
+    assert_eq!(q["reason_code"], "VARCHAR");
+    assert_eq!(q["usage_date"], "DATE");
+    let by_stage = v["quarantine_by_stage"].as_array().unwrap();
+    assert!(by_stage
+        .iter()
+        .any(|r| r[0] == "ingest" && r[1] == "DUPLICATE_RECORD" && r[2] == 2));
+    assert!(by_stage
+        .iter()
+        .any(|r| r[0] == "rate" && r[1] == "UNMAPPED_TENANT" && r[2] == 30));
+    assert_eq!(v["pyarrow_rows"], 481);
+    assert_eq!(v["pyarrow_billed_type"], "decimal128(38, 10)");
+    assert_eq!(v["pyarrow_period_type"], "timestamp[us, tz=UTC]");
+}

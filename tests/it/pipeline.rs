@@ -1,0 +1,143 @@
+//! `cspcost run pipelines/*.toml`: the shipped pipelines run on `sample_data/` and give the
+//! same lake as the commands one by one; config errors are all reported with their lines;
+//! `--dry-run` writes nothing.
+
+use crate::common::*;
+
+/// A copy of a shipped pipeline whose lake points into `dir`.
+fn pipeline_into(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(root().join("pipelines").join(name)).unwrap();
+    let text = text
+        .replace("${CSPCOST_LAKE:-../out}", &arg(&dir.join("lake")))
+        .replace(
+            "\"../sample_data",
+            &format!("\"{}", arg(&root().join("sample_data"))),
+        );
+    write(dir, name, &text)
+}
+
+#[test]
+fn nightly_pipeline_equals_the_commands_run_by_hand() {
+    let dir = lake();
+    let cfg = pipeline_into(dir.path(), "nightly.toml");
+    let out = ok(["run", &arg(&cfg)]);
+    assert!(
+        out.contains("records: 396 read = 356 new + 3 restated + 37 unchanged + 0 quarantined"),
+        "{out}"
+    );
+    let by_hand = rated_sample();
+    for p in [
+        "costs/org=contoso/month=2026-01/usage-0.parquet",
+        "costs/org=adatum/month=2026-02/usage-0.parquet",
+    ] {
+        let cols = [
+            "SubAccountId",
+            "x_MeterId",
+            "x_UsageDate",
+            "x_ListCostUsd",
+            "BilledCost",
+        ];
+        assert_eq!(
+            render(&dir.path().join("lake"), p, &cols),
+            render(by_hand.path(), p, &cols),
+            "{p}"
+        );
+    }
+    assert!(dir.path().join("lake/assets/reservations.parquet").exists());
+    // The run's own manifest is written last and names every stage's run.
+    let ms = manifests(&dir.path().join("lake"));
+    let run = ms
+        .iter()
+        .find(|m| m.command == "run")
+        .expect("run manifest");
+    assert_eq!(run.counts["stages"], 7);
+    assert_eq!(run.notes.len(), 7);
+    assert!(
+        run.notes
+            .iter()
+            .all(|n| ms.iter().any(|m| n.ends_with(&m.run_id))),
+        "{:?}",
+        run.notes
+    );
+    // Nothing changed: a second nightly run ingests nothing and rates nothing.
+    let again = ok(["run", &arg(&cfg)]);
+    assert!(
+        again.contains("files: 0 read, 9 skipped")
+            && again.contains("records: 0 staged = 0 rated + 0 quarantined"),
+        "{again}"
+    );
+}
+
+#[test]
+fn dry_run_prints_the_plan_and_writes_nothing() {
+    let dir = lake();
+    let cfg = pipeline_into(dir.path(), "nightly.toml");
+    let out = ok(["run", &arg(&cfg), "--dry-run"]);
+    assert!(
+        out.contains("the lake does not exist yet")
+            && out.contains("ingest usage: 9 files, 9 new")
+            && out.contains("reserve as of 2026-02-16"),
+        "{out}"
+    );
+    assert!(!dir.path().join("lake").exists());
+    ok(["run", &arg(&cfg)]);
+    // After new usage arrives, the dry run says which month would be re-rated and why.
+    let src = lake();
+    let f = write(
+        src.path(),
+        "late/u.ndjson",
+        r#"{"customerTenantId":"686adbc4-fd3f-4688-b527-617394bf68af","subscriptionId":"6ad487b8-95fe-47a5-92c2-b86c364426b3","usageStartTime":"2026-01-20T00:00:00Z","usageEndTime":"2026-01-21T00:00:00Z","resource":{"id":"8a09ff56-1b50-410f-a959-30227b19001e"},"quantity":2}"#,
+    );
+    ok([
+        "ingest",
+        "usage",
+        "--lake",
+        &arg(&dir.path().join("lake")),
+        &arg(&f),
+    ]);
+    let before: Vec<_> = std::fs::read_dir(dir.path().join("lake/_runs"))
+        .unwrap()
+        .collect();
+    let out = ok(["run", &arg(&cfg), "--dry-run"]);
+    assert!(out.contains("2026-01: inputs changed"), "{out}");
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("lake/_runs"))
+            .unwrap()
+            .count(),
+        before.len()
+    );
+}
+
+#[test]
+fn config_errors_are_all_reported_with_lines() {
+    let dir = lake();
+    let cfg = write(
+        dir.path(),
+        "bad.toml",
+        "lake = \"x\"\nstages = [\"ingest\", \"rate\", \"bill\"]\n[ingest]\nusage = [\"/nonexistent/dump\"]\n[rate]\ntier_scope = \"galaxy\"\nmonths = [\"2026-13\"]\nshard = \"4/2\"\n",
+    );
+    let out = cspcost(["run", &arg(&cfg)]);
+    assert_eq!(out.status.code(), Some(2));
+    let e = stderr(&out);
+    for needle in [
+        "bad.toml:4: ingest.usage path /nonexistent/dump does not exist",
+        "bad.toml:6: rate.tier_scope 'galaxy'",
+        "bad.toml:7: rate.months '2026-13' is not YYYY-MM",
+        "bad.toml:8: rate.shard '4/2'",
+        "bad.toml:2: unknown stage 'bill'",
+    ] {
+        assert!(e.contains(needle), "{needle} not in {e}");
+    }
+    let typo = write(
+        dir.path(),
+        "typo.toml",
+        "lake = \"x\"\nstages = [\"rate\"]\n[rate]\ntier_scop = \"customer\"\n",
+    );
+    let out = cspcost(["run", &arg(&typo)]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("typo.toml (line 4): unknown field `tier_scop`"),
+        "{}",
+        stderr(&out)
+    );
+}
