@@ -415,75 +415,19 @@ pub fn reserve_options(a: &ReserveArgs) -> Result<crate::reserve::run::ReserveOp
 
 /// Validate `reconcile` flags, reporting every problem at once.
 pub fn reconcile_options(a: &ReconcileArgs) -> Result<crate::reconcile::run::ReconcileOptions> {
-    use crate::model::decimal::Dec10;
-    use crate::reconcile::run::{Grain, ReconcileOptions};
-    use crate::reconcile::variance::Tolerances;
-    let mut problems = Vec::new();
-    let mut date = |flag: &str, v: &str| {
-        let d = chrono::NaiveDate::parse_from_str(v.trim(), "%Y-%m-%d").ok();
-        if d.is_none() {
-            problems.push(format!("--{flag} '{v}' is not a date (YYYY-MM-DD)"));
-        }
-        d
+    let request = crate::reconcile::run::ReconcileRequest {
+        from: &a.from,
+        to: &a.to,
+        out: a.out.clone(),
+        org: a.org.as_deref(),
+        tenant: a.tenant.as_deref(),
+        grain: &a.grain,
+        invoice: a.invoice.clone(),
+        subscription_map: a.subscription_map.clone(),
+        quantity_tolerance: &a.quantity_tolerance,
+        cost_tolerance: &a.cost_tolerance,
     };
-    let (from, to) = (date("from", &a.from), date("to", &a.to));
-    let period = match (from, to) {
-        (Some(f), Some(t)) => crate::reconcile::period::Period::new(f, t).or_else(|| {
-            problems.push(format!("--to {t} is before --from {f}"));
-            None
-        }),
-        _ => None,
-    };
-    let grain = Grain::parse(&a.grain).unwrap_or_else(|| {
-        problems.push(format!("--grain '{}': expected period or daily", a.grain));
-        Grain::Period
-    });
-    let mut tolerance = |flag: &str, v: &str| match Dec10::parse(v) {
-        Ok(t) if !t.is_negative() => t,
-        _ => {
-            problems.push(format!("--{flag} '{v}' is not a decimal number >= 0"));
-            Dec10::ZERO
-        }
-    };
-    let tolerances = Tolerances {
-        quantity: tolerance("quantity-tolerance", &a.quantity_tolerance),
-        cost: tolerance("cost-tolerance", &a.cost_tolerance),
-    };
-    let tenant = a.tenant.as_deref().and_then(|t| {
-        let g = crate::model::ids::normalize_guid(t);
-        if g.is_none() {
-            problems.push(format!("--tenant '{t}' is not a GUID"));
-        }
-        g
-    });
-    for (flag, p) in [
-        ("invoice", &a.invoice),
-        ("subscription-map", &a.subscription_map),
-    ] {
-        if let Some(p) = p.as_ref().filter(|p| !p.is_file()) {
-            problems.push(format!("--{flag} {}: no such file", p.display()));
-        }
-    }
-    let out = a.out.display().to_string();
-    if out.contains("://") && !out.starts_with("file://") {
-        problems.push(format!(
-            "--out {out}: write the reconciliation to a local directory"
-        ));
-    }
-    if a.subscription_map.is_some() && a.invoice.is_none() {
-        problems.push("--subscription-map needs --invoice".into());
-    }
-    match period {
-        Some(period) if problems.is_empty() => Ok(ReconcileOptions {
-            period,
-            out: a.out.clone(),
-            org: a.org.clone(),
-            tenant,
-            grain,
-            invoice: a.invoice.clone(),
-            subscription_map: a.subscription_map.clone(),
-            tolerances,
-        }),
-        _ => Err(crate::Error::Config { problems }),
-    }
+    request
+        .validate(&|field| format!("--{}", field.replace('_', "-")))
+        .map_err(|problems| crate::Error::Config { problems })
 }

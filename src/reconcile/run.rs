@@ -76,6 +76,114 @@ pub struct ReconcileOptions {
     pub tolerances: Tolerances,
 }
 
+/// `reconcile` options as text, from command-line flags or a pipeline file, before
+/// validation.
+#[derive(Clone, Debug)]
+pub struct ReconcileRequest<'a> {
+    /// First usage date, `YYYY-MM-DD`.
+    pub from: &'a str,
+    /// Last usage date, `YYYY-MM-DD`.
+    pub to: &'a str,
+    /// Output directory.
+    pub out: PathBuf,
+    /// Only this organization.
+    pub org: Option<&'a str>,
+    /// Only this customer tenant (a GUID, any case).
+    pub tenant: Option<&'a str>,
+    /// `period` or `daily`.
+    pub grain: &'a str,
+    /// Microsoft's invoice reconciliation file.
+    pub invoice: Option<PathBuf>,
+    /// `SubscriptionId,subscription_id` CSV.
+    pub subscription_map: Option<PathBuf>,
+    /// A decimal >= 0.
+    pub quantity_tolerance: &'a str,
+    /// A decimal >= 0.
+    pub cost_tolerance: &'a str,
+}
+
+impl ReconcileRequest<'_> {
+    /// Validated options, or every problem at once. `name` says how a field (`from`,
+    /// `cost_tolerance`, ...) is called where the user wrote it: `--cost-tolerance` on the
+    /// command line, `reconcile.cost_tolerance` in a pipeline file (which adds the line).
+    pub fn validate(&self, name: &dyn Fn(&str) -> String) -> Result<ReconcileOptions, Vec<String>> {
+        let mut problems = Vec::new();
+        let mut date = |field: &str, v: &str| {
+            let d = chrono::NaiveDate::parse_from_str(v.trim(), "%Y-%m-%d").ok();
+            if d.is_none() {
+                problems.push(format!("{} '{v}' is not a date (YYYY-MM-DD)", name(field)));
+            }
+            d
+        };
+        let (from, to) = (date("from", self.from), date("to", self.to));
+        let period = match (from, to) {
+            (Some(f), Some(t)) => Period::new(f, t).or_else(|| {
+                problems.push(format!("{} {t} is before {} {f}", name("to"), name("from")));
+                None
+            }),
+            _ => None,
+        };
+        let grain = Grain::parse(self.grain).unwrap_or_else(|| {
+            let g = name("grain");
+            problems.push(format!("{g} '{}': expected period or daily", self.grain));
+            Grain::Period
+        });
+        let mut tolerance = |field: &str, v: &str| match Dec10::parse(v) {
+            Ok(t) if !t.is_negative() => t,
+            _ => {
+                problems.push(format!(
+                    "{} '{v}' is not a decimal number >= 0",
+                    name(field)
+                ));
+                Dec10::ZERO
+            }
+        };
+        let tolerances = Tolerances {
+            quantity: tolerance("quantity_tolerance", self.quantity_tolerance),
+            cost: tolerance("cost_tolerance", self.cost_tolerance),
+        };
+        let tenant = self.tenant.and_then(|t| {
+            let g = crate::model::ids::normalize_guid(t);
+            if g.is_none() {
+                problems.push(format!("{} '{t}' is not a GUID", name("tenant")));
+            }
+            g
+        });
+        for (field, p) in [
+            ("invoice", &self.invoice),
+            ("subscription_map", &self.subscription_map),
+        ] {
+            if let Some(p) = p.as_ref().filter(|p| !p.is_file()) {
+                problems.push(format!("{} {}: no such file", name(field), p.display()));
+            }
+        }
+        let out = self.out.display().to_string();
+        if out.contains("://") && !out.starts_with("file://") {
+            problems.push(format!(
+                "{} {out}: write the reconciliation to a local directory",
+                name("out")
+            ));
+        }
+        if self.subscription_map.is_some() && self.invoice.is_none() {
+            let (m, i) = (name("subscription_map"), name("invoice"));
+            problems.push(format!("{m} needs {i}"));
+        }
+        match period {
+            Some(period) if problems.is_empty() => Ok(ReconcileOptions {
+                period,
+                out: self.out.clone(),
+                org: self.org.map(str::to_string),
+                tenant,
+                grain,
+                invoice: self.invoice.clone(),
+                subscription_map: self.subscription_map.clone(),
+                tolerances,
+            }),
+            _ => Err(problems),
+        }
+    }
+}
+
 /// The comparison with an invoice.
 #[derive(Debug)]
 pub struct VarianceReport {
