@@ -112,6 +112,13 @@ fn reconcile_fails(lake: &Path, from: &str, to: &str, extra: &[&str]) -> (Option
     )
 }
 
+/// Every needle occurs in `text`.
+fn assert_contains_all(text: &str, needles: &[&str]) {
+    for n in needles {
+        assert!(text.contains(n), "{n:?} not in {text}");
+    }
+}
+
 fn sample_invoice() -> String {
     arg(&sample("invoices/invoice-2026-01-15_2026-02-14.csv"))
 }
@@ -375,14 +382,13 @@ fn malformed_invoice_line_exits_2_naming_file_line_and_field() {
     let extra = ["--grain", "weekly", "--cost-tolerance=-1"];
     let (code, stderr) = reconcile_fails(lake.path(), "2026-02-14", "2026-01-15", &extra);
     assert_eq!(code, Some(2));
-    for p in [
+    let problems = [
         "3 problems:",
         "--to 2026-01-15 is before --from 2026-02-14",
         "--grain 'weekly': expected period or daily",
         "--cost-tolerance '-1' is not a decimal number >= 0",
-    ] {
-        assert!(stderr.contains(p), "{p:?} not in {stderr}");
-    }
+    ];
+    assert_contains_all(&stderr, &problems);
 }
 
 #[test]
@@ -650,4 +656,68 @@ fn worked_example_of_the_spec() {
 9.9200000000 | 124.0000000000 | 9.9180000000 | 10.2570000000 | MATCHED |
 8.7200000000 | 124.0000000000 | 9.9180000000 | 10.2570000000 | PRICE_DIFFERENCE | 14.9848883689"
     );
+}
+
+/// `make demo`: the nightly pipeline, then month end, which re-rates January and reconciles
+/// the billing cycle against the sample invoice, printing the summary.
+#[test]
+fn month_end_pipeline_reconciles_the_billing_cycle() {
+    let dir = lake();
+    ok(["run", &arg(&pipeline_into(dir.path(), "nightly.toml"))]);
+    let month_end = pipeline_into(dir.path(), "month-end.toml");
+    let plan = ok(["run", &arg(&month_end), "--dry-run"]);
+    assert!(
+        plan.contains("2. reconcile 2026-01-15..2026-02-14 against"),
+        "{plan}"
+    );
+    let stdout = ok(["run", &arg(&month_end)]);
+    let total = "    total                                                    1518.77      1003.35       515.42";
+    assert!(stdout.contains(total), "{stdout}");
+    let out = dir.path().join("lake/reconcile/2026-01-15_2026-02-14");
+    let rows = read_csv(&out.join("variance.csv"));
+    let reasons: Vec<&str> = rows.iter().map(|r| r["reason_code"].as_str()).collect();
+    for code in cspcost::reconcile::variance::VarianceReason::ALL.map(|r| r.as_str()) {
+        assert!(reasons.contains(&code), "{code} missing: {reasons:?}");
+    }
+    // The run manifest names the reconcile stage's own run.
+    let ms = manifests(&dir.path().join("lake"));
+    let recon = ms
+        .iter()
+        .find(|m| m.command == "reconcile")
+        .expect("reconcile manifest");
+    let run = ms
+        .iter()
+        .find(|m| m.command == "run")
+        .expect("run manifest");
+    assert!(
+        run.notes.contains(&format!("reconcile: {}", recon.run_id)),
+        "{:?}",
+        run.notes
+    );
+}
+
+#[test]
+fn pipeline_reconcile_errors_name_their_lines() {
+    let dir = lake();
+    let text = "lake = \"x\"\nstages = [\"reconcile\"]\n\n[[reconcile]]\nfrom = \"2026-02-30\"\nto = \"2026-01-31\"\nout = \"o\"\ncost_tolerance = \"-1\"\nsubscription_map = \"map.csv\"\n";
+    let cfg = write(dir.path(), "bad.toml", text);
+    let o = cspcost(["run", &arg(&cfg)]);
+    assert_eq!(o.status.code(), Some(2));
+    let problems = [
+        "bad.toml:5: reconcile.from '2026-02-30' is not a date (YYYY-MM-DD)",
+        "bad.toml:5: reconcile.cost_tolerance '-1' is not a decimal number >= 0",
+        "map.csv: no such file",
+        "bad.toml:5: reconcile.subscription_map needs reconcile.invoice",
+    ];
+    assert_contains_all(&stderr(&o), &problems);
+    let empty = write(
+        dir.path(),
+        "empty.toml",
+        "lake = \"x\"\nstages = [\"reconcile\"]\n",
+    );
+    let o = cspcost(["run", &arg(&empty)]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains(
+        "empty.toml:2: stage reconcile is listed but no [[reconcile]] table names a period"
+    ));
 }
