@@ -9,7 +9,7 @@ step() { printf '\n== cspcost %s\n' "$*"; "$BIN" "$@"; }
 # Nightly: ingest reference, prices, two usage dumps (the second restates days of the first)
 # and reservation orders; rate the changed months; price the reservations.
 step run pipelines/nightly.toml
-# Month end: re-rate the closed month.
+# Month end: re-rate the closed month, reconcile the billing cycle with Microsoft's invoice.
 step run pipelines/month-end.toml
 step assets --lake "$OUT"
 step quarantine --lake "$OUT"

@@ -50,6 +50,8 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Cut rated usage to any period and compare it with Microsoft's invoice.
+    Reconcile(ReconcileArgs),
     /// Past runs (manifests), newest first.
     Runs {
         /// Lake directory (or file:// URL).
@@ -107,6 +109,44 @@ pub struct AssetsArgs {
     /// Only `active` or `expired` assets.
     #[arg(long)]
     pub status: Option<String>,
+}
+
+/// `reconcile` flags.
+#[derive(clap::Args, Debug)]
+pub struct ReconcileArgs {
+    /// Lake directory (or file:// URL).
+    #[arg(long)]
+    pub lake: String,
+    /// First usage date of the period (YYYY-MM-DD, inclusive).
+    #[arg(long)]
+    pub from: String,
+    /// Last usage date of the period (YYYY-MM-DD, inclusive).
+    #[arg(long)]
+    pub to: String,
+    /// Directory for lines, summary and variance files (created if needed).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Only this organization.
+    #[arg(long)]
+    pub org: Option<String>,
+    /// Only this customer tenant (GUID).
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// `period` (one line per organization, tenant, subscription, meter) or `daily`.
+    #[arg(long, default_value = "period")]
+    pub grain: String,
+    /// Microsoft's invoice reconciliation file (usage line items, CSV or API JSON).
+    #[arg(long)]
+    pub invoice: Option<PathBuf>,
+    /// CSV `SubscriptionId,subscription_id` mapping billing-platform IDs to subscription GUIDs.
+    #[arg(long)]
+    pub subscription_map: Option<PathBuf>,
+    /// Largest quantity difference that still counts as the same quantity.
+    #[arg(long, default_value = "0.000001")]
+    pub quantity_tolerance: String,
+    /// Largest cost difference (invoice currency) that still counts as the same cost.
+    #[arg(long, default_value = "0.005")]
+    pub cost_tolerance: String,
 }
 
 /// `ingest <kind>`.
@@ -268,6 +308,15 @@ pub fn run(cli: Cli) -> Result<()> {
                 crate::pipeline::plan::execute(&plan, cli.quiet).map(|_| ())
             }
         }
+        Command::Reconcile(a) => {
+            let opts = reconcile_options(&a)?;
+            let lake = Lake::open(&a.lake)?;
+            let report = crate::reconcile::run::reconcile(&lake, &opts, &new_run_id())?;
+            if !cli.quiet {
+                crate::reconcile::display::print_summary(&report);
+            }
+            Ok(())
+        }
         Command::Runs { lake } => {
             let lake = Lake::open(&lake)?;
             report::print_runs(&crate::emit::manifest::list_manifests(&lake)?);
@@ -362,4 +411,23 @@ pub fn reserve_options(a: &ReserveArgs) -> Result<crate::reserve::run::ReserveOp
         })?,
     };
     Ok(crate::reserve::run::ReserveOptions { as_of })
+}
+
+/// Validate `reconcile` flags, reporting every problem at once.
+pub fn reconcile_options(a: &ReconcileArgs) -> Result<crate::reconcile::run::ReconcileOptions> {
+    let request = crate::reconcile::run::ReconcileRequest {
+        from: &a.from,
+        to: &a.to,
+        out: a.out.clone(),
+        org: a.org.as_deref(),
+        tenant: a.tenant.as_deref(),
+        grain: &a.grain,
+        invoice: a.invoice.clone(),
+        subscription_map: a.subscription_map.clone(),
+        quantity_tolerance: &a.quantity_tolerance,
+        cost_tolerance: &a.cost_tolerance,
+    };
+    request
+        .validate(&|field| format!("--{}", field.replace('_', "-")))
+        .map_err(|problems| crate::Error::Config { problems })
 }

@@ -64,6 +64,9 @@ pub enum Error {
         /// What was being computed.
         context: String,
     },
+    /// A reconciliation's input (invoice, subscription map) or lake state is not usable.
+    #[error(transparent)]
+    Reconcile(#[from] crate::reconcile::ReconcileError),
     /// A run's counts did not balance: a bug, reported instead of writing a wrong manifest.
     #[error("counts do not balance for {stage}: {detail}")]
     Unbalanced {
@@ -92,7 +95,7 @@ impl Error {
     /// The process exit code for this error (README: 2 bad input or config, 1 otherwise).
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Config { .. } | Error::InputFormat { .. } => 2,
+            Error::Config { .. } | Error::InputFormat { .. } | Error::Reconcile(_) => 2,
             _ => 1,
         }
     }

@@ -15,6 +15,7 @@ pub mod model;
 pub mod pipeline;
 pub mod progress;
 pub mod rate;
+pub mod reconcile;
 pub mod report;
 pub mod reserve;
 pub mod store;

@@ -111,11 +111,17 @@ pub fn print_tenant(
     }
 }
 
-/// An amount rounded to its currency's minor unit, as text (`12.95 EUR`).
-pub fn money(v: crate::model::Dec10, currency: &str) -> String {
+/// An amount rounded half away from zero to its currency's minor unit, as plain text
+/// (`12.95`, `162973`): what a person reads of an aggregate (rating.md §1).
+pub fn minor_unit_amount(v: crate::model::Dec10, currency: &str) -> String {
     let d = crate::model::currency::minor_unit_digits(currency);
     let r = crate::model::Dec10(crate::rate::half_away_from_zero::round_scale10_to(v.0, d));
-    format!("{} {currency}", r.to_fixed(d))
+    r.to_fixed(d)
+}
+
+/// An amount rounded to its currency's minor unit, as text (`12.95 EUR`).
+pub fn money(v: crate::model::Dec10, currency: &str) -> String {
+    format!("{} {currency}", minor_unit_amount(v, currency))
 }
 
 /// Print what `rate` did: months and why, totals per organization and month, quarantine.

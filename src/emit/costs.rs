@@ -35,6 +35,34 @@ pub mod col {
     pub const USAGE_DATE: &str = "x_UsageDate";
     /// Run that wrote the partition.
     pub const RUN_ID: &str = "x_RunId";
+    /// Organization's billing currency.
+    pub const BILLING_CURRENCY: &str = "BillingCurrency";
+    /// `Usage` or `Purchase`.
+    pub const CHARGE_CATEGORY: &str = "ChargeCategory";
+    /// Meter name.
+    pub const CHARGE_DESCRIPTION: &str = "ChargeDescription";
+    /// Usage start (UTC).
+    pub const CHARGE_PERIOD_START: &str = "ChargePeriodStart";
+    /// Usage end (UTC).
+    pub const CHARGE_PERIOD_END: &str = "ChargePeriodEnd";
+    /// Quantity in price units.
+    pub const PRICING_QUANTITY: &str = "PricingQuantity";
+    /// Price unit of measure.
+    pub const PRICING_UNIT: &str = "PricingUnit";
+    /// Quantity as reported.
+    pub const CONSUMED_QUANTITY: &str = "ConsumedQuantity";
+    /// Unit as reported.
+    pub const CONSUMED_UNIT: &str = "ConsumedUnit";
+    /// Subscription ID.
+    pub const SUB_ACCOUNT_ID: &str = "SubAccountId";
+    /// Customer tenant GUID.
+    pub const CUSTOMER_TENANT_ID: &str = "x_CustomerTenantId";
+    /// Meter GUID.
+    pub const METER_ID: &str = "x_MeterId";
+    /// Tier scope used (`subscription`, `customer`, `organization`).
+    pub const TIER_SCOPE: &str = "x_TierScope";
+    /// Effective start of the price version that rated the row.
+    pub const PRICE_EFFECTIVE_START: &str = "x_PriceEffectiveStart";
 }
 
 /// Percent-encode an ID for a Hive partition directory name.

@@ -91,6 +91,14 @@ pub struct ReconcileConfig {
     /// Add the usage date to the key.
     #[serde(default)]
     pub daily: bool,
+    /// Only this customer tenant.
+    pub tenant: Option<Spanned<String>>,
+    /// `SubscriptionId,subscription_id` CSV mapping the invoice's billing-platform IDs.
+    pub subscription_map: Option<Spanned<String>>,
+    /// Quantity tolerance as decimal text (default `"0.000001"`).
+    pub quantity_tolerance: Option<Spanned<String>>,
+    /// Cost tolerance as decimal text, in the invoice currency (default `"0.005"`).
+    pub cost_tolerance: Option<Spanned<String>>,
 }
 
 /// Replace `${VAR}` and `${VAR:-default}` from the environment. Unset without a default is

@@ -9,6 +9,7 @@ use crate::pipeline::config::{expand_env, line_of, resolve_path, PipelineConfig}
 use crate::progress::log;
 use crate::rate::engine::{TierPeriod, TierScope};
 use crate::rate::run::{RateOptions, Shard};
+use crate::reconcile::run::{ReconcileOptions, ReconcileRequest};
 use crate::report;
 use crate::reserve::run::ReserveOptions;
 use crate::store::Lake;
@@ -51,6 +52,8 @@ pub enum Step {
     Rate(RateOptions),
     /// `reserve`.
     Reserve(ReserveOptions),
+    /// `reconcile` of one period.
+    Reconcile(ReconcileOptions),
 }
 
 /// A validated pipeline.
@@ -64,7 +67,7 @@ pub struct Plan {
     pub steps: Vec<Step>,
 }
 
-const STAGES: [&str; 3] = ["ingest", "rate", "reserve"];
+const STAGES: [&str; 4] = ["ingest", "rate", "reserve", "reconcile"];
 
 /// Read and validate a pipeline file; every problem is reported at once with its line.
 pub fn load(path: &Path) -> Result<Plan> {
@@ -209,6 +212,48 @@ pub fn load(path: &Path) -> Result<Plan> {
                 };
                 steps.push(Step::Reserve(ReserveOptions { as_of }));
             }
+            "reconcile" => {
+                if cfg.reconcile.is_empty() {
+                    problems.push(format!(
+                        "{}: stage reconcile is listed but no [[reconcile]] table names a period",
+                        at(&cfg.stages.span())
+                    ));
+                }
+                for r in &cfg.reconcile {
+                    let text = |v: &Option<Spanned<String>>, problems: &mut Vec<String>| {
+                        v.as_ref().map(|v| expand(v, problems))
+                    };
+                    let file = |v: &Option<Spanned<String>>, problems: &mut Vec<String>| {
+                        text(v, problems).map(|t| resolve_path(&base, &t))
+                    };
+                    let (from, to) = (r.from.get_ref(), r.to.get_ref());
+                    let out = resolve_path(&base, &expand(&r.out, &mut problems));
+                    let (org, tenant) =
+                        (text(&r.org, &mut problems), text(&r.tenant, &mut problems));
+                    let invoice = file(&r.invoice, &mut problems);
+                    let subscription_map = file(&r.subscription_map, &mut problems);
+                    let qt = text(&r.quantity_tolerance, &mut problems);
+                    let ct = text(&r.cost_tolerance, &mut problems);
+                    let request = ReconcileRequest {
+                        from,
+                        to,
+                        out,
+                        org: org.as_deref(),
+                        tenant: tenant.as_deref(),
+                        grain: if r.daily { "daily" } else { "period" },
+                        invoice,
+                        subscription_map,
+                        quantity_tolerance: qt.as_deref().unwrap_or("0.000001"),
+                        cost_tolerance: ct.as_deref().unwrap_or("0.005"),
+                    };
+                    // Problems of a table point at its first line.
+                    let line = at(&r.from.span());
+                    match request.validate(&|field| format!("reconcile.{field}")) {
+                        Ok(opts) => steps.push(Step::Reconcile(opts)),
+                        Err(p) => problems.extend(p.into_iter().map(|p| format!("{line}: {p}"))),
+                    }
+                }
+            }
             other => problems.push(format!(
                 "{}: unknown stage '{other}'; stages are {}",
                 at(&cfg.stages.span()),
@@ -288,6 +333,16 @@ pub fn describe(plan: &Plan) -> Result<()> {
                 println!("     plus every month the new usage files above touch");
             }
             Step::Reserve(o) => println!("  {}. reserve as of {}", i + 1, o.as_of),
+            Step::Reconcile(o) => println!(
+                "  {}. reconcile {}{} into {}",
+                i + 1,
+                o.period,
+                o.invoice
+                    .as_ref()
+                    .map(|p| format!(" against {}", p.display()))
+                    .unwrap_or_default(),
+                o.out.display()
+            ),
         }
     }
     Ok(())
@@ -348,6 +403,13 @@ pub fn execute(plan: &Plan, quiet: bool) -> Result<Manifest> {
                     report::print_reserve_summary(&r);
                 }
                 m.notes.push(format!("reserve: {}", r.manifest.run_id));
+            }
+            Step::Reconcile(opts) => {
+                let r = crate::reconcile::run::reconcile(&lake, opts, &child)?;
+                if !quiet {
+                    crate::reconcile::display::print_summary(&r);
+                }
+                m.notes.push(format!("reconcile: {}", r.manifest.run_id));
             }
         }
         *m.counts.entry("stages".into()).or_insert(0) += 1;

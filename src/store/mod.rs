@@ -186,33 +186,24 @@ impl Lake {
 
     /// Read a whole Parquet file; `None` when it does not exist.
     pub fn get_parquet(&self, rel: &str) -> Result<Option<Vec<RecordBatch>>> {
-        let p = self.path(rel);
-        let file = match File::open(&p) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(Error::io(p, e)),
-        };
-        let perr = |e| Error::Parquet {
-            path: p.display().to_string(),
-            source: e,
-        };
-        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-            .map_err(perr)?
-            .with_batch_size(64 * 1024)
-            .build()
-            .map_err(perr)?;
-        let mut out = Vec::new();
-        for b in reader {
-            out.push(b?);
-        }
-        Ok(Some(out))
+        self.read_parquet(rel, None)
     }
 
-    /// Read only the named columns of a Parquet file; `None` when it does not exist.
+    /// Read only the named columns of a Parquet file (the others are never decoded);
+    /// `None` when the file does not exist. A missing name is simply not returned: callers
+    /// read columns through [`crate::model::schema::Cols`], which names what is missing.
     pub fn get_parquet_columns(
         &self,
         rel: &str,
         columns: &[&str],
+    ) -> Result<Option<Vec<RecordBatch>>> {
+        self.read_parquet(rel, Some(columns))
+    }
+
+    fn read_parquet(
+        &self,
+        rel: &str,
+        columns: Option<&[&str]>,
     ) -> Result<Option<Vec<RecordBatch>>> {
         let p = self.path(rel);
         let file = match File::open(&p) {
@@ -224,16 +215,15 @@ impl Lake {
             path: p.display().to_string(),
             source: e,
         };
-        let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(perr)?;
-        let mask = parquet::arrow::ProjectionMask::columns(
-            builder.parquet_schema(),
-            columns.iter().copied(),
-        );
-        let reader = builder
-            .with_projection(mask)
-            .with_batch_size(64 * 1024)
-            .build()
-            .map_err(perr)?;
+        let mut builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(perr)?;
+        if let Some(columns) = columns {
+            let mask = parquet::arrow::ProjectionMask::columns(
+                builder.parquet_schema(),
+                columns.iter().copied(),
+            );
+            builder = builder.with_projection(mask);
+        }
+        let reader = builder.with_batch_size(64 * 1024).build().map_err(perr)?;
         let mut out = Vec::new();
         for b in reader {
             out.push(b?);

@@ -288,3 +288,15 @@ pub fn cost_files(lake: &Path, prefix: &str) -> std::collections::BTreeMap<Strin
         })
         .collect()
 }
+
+/// A copy of a shipped pipeline whose lake points into `dir`.
+pub fn pipeline_into(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(root().join("pipelines").join(name)).unwrap();
+    let text = text
+        .replace("${CSPCOST_LAKE:-../out}", &arg(&dir.join("lake")))
+        .replace(
+            "\"../sample_data",
+            &format!("\"{}", arg(&root().join("sample_data"))),
+        );
+    write(dir, name, &text)
+}

@@ -8,4 +8,5 @@ mod interop;
 mod pipeline;
 mod props;
 mod rating;
+mod reconcile;
 mod reserve;

@@ -4,18 +4,6 @@
 
 use crate::common::*;
 
-/// A copy of a shipped pipeline whose lake points into `dir`.
-fn pipeline_into(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
-    let text = std::fs::read_to_string(root().join("pipelines").join(name)).unwrap();
-    let text = text
-        .replace("${CSPCOST_LAKE:-../out}", &arg(&dir.join("lake")))
-        .replace(
-            "\"../sample_data",
-            &format!("\"{}", arg(&root().join("sample_data"))),
-        );
-    write(dir, name, &text)
-}
-
 #[test]
 fn nightly_pipeline_equals_the_commands_run_by_hand() {
     let dir = lake();
