@@ -31,7 +31,7 @@ use std::path::PathBuf;
 /// so rating and ingest hold one bucket at a time, not the month.
 pub const BUCKETS: u32 = 64;
 /// Records buffered in memory before the largest buffers spill to disk.
-const SPILL_ROWS: usize = 100_000;
+const SPILL_ROWS: usize = 50_000;
 
 /// Bucket of a subscription.
 pub fn bucket_of(subscription: &str) -> u32 {

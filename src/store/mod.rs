@@ -18,7 +18,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 /// Rows per Parquet row group.
-const ROW_GROUP_ROWS: usize = 256 * 1024;
+const ROW_GROUP_ROWS: usize = 64 * 1024;
 
 /// A lake rooted in a local directory (`DIR` or `file://DIR`).
 #[derive(Clone, Debug)]
