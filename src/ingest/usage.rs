@@ -109,7 +109,12 @@ impl Spill {
                 path: path.display().to_string(),
                 source: e,
             };
-            let mut w = ArrowWriter::try_new(file, usage_schema(), None).map_err(perr)?;
+            let mut w = ArrowWriter::try_new(
+                file,
+                usage_schema(),
+                Some(crate::emit::runs::scratch_properties()),
+            )
+            .map_err(perr)?;
             w.write(&usage_to_batch(&rows)?).map_err(perr)?;
             w.close().map_err(perr)?;
             self.files.entry(key).or_default().push(path);
