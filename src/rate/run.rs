@@ -276,7 +276,9 @@ fn rate_one_month(
     } else {
         files.iter().map(|f| vec![f.clone()]).collect()
     };
-    let tmp = format!("_tmp/{run_id}/rate/month={month}");
+    let tmp = lake
+        .scratch_dir(run_id)?
+        .join(format!("rate/month={month}"));
     let phase1: Vec<(
         u64,
         u64,
@@ -340,8 +342,8 @@ fn rate_one_month(
                             context: "summing BilledCost".into(),
                         })?;
                 }
-                let path = lake.path(&format!(
-                    "{tmp}/org={}/unit-{unit:05}.parquet",
+                let path = tmp.join(format!(
+                    "org={}/unit-{unit:05}.parquet",
                     crate::emit::costs::partition_value(org_id)
                 ));
                 write_run(&path, &batches)?;
@@ -414,7 +416,7 @@ fn rate_one_month(
             ))
         })
         .collect::<Result<_>>()?;
-    let _ = std::fs::remove_dir_all(lake.path(&format!("_tmp/{run_id}")));
+    lake.remove_scratch(run_id);
     for (p, t) in merged {
         out.partitions.push(p);
         out.totals.push(t);
