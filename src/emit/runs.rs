@@ -119,8 +119,8 @@ pub struct Merged {
 }
 
 /// Merge sorted runs into the partition file `rel`, atomically (a staging file, then
-/// [`Lake::publish`]). If the file already holds
-/// the same content (all columns but `x_RunId`), it is left untouched.
+/// [`Lake::publish`]). If the file already holds the same content (all columns but
+/// `x_RunId`), it is left untouched.
 pub fn merge_runs(lake: &Lake, rel: &str, runs: &[PathBuf]) -> Result<Merged> {
     let tmp = lake.staging_file(rel)?;
     let perr = |e| Error::Parquet {

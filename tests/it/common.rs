@@ -239,3 +239,129 @@ pub const L1: [(&str, &str, &str, &str, &str); 3] = [
     (M, "1 GB", "5", "0.087", "2026-01-01"),
     (M, "1 GB", "100", "0.083", "2026-01-01"),
 ];
+
+/// Run `cspcost` with extra environment variables (object-store credentials, fault
+/// injection); `CSPCOST_CRASH_AT` is only set when given.
+pub fn cspcost_env<I, S>(args: I, env: &[(&str, &str)]) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    Command::new(env!("CARGO_BIN_EXE_cspcost"))
+        .args(args)
+        .env_remove("CSPCOST_CRASH_AT")
+        .envs(env.iter().copied())
+        .output()
+        .expect("run cspcost")
+}
+
+/// [`cspcost_env`] requiring exit 0; returns stdout.
+pub fn ok_env<I, S>(args: I, env: &[(&str, &str)]) -> String
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let out = cspcost_env(args, env);
+    assert!(
+        out.status.success(),
+        "cspcost failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// [`ingest_sample`] into any lake location (a directory or an object-store URL).
+pub fn ingest_sample_into(lake: &str, env: &[(&str, &str)]) {
+    for (kind, rel) in [
+        ("reference", "reference"),
+        ("prices", "prices"),
+        ("usage", "usage/dump-2026-01-20"),
+        ("usage", "usage/dump-2026-02-16"),
+    ] {
+        ok_env(["ingest", kind, "--lake", lake, &arg(&sample(rel))], env);
+    }
+}
+
+/// Columns that name the run which wrote a row: they differ between two runs of the same
+/// inputs, everything else must not.
+pub const RUN_ID_COLUMNS: [&str; 3] = ["x_RunId", "ingest_run_id", "run_id"];
+
+/// Every row of a Parquet file, all columns but `skip`, rendered `a|b|c` in file order.
+pub fn render_file(path: &Path, skip: &[&str]) -> Vec<String> {
+    use arrow::util::display::{ArrayFormatter, FormatOptions};
+    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .build()
+        .unwrap();
+    let opts = FormatOptions::default().with_null("null");
+    let mut out = Vec::new();
+    for b in reader {
+        let b = b.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let schema = b.schema();
+        let fmts: Vec<ArrayFormatter> = schema
+            .fields()
+            .iter()
+            .zip(b.columns())
+            .filter(|(f, _)| !skip.contains(&f.name().as_str()))
+            .map(|(_, c)| ArrayFormatter::try_new(c.as_ref(), &opts).unwrap())
+            .collect();
+        for i in 0..b.num_rows() {
+            out.push(
+                fmts.iter()
+                    .map(|f| f.value(i).to_string())
+                    .collect::<Vec<_>>()
+                    .join("|"),
+            );
+        }
+    }
+    out
+}
+
+/// Lake-relative paths of every file under `dir` (sorted, `/`-separated).
+pub fn files_under(dir: &Path) -> Vec<String> {
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(base, &p, out);
+            } else {
+                let rel = p.strip_prefix(base).unwrap();
+                out.push(
+                    rel.components()
+                        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                        .collect::<Vec<_>>()
+                        .join("/"),
+                );
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+/// The data of every Parquet file in a lake, keyed by path with `run=<id>` folded to `run=*`
+/// (ingest quarantine is one file per run), rows rendered without the run-ID columns. Two
+/// lakes built from the same inputs have equal snapshots.
+pub fn parquet_snapshot(dir: &Path) -> std::collections::BTreeMap<String, Vec<String>> {
+    let mut out = std::collections::BTreeMap::new();
+    for rel in files_under(dir) {
+        if !rel.ends_with(".parquet") || rel.starts_with("_tmp/") {
+            continue;
+        }
+        let key = rel
+            .split('/')
+            .map(|s| if s.starts_with("run=") { "run=*" } else { s })
+            .collect::<Vec<_>>()
+            .join("/");
+        let mut rows = render_file(&dir.join(&rel), &RUN_ID_COLUMNS);
+        out.entry(key).or_insert_with(Vec::new).append(&mut rows);
+    }
+    out
+}

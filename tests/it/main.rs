@@ -5,5 +5,6 @@ mod cli;
 mod common;
 mod ingest;
 mod interop;
+mod object_store;
 mod props;
 mod rating;
