@@ -109,12 +109,27 @@ fn process_start(pid: u32) -> Option<u64> {
 pub fn create(base: &Path, name: &str) -> Result<PathBuf> {
     sweep(base, name);
     let dir = base.join(name);
-    fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
     let owner = dir.join(OWNER_FILE);
-    if !owner.exists() {
-        fs::write(&owner, Owner::current().to_text()).map_err(|e| Error::io(&owner, e))?;
+    // Another process removes `base` when its last directory goes; retry if that happens
+    // between creating the directory and writing the owner file.
+    let mut attempt = 0;
+    loop {
+        let made = fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e));
+        let written = made.and_then(|_| {
+            if owner.exists() {
+                return Ok(());
+            }
+            fs::write(&owner, Owner::current().to_text()).map_err(|e| Error::io(&owner, e))
+        });
+        match written {
+            Err(Error::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound && attempt < 3 =>
+            {
+                attempt += 1
+            }
+            other => return other.map(|_| dir),
+        }
     }
-    Ok(dir)
 }
 
 /// Remove `<base>/<name>/` and everything in it (best effort).

@@ -3,8 +3,10 @@
 
 mod cli;
 mod common;
+mod crash;
 mod ingest;
 mod interop;
 mod object_store;
 mod props;
 mod rating;
+mod shard;
