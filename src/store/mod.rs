@@ -284,11 +284,7 @@ impl Lake {
         match &self.inner.backend {
             Backend::Local { root } => {
                 let p = root.join(rel);
-                match fs::read(&p) {
-                    Ok(b) => Ok(Some(Bytes::from(b))),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                    Err(e) => Err(Error::io(p, e)),
-                }
+                Ok(absent_as_none(fs::read(&p), &p)?.map(Bytes::from))
             }
             Backend::Remote { store, .. } => store.get(rel),
         }
@@ -348,11 +344,7 @@ impl Lake {
         match &self.inner.backend {
             Backend::Local { root } => {
                 let p = root.join(rel);
-                match File::open(&p) {
-                    Ok(f) => Ok(Some(Source::File(f))),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                    Err(e) => Err(Error::io(p, e)),
-                }
+                Ok(absent_as_none(File::open(&p), &p)?.map(Source::File))
             }
             Backend::Remote { store, .. } => Ok(store.get(rel)?.map(Source::Bytes)),
         }
@@ -393,17 +385,12 @@ impl Lake {
             source: e,
         };
         let meta: ParquetMetaData = match &self.inner.backend {
-            Backend::Local { root } => {
-                let p = root.join(rel);
-                let file = match File::open(&p) {
-                    Ok(f) => f,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-                    Err(e) => return Err(Error::io(p, e)),
-                };
-                ParquetMetaDataReader::new()
-                    .parse_and_finish(&file)
-                    .map_err(perr)?
+            Backend::Local { .. } => match self.source(rel)? {
+                None => return Ok(None),
+                Some(Source::File(f)) => ParquetMetaDataReader::new().parse_and_finish(&f),
+                Some(Source::Bytes(b)) => ParquetMetaDataReader::new().parse_and_finish(&b),
             }
+            .map_err(perr)?,
             Backend::Remote { store, .. } => {
                 let Some(size) = store.size(rel)? else {
                     return Ok(None);
@@ -463,6 +450,15 @@ impl Lake {
     /// SHA-256 of a lake-relative file (hex); `None` when absent.
     pub fn sha256(&self, rel: &str) -> Result<Option<String>> {
         Ok(self.digest(rel)?.map(|(h, _)| h))
+    }
+}
+
+/// A local read whose "not found" means `None`.
+fn absent_as_none<T>(result: std::io::Result<T>, path: &Path) -> Result<Option<T>> {
+    match result {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(path, e)),
     }
 }
 

@@ -26,11 +26,7 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<std::ffi::OsStr>,
 {
-    Command::new(env!("CARGO_BIN_EXE_cspcost"))
-        .args(args)
-        .env_remove("CSPCOST_CRASH_AT")
-        .output()
-        .expect("run cspcost")
+    cspcost_env(args, &[])
 }
 
 /// Run `cspcost` and require exit 0; returns stdout.
@@ -39,14 +35,7 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<std::ffi::OsStr>,
 {
-    let out = cspcost(args);
-    assert!(
-        out.status.success(),
-        "cspcost failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    ok_env(args, &[])
 }
 
 /// A temporary lake directory.
@@ -103,37 +92,42 @@ pub fn manifests(lake: &Path) -> Vec<cspcost::emit::manifest::Manifest> {
 /// Render chosen columns of every row of a lake Parquet file as `a|b|c` lines (arrow's own
 /// display of each value), in file order.
 pub fn render(lake: &Path, rel: &str, columns: &[&str]) -> Vec<String> {
-    use arrow::util::display::{ArrayFormatter, FormatOptions};
     let l = cspcost::store::Lake::open(&arg(lake)).unwrap();
     let batches = l
         .get_parquet(rel)
         .unwrap()
         .unwrap_or_else(|| panic!("{rel} missing"));
     let mut out = Vec::new();
-    let opts = FormatOptions::default().with_null("null");
     for b in &batches {
-        let fmts: Vec<ArrayFormatter> = columns
-            .iter()
-            .map(|c| {
-                ArrayFormatter::try_new(
-                    b.column_by_name(c)
-                        .unwrap_or_else(|| panic!("no column {c}"))
-                        .as_ref(),
-                    &opts,
-                )
-                .unwrap()
-            })
-            .collect();
-        for i in 0..b.num_rows() {
-            out.push(
-                fmts.iter()
-                    .map(|f| f.value(i).to_string())
-                    .collect::<Vec<_>>()
-                    .join("|"),
-            );
-        }
+        out.extend(rows_of(b, columns));
     }
     out
+}
+
+/// The rows of a batch, the named columns in order, as `a|b|c` (arrow's display of each value).
+pub fn rows_of(b: &arrow::array::RecordBatch, columns: &[&str]) -> Vec<String> {
+    use arrow::util::display::{ArrayFormatter, FormatOptions};
+    let opts = FormatOptions::default().with_null("null");
+    let fmts: Vec<ArrayFormatter> = columns
+        .iter()
+        .map(|c| {
+            ArrayFormatter::try_new(
+                b.column_by_name(c)
+                    .unwrap_or_else(|| panic!("no column {c}"))
+                    .as_ref(),
+                &opts,
+            )
+            .unwrap()
+        })
+        .collect();
+    (0..b.num_rows())
+        .map(|i| {
+            fmts.iter()
+                .map(|f| f.value(i).to_string())
+                .collect::<Vec<_>>()
+                .join("|")
+        })
+        .collect()
 }
 
 /// Write a file (creating directories) and return its path.
@@ -271,14 +265,18 @@ where
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// [`ingest_sample`] into any lake location (a directory or an object-store URL).
-pub fn ingest_sample_into(lake: &str, env: &[(&str, &str)]) {
-    for (kind, rel) in [
-        ("reference", "reference"),
-        ("prices", "prices"),
-        ("usage", "usage/dump-2026-01-20"),
-        ("usage", "usage/dump-2026-02-16"),
-    ] {
+/// What [`ingest_sample`] ingests, in order: (kind, path under `sample_data/`).
+pub const SAMPLE_INPUTS: [(&str, &str); 4] = [
+    ("reference", "reference"),
+    ("prices", "prices"),
+    ("usage", "usage/dump-2026-01-20"),
+    ("usage", "usage/dump-2026-02-16"),
+];
+
+/// Ingest some of [`SAMPLE_INPUTS`] into any lake location (a directory or an object-store
+/// URL), with extra environment variables.
+pub fn ingest_inputs(lake: &str, inputs: &[(&str, &str)], env: &[(&str, &str)]) {
+    for (kind, rel) in inputs {
         ok_env(["ingest", kind, "--lake", lake, &arg(&sample(rel))], env);
     }
 }
@@ -289,32 +287,22 @@ pub const RUN_ID_COLUMNS: [&str; 3] = ["x_RunId", "ingest_run_id", "run_id"];
 
 /// Every row of a Parquet file, all columns but `skip`, rendered `a|b|c` in file order.
 pub fn render_file(path: &Path, skip: &[&str]) -> Vec<String> {
-    use arrow::util::display::{ArrayFormatter, FormatOptions};
     let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
         .build()
         .unwrap();
-    let opts = FormatOptions::default().with_null("null");
     let mut out = Vec::new();
     for b in reader {
         let b = b.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let schema = b.schema();
-        let fmts: Vec<ArrayFormatter> = schema
+        let columns: Vec<&str> = schema
             .fields()
             .iter()
-            .zip(b.columns())
-            .filter(|(f, _)| !skip.contains(&f.name().as_str()))
-            .map(|(_, c)| ArrayFormatter::try_new(c.as_ref(), &opts).unwrap())
+            .map(|f| f.name().as_str())
+            .filter(|n| !skip.contains(n))
             .collect();
-        for i in 0..b.num_rows() {
-            out.push(
-                fmts.iter()
-                    .map(|f| f.value(i).to_string())
-                    .collect::<Vec<_>>()
-                    .join("|"),
-            );
-        }
+        out.extend(rows_of(&b, &columns));
     }
     out
 }

@@ -21,29 +21,9 @@ fn copy_dir(from: &Path, to: &Path) {
 fn published_then_changed() -> tempfile::TempDir {
     let dir = lake();
     let l = arg(dir.path());
-    ok([
-        "ingest",
-        "reference",
-        "--lake",
-        &l,
-        &arg(&sample("reference")),
-    ]);
-    ok(["ingest", "prices", "--lake", &l, &arg(&sample("prices"))]);
-    ok([
-        "ingest",
-        "usage",
-        "--lake",
-        &l,
-        &arg(&sample("usage/dump-2026-01-20")),
-    ]);
+    ingest_inputs(&l, &SAMPLE_INPUTS[..3], &[]);
     ok(["rate", "--lake", &l]);
-    ok([
-        "ingest",
-        "usage",
-        "--lake",
-        &l,
-        &arg(&sample("usage/dump-2026-02-16")),
-    ]);
+    ingest_inputs(&l, &SAMPLE_INPUTS[3..], &[]);
     dir
 }
 
@@ -96,7 +76,7 @@ fn old_or_new(work: &Path, old: &Path, new: &Path, what: &str) {
 fn same_data(a: &Path, b: &Path, what: &str) {
     assert_eq!(published(a), published(b), "{what}: files differ");
     for f in published(a) {
-        assert_eq!(data(a, &f), data(b, &f), "{what}: {f} differs");
+        assert!(data(a, &f) == data(b, &f), "{what}: {f} differs");
     }
 }
 
@@ -172,13 +152,7 @@ fn crash_while_writing_a_partition_leaves_old_or_new_and_the_rerun_matches() {
 fn leftovers_of_a_crashed_ingest_are_removed_by_the_next_run() {
     let dir = lake();
     let l = arg(dir.path());
-    ok([
-        "ingest",
-        "reference",
-        "--lake",
-        &l,
-        &arg(&sample("reference")),
-    ]);
+    ingest_inputs(&l, &SAMPLE_INPUTS[..1], &[]);
     let dump = arg(&sample("usage/dump-2026-01-20"));
     let out = cspcost_env(
         ["ingest", "usage", "--lake", &l, &dump],
@@ -199,13 +173,7 @@ fn leftovers_of_a_crashed_ingest_are_removed_by_the_next_run() {
     ok(["ingest", "usage", "--lake", &l, &dump]);
     assert!(!dir.path().join("_tmp").exists());
     let fresh = lake();
-    ok([
-        "ingest",
-        "reference",
-        "--lake",
-        &arg(fresh.path()),
-        &arg(&sample("reference")),
-    ]);
+    ingest_inputs(&arg(fresh.path()), &SAMPLE_INPUTS[..1], &[]);
     ok(["ingest", "usage", "--lake", &arg(fresh.path()), &dump]);
     let staged = |d: &Path| {
         parquet_snapshot(d)

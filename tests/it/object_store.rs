@@ -203,7 +203,7 @@ fn azurite_lake_holds_the_same_data_as_a_local_lake() {
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let remote = "az://lakes/partner/nightly";
 
-    ingest_sample_into(remote, &env);
+    ingest_inputs(remote, &SAMPLE_INPUTS, &env);
     ok_env(["rate", "--lake", remote], &env);
     let local = rated_sample();
 
