@@ -4,6 +4,7 @@
 mod cli;
 mod common;
 mod crash;
+mod deploy;
 mod ingest;
 mod interop;
 mod object_store;
