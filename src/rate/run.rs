@@ -144,7 +144,7 @@ fn fingerprint(lake: &Lake, month: &str, opts: &RateOptions) -> Result<String> {
         files.push(format!("staged/reference/{}.parquet", t.name));
     }
     for f in files {
-        h.update(format!("{f}={}\n", lake.sha256(&f)?.unwrap_or_default()).as_bytes());
+        h.update(format!("{f}={}\n", lake.version_tag(&f)?.unwrap_or_default()).as_bytes());
     }
     Ok(hex::encode(h.finalize()))
 }

@@ -447,6 +447,16 @@ impl Lake {
         }
     }
 
+    /// A tag of a lake-relative file's current version, for change detection; `None` when
+    /// absent. Locally its SHA-256; on an object store its ETag (one HEAD request instead of
+    /// downloading the file), which changes whenever the file is rewritten.
+    pub fn version_tag(&self, rel: &str) -> Result<Option<String>> {
+        match &self.inner.backend {
+            Backend::Local { .. } => self.sha256(rel),
+            Backend::Remote { store, .. } => store.version(rel),
+        }
+    }
+
     /// SHA-256 of a lake-relative file (hex); `None` when absent.
     pub fn sha256(&self, rel: &str) -> Result<Option<String>> {
         Ok(self.digest(rel)?.map(|(h, _)| h))

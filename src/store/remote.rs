@@ -179,6 +179,20 @@ impl Remote {
         }
     }
 
+    /// A tag that changes whenever the object is rewritten (its ETag, else its modification
+    /// time and size); `None` when it does not exist.
+    pub fn version(&self, rel: &str) -> Result<Option<String>> {
+        let key = self.key(rel)?;
+        match self.runtime.block_on(self.store.head(&key)) {
+            Ok(meta) => Ok(Some(match meta.e_tag {
+                Some(tag) => format!("etag:{tag}"),
+                None => format!("modified:{}:{}", meta.last_modified.to_rfc3339(), meta.size),
+            })),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.err(rel)(e)),
+        }
+    }
+
     /// Names directly under `rel/` (objects and common prefixes), sorted.
     pub fn list(&self, rel: &str) -> Result<Vec<String>> {
         let key = self.key(rel)?;
