@@ -28,7 +28,7 @@ $(VENV)/.ok:
 venv: $(VENV)/.ok ## Python venv with duckdb + pyarrow (interop tests, benchmark peer)
 
 $(AZURITE):
-	npm install --no-save --no-audit --no-fund --loglevel=error azurite@$(AZURITE_VERSION)
+	npm install --prefix "$(CURDIR)" --no-save --no-audit --no-fund --loglevel=error azurite@$(AZURITE_VERSION)
 	touch $@
 
 azurite: $(AZURITE) ## Azurite (Azure Storage emulator, from npm) into node_modules/ for the object-store test
