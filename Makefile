@@ -8,8 +8,11 @@ PY     := $(VENV)/bin/python
 BIN    := target/release/cspcost
 OUT    ?= out
 PYDEPS := duckdb==2.0.0 pyarrow==26.0.1
+# Azure Storage emulator for the object-store test; 3.35.0 is the last release for Node 20.
+AZURITE_VERSION := 3.35.0
+AZURITE := node_modules/.azurite-$(AZURITE_VERSION).ok
 
-.PHONY: help build demo test unit lint bench venv clean
+.PHONY: help build demo test unit lint bench venv azurite clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -24,10 +27,16 @@ $(VENV)/.ok:
 
 venv: $(VENV)/.ok ## Python venv with duckdb + pyarrow (interop tests, benchmark peer)
 
+$(AZURITE):
+	npm install --prefix "$(CURDIR)" --no-save --no-audit --no-fund --loglevel=error azurite@$(AZURITE_VERSION)
+	touch $@
+
+azurite: $(AZURITE) ## Azurite (Azure Storage emulator, from npm) into node_modules/ for the object-store test
+
 demo: build ## Run the whole pipeline on sample_data/ into out/ and print a summary
 	@bash scripts/demo.sh $(BIN) $(OUT)
 
-test: venv ## Run every test (unit, integration, property, DuckDB/pyarrow interop)
+test: venv azurite ## Run every test (unit, integration, property, DuckDB/pyarrow interop, Azurite)
 	CSPCOST_PYTHON=$(abspath $(PY)) CSPCOST_REQUIRE_INTEROP=1 $(CARGO) test --locked
 
 lint: ## rustfmt check and clippy with warnings as errors
@@ -38,4 +47,4 @@ bench: venv ## Benchmark cspcost against DuckDB (BENCH_SIZE=1M|10M|100M)
 	@bash benches/run.sh
 
 clean: ## Remove build outputs, the venv and out/
-	rm -rf target $(VENV) $(OUT)
+	rm -rf target $(VENV) $(OUT) node_modules

@@ -16,6 +16,10 @@ pub struct Cli {
     /// No progress bars or summaries; errors only.
     #[arg(long, global = true)]
     pub quiet: bool,
+    /// Log lines on stderr: `text` (`cspcost: ...`) or `json` (one object per line with
+    /// `ts`, `level`, `msg` and fields, for log collectors; no progress bar).
+    #[arg(long, global = true, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
     /// The command.
     #[command(subcommand)]
     pub command: Command,
@@ -52,7 +56,7 @@ pub enum Command {
     },
     /// Cut rated usage to any period and compare it with Microsoft's invoice.
     Reconcile(ReconcileArgs),
-    /// Past runs (manifests), newest first.
+    /// Past runs (manifests), newest first: start time, duration, command, counts.
     Runs {
         /// Lake directory (or file:// URL).
         #[arg(long)]
@@ -221,6 +225,9 @@ type IngestFn = fn(&Lake, Vec<PathBuf>, &str) -> Result<crate::emit::manifest::M
 /// Run a parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
     crate::progress::set_quiet(cli.quiet);
+    if let Some(f) = crate::progress::LogFormat::parse(&cli.log_format) {
+        crate::progress::set_log_format(f);
+    }
     match cli.command {
         Command::Ingest(cmd) => {
             let (args, f): (IngestArgs, IngestFn) = match cmd {
@@ -258,6 +265,7 @@ pub fn run(cli: Cli) -> Result<()> {
             if !cli.quiet {
                 report::print_ingest_summary(&m);
             }
+            report::log_finished(&m);
             Ok(())
         }
         Command::Tenants(cmd) => tenants(cmd),
@@ -272,6 +280,9 @@ pub fn run(cli: Cli) -> Result<()> {
             let report = crate::rate::run::rate(&lake, &opts, &new_run_id())?;
             if !cli.quiet {
                 report::print_rate_summary(&report);
+            }
+            if !opts.dry_run {
+                report::log_finished(&report.manifest);
             }
             Ok(())
         }

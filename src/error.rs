@@ -67,6 +67,14 @@ pub enum Error {
     /// A reconciliation's input (invoice, subscription map) or lake state is not usable.
     #[error(transparent)]
     Reconcile(#[from] crate::reconcile::ReconcileError),
+    /// An object-store request failed (after the store's own retries).
+    #[error("{location}: {source}")]
+    ObjectStore {
+        /// The object (URL without credentials).
+        location: String,
+        /// The cause.
+        source: object_store::Error,
+    },
     /// A run's counts did not balance: a bug, reported instead of writing a wrong manifest.
     #[error("counts do not balance for {stage}: {detail}")]
     Unbalanced {

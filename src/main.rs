@@ -6,7 +6,7 @@ use clap::Parser;
 fn main() {
     let cli = cspcost::cli::Cli::parse();
     if let Err(e) = cspcost::cli::run(cli) {
-        eprintln!("cspcost: error: {e}");
+        cspcost::progress::log_error(&e.to_string(), e.exit_code());
         std::process::exit(e.exit_code());
     }
 }

@@ -43,24 +43,106 @@ pub fn print_quarantine(rows: &[(String, String, String, u64)]) {
     println!("{:<8} {:<40} {:<22} {total:>8}", "total", "", "");
 }
 
-/// Print past runs, newest first.
+/// A duration for people: `420 ms`, `3.2 s`, `4m 05s`, `1h 02m`.
+pub fn duration(ms: u64) -> String {
+    match ms {
+        0..=999 => format!("{ms} ms"),
+        1_000..=59_999 => format!("{:.1} s", ms as f64 / 1000.0),
+        60_000..=3_599_999 => format!("{}m {:02}s", ms / 60_000, ms / 1000 % 60),
+        _ => format!("{}h {:02}m", ms / 3_600_000, ms / 60_000 % 60),
+    }
+}
+
+/// A manifest's counts in one line: the main counts first, then quarantine and partitions.
+fn counts_line(m: &Manifest) -> String {
+    const FIRST: [&str; 7] = [
+        "read",
+        "new",
+        "restated",
+        "unchanged",
+        "staged",
+        "rated",
+        "months",
+    ];
+    const SKIP: [&str; 3] = ["superseded", "files", "files_skipped_identical"];
+    // `rate` records `read` as the staged count too: show it once.
+    let same_as_staged = |k: &str| k == "read" && m.counts.contains_key("staged");
+    let mut parts: Vec<String> = FIRST
+        .iter()
+        .filter(|k| !same_as_staged(k))
+        .filter_map(|k| m.counts.get(*k).map(|v| format!("{k} {v}")))
+        .collect();
+    parts.extend(
+        m.counts
+            .iter()
+            .filter(|(k, _)| !FIRST.contains(&k.as_str()) && !SKIP.contains(&k.as_str()))
+            .map(|(k, v)| format!("{k} {v}")),
+    );
+    parts.push(format!("quarantined {}", m.quarantined_total()));
+    let by_action = |a: &str| m.partitions.iter().filter(|p| p.action == a).count();
+    let (written, deleted) = (by_action("written"), by_action("deleted"));
+    if written + deleted > 0 {
+        parts.push(format!("partitions {written} written, {deleted} deleted"));
+    }
+    parts.join(", ")
+}
+
+/// `2026-02-16 02:00:01` (UTC) from a manifest's RFC 3339 start time.
+fn started(m: &Manifest) -> String {
+    chrono::DateTime::parse_from_rfc3339(&m.started_at)
+        .map(|t| {
+            t.with_timezone(&chrono::Utc)
+                .format("%Y-%m-%d %H:%M:%S")
+                .to_string()
+        })
+        .unwrap_or_else(|_| m.started_at.clone())
+}
+
+/// Print past runs, newest first: start time, duration, command, run ID, counts.
 pub fn print_runs(runs: &[Manifest]) {
+    if runs.is_empty() {
+        println!("no runs recorded in this lake");
+        return;
+    }
     println!(
-        "{:<34} {:<22} {:>9} {:>9} {:>11} {:>9}",
-        "run", "command", "read", "rated", "quarantined", "ms"
+        "{:<19}  {:>9}  {:<18}  {:<30}  counts",
+        "started (UTC)", "duration", "command", "run"
     );
     for m in runs {
-        let c = |k: &str| m.counts.get(k).copied().unwrap_or(0);
         println!(
-            "{:<34} {:<22} {:>9} {:>9} {:>11} {:>9}",
-            m.run_id,
+            "{:<19}  {:>9}  {:<18}  {:<30}  {}",
+            started(m),
+            duration(m.duration_ms),
             m.command,
-            c("read"),
-            c("rated"),
-            m.quarantined_total(),
-            m.duration_ms
+            m.run_id,
+            counts_line(m)
         );
     }
+}
+
+/// Log the end of a run (its last log line): command, run ID, duration; in JSON also the
+/// counts, quarantine by reason and partitions written and deleted.
+pub fn log_finished(m: &Manifest) {
+    use serde_json::Value;
+    let by_action = |a: &str| m.partitions.iter().filter(|p| p.action == a).count();
+    crate::progress::log_with(
+        &format!(
+            "{} finished in {} (run {})",
+            m.command,
+            duration(m.duration_ms),
+            m.run_id
+        ),
+        &[
+            ("event", Value::from("finished")),
+            ("command", Value::from(m.command.as_str())),
+            ("run_id", Value::from(m.run_id.as_str())),
+            ("duration_ms", Value::from(m.duration_ms)),
+            ("counts", serde_json::json!(m.counts)),
+            ("quarantined", serde_json::json!(m.quarantined)),
+            ("partitions_written", Value::from(by_action("written"))),
+            ("partitions_deleted", Value::from(by_action("deleted"))),
+        ],
+    );
 }
 
 /// Print the tenant registry.
@@ -304,5 +386,18 @@ pub fn print_assets(rows: &[crate::reserve::assets::AssetRow]) {
         println!("{}", line(cells.iter().map(String::as_str).collect()));
         println!("{indent}{}", a.get("product_title"));
         println!("{indent}{}", a.get("product_details"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(duration(420), "420 ms");
+        assert_eq!(duration(3_240), "3.2 s");
+        assert_eq!(duration(245_000), "4m 05s");
+        assert_eq!(duration(3_720_000), "1h 02m");
     }
 }

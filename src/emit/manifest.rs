@@ -131,7 +131,7 @@ impl Manifest {
     }
 }
 
-/// Every manifest in the lake, newest first.
+/// Every manifest in the lake, newest first (by start time, then run ID).
 pub fn list_manifests(lake: &Lake) -> Result<Vec<Manifest>> {
     let mut out = Vec::new();
     for name in lake.list_dir("_runs")?.into_iter().rev() {
@@ -141,6 +141,8 @@ pub fn list_manifests(lake: &Lake) -> Result<Vec<Manifest>> {
             }
         }
     }
+    let started = |m: &Manifest| chrono::DateTime::parse_from_rfc3339(&m.started_at).ok();
+    out.sort_by(|a, b| (started(b), &b.run_id).cmp(&(started(a), &a.run_id)));
     Ok(out)
 }
 

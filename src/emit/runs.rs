@@ -131,20 +131,11 @@ pub struct Merged {
     pub written: bool,
 }
 
-/// Merge sorted runs into the partition file `rel`, atomically. If the file already holds
-/// the same content (all columns but `x_RunId`), it is left untouched.
+/// Merge sorted runs into the partition file `rel`, atomically (a staging file, then
+/// [`Lake::publish`]). If the file already holds the same content (all columns but
+/// `x_RunId`), it is left untouched.
 pub fn merge_runs(lake: &Lake, rel: &str, runs: &[PathBuf]) -> Result<Merged> {
-    let dest = lake.path(rel);
-    let dir = dest
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| lake.root().to_path_buf());
-    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-    let name = dest
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let tmp = lake.staging_file(rel)?;
     let perr = |e| Error::Parquet {
         path: rel.to_string(),
         source: e,
@@ -216,14 +207,11 @@ pub fn merge_runs(lake: &Lake, rel: &str, runs: &[PathBuf]) -> Result<Merged> {
             });
         }
     }
+    crate::faults::maybe_crash("partition-write");
     writer.append_key_value_metadata(KeyValue::new(CONTENT_KEY.to_string(), digest));
     let file = writer.into_inner().map_err(perr)?;
     file.sync_all().map_err(|e| Error::io(&tmp, e))?;
-    crate::faults::maybe_crash("before-rename");
-    std::fs::rename(&tmp, &dest).map_err(|e| Error::io(&dest, e))?;
-    if let Ok(d) = File::open(&dir) {
-        let _ = d.sync_all();
-    }
+    lake.publish(rel, &tmp)?;
     Ok(Merged {
         rows,
         written: true,

@@ -333,7 +333,7 @@ pub fn ingest_usage(lake: &Lake, opts: &IngestUsageOptions, run_id: &str) -> Res
     let (to_read, inputs) = plan_files(&files, &ledger)?;
     m.inputs = inputs;
     let mut spill = Spill {
-        dir: lake.path(&format!("_tmp/{run_id}/usage")),
+        dir: lake.scratch_dir(run_id)?.join("usage"),
         buffers: BTreeMap::new(),
         files: BTreeMap::new(),
         buffered: 0,
@@ -385,7 +385,7 @@ pub fn ingest_usage(lake: &Lake, opts: &IngestUsageOptions, run_id: &str) -> Res
             });
         }
     }
-    let _ = std::fs::remove_dir_all(lake.path(&format!("_tmp/{run_id}")));
+    lake.remove_scratch(run_id);
     quarantine.sort_by(|a, b| (&a.source_file, a.source_row).cmp(&(&b.source_file, b.source_row)));
     m.counts.insert("read".into(), read);
     m.counts.insert("new".into(), new);

@@ -159,7 +159,7 @@ fn fingerprint(lake: &Lake, month: &str, opts: &RateOptions) -> Result<String> {
         files.push(format!("staged/reference/{}.parquet", t.name));
     }
     for f in files {
-        h.update(format!("{f}={}\n", lake.sha256(&f)?.unwrap_or_default()).as_bytes());
+        h.update(format!("{f}={}\n", lake.version_tag(&f)?.unwrap_or_default()).as_bytes());
     }
     Ok(hex::encode(h.finalize()))
 }
@@ -293,7 +293,9 @@ fn rate_one_month(
     } else {
         vec![files.clone()]
     };
-    let tmp = format!("_tmp/{run_id}/rate/month={month}");
+    let tmp = lake
+        .scratch_dir(run_id)?
+        .join(format!("rate/month={month}"));
     let phase1: Vec<(
         u64,
         u64,
@@ -357,8 +359,8 @@ fn rate_one_month(
                             context: "summing BilledCost".into(),
                         })?;
                 }
-                let path = lake.path(&format!(
-                    "{tmp}/org={}/unit-{unit:05}.parquet",
+                let path = tmp.join(format!(
+                    "org={}/unit-{unit:05}.parquet",
                     crate::emit::costs::partition_value(org_id)
                 ));
                 write_run(&path, &batches)?;
@@ -431,7 +433,7 @@ fn rate_one_month(
             ))
         })
         .collect::<Result<_>>()?;
-    let _ = std::fs::remove_dir_all(lake.path(&format!("_tmp/{run_id}")));
+    lake.remove_scratch(run_id);
     for (p, t) in merged {
         out.partitions.push(p);
         out.totals.push(t);

@@ -18,7 +18,7 @@ use crate::progress::log;
 use crate::rate::run::OrgMonthTotal;
 use crate::reserve::assets::{assets_to_batch, expired_count, AssetRow, ASSETS_FILE};
 use crate::reserve::pricing::{occurrences, price_order, Occurrence, ReservationPrices};
-use crate::store::{sha256_file, Lake};
+use crate::store::Lake;
 use chrono::NaiveDate;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -58,8 +58,7 @@ fn staged_inputs(lake: &Lake) -> Result<Vec<InputFile>> {
     );
     let mut out = Vec::new();
     for rel in files {
-        if lake.exists(&rel) {
-            let (sha256, bytes) = sha256_file(&lake.path(&rel))?;
+        if let Some((sha256, bytes)) = lake.digest(&rel)? {
             out.push(InputFile {
                 path: rel,
                 bytes,

@@ -1,66 +1,219 @@
-//! The lake: where staged tables, cost partitions, quarantine and manifests live.
-//! Every file is written under a temporary name and made visible with one rename, so a
-//! crash leaves the previous version intact (outputs.md, writing rules).
+//! The lake: where staged tables, cost partitions, quarantine and manifests live, in a local
+//! directory (`DIR`, `file://DIR`) or an object store (`az://`/`abfs://`, `s3://`, `gs://`).
+//!
+//! Every file is built completely in a local staging file first and then published in one
+//! step: a rename on a local lake, one PUT on an object store (outputs.md, writing rules). A
+//! crash therefore leaves the previous version intact and readable, and the staging file,
+//! under a scratch directory ([`scratch`]), is removed by the next run.
+
+mod remote;
+pub mod scratch;
+
+pub use remote::MULTIPART_THRESHOLD;
 
 use crate::error::{Error, Result};
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
+use bytes::Bytes;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::metadata::KeyValue;
+use parquet::file::metadata::{FooterTail, KeyValue, ParquetMetaData, ParquetMetaDataReader};
 use parquet::file::properties::WriterProperties;
+use parquet::file::reader::ChunkReader;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::fs::{self, File};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 /// Rows per Parquet row group.
 const ROW_GROUP_ROWS: usize = 64 * 1024;
+/// Bytes fetched from the end of a remote Parquet file to find its footer in one request.
+const FOOTER_GUESS: u64 = 64 * 1024;
+/// Lakes opened by this process (makes staging directory names unique).
+static OPENED: AtomicU64 = AtomicU64::new(0);
 
-/// A lake rooted in a local directory (`DIR` or `file://DIR`).
+/// A lake rooted in a local directory or an object-store location. Cheap to clone; every
+/// method is synchronous (object-store requests block on a runtime the lake owns).
 #[derive(Clone, Debug)]
 pub struct Lake {
-    root: PathBuf,
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    backend: Backend,
+    /// Where scratch directories live: `<lake>/_tmp` locally, a local temp dir for stores.
+    scratch_base: PathBuf,
+    /// Name of this lake handle's staging directory under `scratch_base`.
+    session: String,
+    /// The staging directory, once created.
+    session_dir: OnceLock<PathBuf>,
+    /// Staging files handed out (unique names).
+    staged: AtomicU64,
+}
+
+#[derive(Debug)]
+enum Backend {
+    Local {
+        root: PathBuf,
+    },
+    Remote {
+        store: remote::Remote,
+        root: PathBuf,
+    },
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if self.session_dir.get().is_some() {
+            scratch::remove(&self.scratch_base, &self.session);
+        }
+    }
+}
+
+/// Something Parquet can be read from: a local file or an object fetched whole.
+enum Source {
+    File(File),
+    Bytes(Bytes),
 }
 
 impl Lake {
-    /// Open (and create) a lake. Object-store URLs are recognised and refused with a clear
-    /// message until the object-store backend lands.
+    /// Open a lake: a directory or `file://` URL (created when missing), or an `az://`,
+    /// `abfs://`, `s3://` or `gs://` URL with credentials from the environment.
     pub fn open(location: &str) -> Result<Lake> {
-        let root = if let Some(p) = location.strip_prefix("file://") {
-            PathBuf::from(p)
-        } else if let Some((scheme, _)) = location.split_once("://") {
-            return Err(Error::config(format!(
-                "--lake {location}: the {scheme}:// object-store backend is not available in this build; use a local directory or file:// URL"
-            )));
+        let (backend, scratch_base) = if let Some(p) = location.strip_prefix("file://") {
+            let root = PathBuf::from(p);
+            (Backend::Local { root: root.clone() }, root.join("_tmp"))
+        } else if location.contains("://") {
+            let store = remote::Remote::open(location)?;
+            let root = PathBuf::from(store.display());
+            (Backend::Remote { store, root }, scratch::remote_base())
         } else {
-            PathBuf::from(location)
+            let root = PathBuf::from(location);
+            (Backend::Local { root: root.clone() }, root.join("_tmp"))
         };
-        fs::create_dir_all(&root).map_err(|e| Error::io(&root, e))?;
-        Ok(Lake { root })
+        if let Backend::Local { root } = &backend {
+            fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
+        }
+        let session = format!(
+            "{}-{}-lake{}",
+            chrono::Utc::now().format("%Y%m%dT%H%M%S%6fZ"),
+            std::process::id(),
+            OPENED.fetch_add(1, Ordering::Relaxed)
+        );
+        Ok(Lake {
+            inner: Arc::new(Inner {
+                backend,
+                scratch_base,
+                session,
+                session_dir: OnceLock::new(),
+                staged: AtomicU64::new(0),
+            }),
+        })
     }
 
-    /// The root directory.
+    /// Whether the lake lives in an object store.
+    pub fn is_remote(&self) -> bool {
+        matches!(self.inner.backend, Backend::Remote { .. })
+    }
+
+    /// The root directory of a local lake; for an object-store lake, its URL (without
+    /// credentials) as a path, good for messages only.
     pub fn root(&self) -> &Path {
-        &self.root
+        match &self.inner.backend {
+            Backend::Local { root } | Backend::Remote { root, .. } => root,
+        }
     }
 
-    /// Absolute path of a lake-relative path.
+    /// Local path of a lake-relative path. For an object-store lake this is its URL, good
+    /// for messages only: do I/O through the lake's methods.
     pub fn path(&self, rel: &str) -> PathBuf {
-        self.root.join(rel)
+        self.root().join(rel)
     }
 
-    /// Whether a lake-relative file exists.
+    /// Where a lake-relative file lives, for messages.
+    fn describe(&self, rel: &str) -> String {
+        match &self.inner.backend {
+            Backend::Local { root } => root.join(rel).display().to_string(),
+            Backend::Remote { store, .. } => store.location(rel),
+        }
+    }
+
+    /// A local directory for the temporary work of run `run_id` (ingest spills, rating's
+    /// sorted runs): `<lake>/_tmp/<run_id>/` on a local lake, under a local temp dir for an
+    /// object store, never in the store itself. Creating it removes what crashed runs left.
+    pub fn scratch_dir(&self, run_id: &str) -> Result<PathBuf> {
+        scratch::create(&self.inner.scratch_base, run_id)
+    }
+
+    /// Remove the scratch directory of `run_id` (best effort).
+    pub fn remove_scratch(&self, run_id: &str) {
+        scratch::remove(&self.inner.scratch_base, run_id);
+    }
+
+    /// A fresh local file in which to build a new version of `rel` before [`Lake::publish`].
+    /// It sits in this lake handle's scratch directory, never beside the published file, so
+    /// no reader's glob (`*.parquet`) can match it.
+    pub fn staging_file(&self, rel: &str) -> Result<PathBuf> {
+        let dir = match self.inner.session_dir.get() {
+            Some(d) => d.clone(),
+            None => {
+                let d = scratch::create(&self.inner.scratch_base, &self.inner.session)?;
+                let _ = self.inner.session_dir.set(d.clone());
+                d
+            }
+        };
+        let n = self.inner.staged.fetch_add(1, Ordering::Relaxed);
+        let name = rel.rsplit('/').next().unwrap_or("file");
+        Ok(dir.join(format!("{n:06}-{name}.tmp")))
+    }
+
+    /// Make a finished staging file the new version of `rel`, in one step: a rename on a
+    /// local lake (then the directory is synced), one PUT (or one multipart upload) on an
+    /// object store. The staging file is gone afterwards.
+    pub fn publish(&self, rel: &str, staged: &Path) -> Result<()> {
+        crate::faults::maybe_crash("before-rename");
+        match &self.inner.backend {
+            Backend::Local { root } => {
+                let dest = root.join(rel);
+                let dir = dest.parent().unwrap_or(root);
+                fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+                fs::rename(staged, &dest).map_err(|e| Error::io(&dest, e))?;
+                if let Ok(d) = File::open(dir) {
+                    let _ = d.sync_all();
+                }
+                Ok(())
+            }
+            Backend::Remote { store, .. } => {
+                let result = store.put_file(rel, staged);
+                let _ = fs::remove_file(staged);
+                result
+            }
+        }
+    }
+
+    /// Whether a lake-relative file exists. When an object store cannot answer (network,
+    /// permissions), this says `true`, so that the read that follows reports the error
+    /// instead of the file being silently skipped.
     pub fn exists(&self, rel: &str) -> bool {
-        self.path(rel).exists()
+        match &self.inner.backend {
+            Backend::Local { root } => root.join(rel).exists(),
+            Backend::Remote { store, .. } => !matches!(store.size(rel), Ok(None)),
+        }
     }
 
     /// Names inside a lake-relative directory, sorted; empty when it does not exist.
     pub fn list_dir(&self, rel: &str) -> Result<Vec<String>> {
-        let dir = self.path(rel);
+        let root = match &self.inner.backend {
+            Backend::Local { root } => root,
+            Backend::Remote { store, .. } => return store.list(rel),
+        };
+        let dir = root.join(rel);
         let entries = match fs::read_dir(&dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -75,9 +228,14 @@ impl Lake {
         Ok(names)
     }
 
-    /// Delete a lake-relative file if present, then its directory if that became empty.
+    /// Delete a lake-relative file if present, then (locally) its directory if that became
+    /// empty.
     pub fn remove_file(&self, rel: &str) -> Result<()> {
-        let p = self.path(rel);
+        let root = match &self.inner.backend {
+            Backend::Local { root } => root,
+            Backend::Remote { store, .. } => return store.delete(rel),
+        };
+        let p = root.join(rel);
         match fs::remove_file(&p) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -94,31 +252,20 @@ impl Lake {
         Ok(())
     }
 
-    /// Write bytes atomically (temp file, fsync, rename).
+    /// Write a file atomically: `write` fills a staging file, which is synced and published.
     pub fn put_atomic(&self, rel: &str, write: impl FnOnce(&mut File) -> Result<()>) -> Result<()> {
-        let dest = self.path(rel);
-        let dir = dest
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| self.root.clone());
-        fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-        let name = dest
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+        let tmp = self.staging_file(rel)?;
         let mut file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        let result = write(&mut file).and_then(|_| file.sync_all().map_err(|e| Error::io(&tmp, e)));
+        let mut result = write(&mut file);
+        if result.is_ok() && !self.is_remote() {
+            result = file.sync_all().map_err(|e| Error::io(&tmp, e));
+        }
+        drop(file);
         if let Err(e) = result {
             let _ = fs::remove_file(&tmp);
             return Err(e);
         }
-        crate::faults::maybe_crash("before-rename");
-        fs::rename(&tmp, &dest).map_err(|e| Error::io(&dest, e))?;
-        if let Ok(d) = File::open(&dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
+        self.publish(rel, &tmp)
     }
 
     /// Write a JSON document atomically.
@@ -132,18 +279,26 @@ impl Lake {
         })
     }
 
+    /// The bytes of a lake-relative file; `None` when it does not exist.
+    pub fn get_bytes(&self, rel: &str) -> Result<Option<Bytes>> {
+        match &self.inner.backend {
+            Backend::Local { root } => {
+                let p = root.join(rel);
+                Ok(absent_as_none(fs::read(&p), &p)?.map(Bytes::from))
+            }
+            Backend::Remote { store, .. } => store.get(rel),
+        }
+    }
+
     /// Read a JSON document; `None` when the file does not exist.
     pub fn get_json<T: DeserializeOwned>(&self, rel: &str) -> Result<Option<T>> {
-        let p = self.path(rel);
-        let bytes = match fs::read(&p) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(Error::io(p, e)),
+        let Some(bytes) = self.get_bytes(rel)? else {
+            return Ok(None);
         };
         serde_json::from_slice(&bytes)
             .map(Some)
             .map_err(|e| Error::Json {
-                path: p.display().to_string(),
+                path: self.describe(rel),
                 source: e,
             })
     }
@@ -184,6 +339,30 @@ impl Lake {
         })
     }
 
+    /// Open a file for Parquet reading: the local file, or the object fetched whole.
+    fn source(&self, rel: &str) -> Result<Option<Source>> {
+        match &self.inner.backend {
+            Backend::Local { root } => {
+                let p = root.join(rel);
+                Ok(absent_as_none(File::open(&p), &p)?.map(Source::File))
+            }
+            Backend::Remote { store, .. } => Ok(store.get(rel)?.map(Source::Bytes)),
+        }
+    }
+
+    fn read_parquet(
+        &self,
+        rel: &str,
+        columns: Option<&[&str]>,
+    ) -> Result<Option<Vec<RecordBatch>>> {
+        let name = self.describe(rel);
+        Ok(match self.source(rel)? {
+            None => None,
+            Some(Source::File(f)) => Some(decode_batches(f, columns, &name)?),
+            Some(Source::Bytes(b)) => Some(decode_batches(b, columns, &name)?),
+        })
+    }
+
     /// Read a whole Parquet file; `None` when it does not exist.
     pub fn get_parquet(&self, rel: &str) -> Result<Option<Vec<RecordBatch>>> {
         self.read_parquet(rel, None)
@@ -200,52 +379,49 @@ impl Lake {
         self.read_parquet(rel, Some(columns))
     }
 
-    fn read_parquet(
-        &self,
-        rel: &str,
-        columns: Option<&[&str]>,
-    ) -> Result<Option<Vec<RecordBatch>>> {
-        let p = self.path(rel);
-        let file = match File::open(&p) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(Error::io(p, e)),
-        };
+    /// Key-value metadata of a Parquet file; `None` when it does not exist. On an object
+    /// store only the footer is fetched (ranged reads), not the file.
+    pub fn parquet_metadata(&self, rel: &str) -> Result<Option<Vec<(String, String)>>> {
         let perr = |e| Error::Parquet {
-            path: p.display().to_string(),
+            path: self.describe(rel),
             source: e,
         };
-        let mut builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(perr)?;
-        if let Some(columns) = columns {
-            let mask = parquet::arrow::ProjectionMask::columns(
-                builder.parquet_schema(),
-                columns.iter().copied(),
-            );
-            builder = builder.with_projection(mask);
-        }
-        let reader = builder.with_batch_size(64 * 1024).build().map_err(perr)?;
-        let mut out = Vec::new();
-        for b in reader {
-            out.push(b?);
-        }
-        Ok(Some(out))
-    }
-
-    /// Key-value metadata of a Parquet file; `None` when it does not exist.
-    pub fn parquet_metadata(&self, rel: &str) -> Result<Option<Vec<(String, String)>>> {
-        let p = self.path(rel);
-        let file = match File::open(&p) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(Error::io(p, e)),
+        let meta: ParquetMetaData = match &self.inner.backend {
+            Backend::Local { .. } => match self.source(rel)? {
+                None => return Ok(None),
+                Some(Source::File(f)) => ParquetMetaDataReader::new().parse_and_finish(&f),
+                Some(Source::Bytes(b)) => ParquetMetaDataReader::new().parse_and_finish(&b),
+            }
+            .map_err(perr)?,
+            Backend::Remote { store, .. } => {
+                let Some(size) = store.size(rel)? else {
+                    return Ok(None);
+                };
+                let short = || {
+                    perr(parquet::errors::ParquetError::EOF(format!(
+                        "{size} bytes is too small for a Parquet file"
+                    )))
+                };
+                if size < 12 {
+                    return Err(short());
+                }
+                let start = size.saturating_sub(FOOTER_GUESS);
+                let tail = store.get_range(rel, start..size)?;
+                let footer = FooterTail::try_from(&tail[tail.len() - 8..]).map_err(perr)?;
+                let meta_len = footer.metadata_length() as u64;
+                if meta_len + 8 > size {
+                    return Err(short());
+                }
+                let meta_start = size - 8 - meta_len;
+                let buf = if meta_start >= start {
+                    tail.slice((meta_start - start) as usize..tail.len() - 8)
+                } else {
+                    store.get_range(rel, meta_start..size - 8)?
+                };
+                ParquetMetaDataReader::decode_metadata(&buf).map_err(perr)?
+            }
         };
-        let builder =
-            ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| Error::Parquet {
-                path: p.display().to_string(),
-                source: e,
-            })?;
-        let kv = builder
-            .metadata()
+        let kv = meta
             .file_metadata()
             .key_value_metadata()
             .cloned()
@@ -257,14 +433,71 @@ impl Lake {
         ))
     }
 
+    /// SHA-256 (hex) and byte size of a lake-relative file; `None` when absent.
+    pub fn digest(&self, rel: &str) -> Result<Option<(String, u64)>> {
+        match &self.inner.backend {
+            Backend::Local { root } => {
+                let p = root.join(rel);
+                if !p.exists() {
+                    return Ok(None);
+                }
+                sha256_file(&p).map(Some)
+            }
+            Backend::Remote { store, .. } => Ok(store
+                .get(rel)?
+                .map(|b| (hex::encode(Sha256::digest(&b)), b.len() as u64))),
+        }
+    }
+
+    /// A tag of a lake-relative file's current version, for change detection; `None` when
+    /// absent. Locally its SHA-256; on an object store its ETag (one HEAD request instead of
+    /// downloading the file), which changes whenever the file is rewritten.
+    pub fn version_tag(&self, rel: &str) -> Result<Option<String>> {
+        match &self.inner.backend {
+            Backend::Local { .. } => self.sha256(rel),
+            Backend::Remote { store, .. } => store.version(rel),
+        }
+    }
+
     /// SHA-256 of a lake-relative file (hex); `None` when absent.
     pub fn sha256(&self, rel: &str) -> Result<Option<String>> {
-        let p = self.path(rel);
-        if !p.exists() {
-            return Ok(None);
-        }
-        sha256_file(&p).map(|(h, _)| Some(h))
+        Ok(self.digest(rel)?.map(|(h, _)| h))
     }
+}
+
+/// A local read whose "not found" means `None`.
+fn absent_as_none<T>(result: std::io::Result<T>, path: &Path) -> Result<Option<T>> {
+    match result {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
+/// Decode Parquet into batches of up to 64K rows, optionally only some columns.
+fn decode_batches<R: ChunkReader + 'static>(
+    reader: R,
+    columns: Option<&[&str]>,
+    name: &str,
+) -> Result<Vec<RecordBatch>> {
+    let perr = |e| Error::Parquet {
+        path: name.to_string(),
+        source: e,
+    };
+    let mut builder = ParquetRecordBatchReaderBuilder::try_new(reader).map_err(perr)?;
+    if let Some(columns) = columns {
+        let mask = parquet::arrow::ProjectionMask::columns(
+            builder.parquet_schema(),
+            columns.iter().copied(),
+        );
+        builder = builder.with_projection(mask);
+    }
+    let reader = builder.with_batch_size(64 * 1024).build().map_err(perr)?;
+    let mut out = Vec::new();
+    for b in reader {
+        out.push(b?);
+    }
+    Ok(out)
 }
 
 /// SHA-256 (hex) and byte size of a file.

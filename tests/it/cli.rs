@@ -248,3 +248,102 @@ fn quarantine_command_counts_by_stage_and_reason() {
     // 8 ingest + 108 rate quarantined records.
     assert!(total.trim_end().ends_with("116"), "{total}");
 }
+
+#[test]
+fn json_log_format_writes_one_object_per_line_with_ts_level_msg() {
+    let dir = lake();
+    let l = arg(dir.path());
+    let out = cspcost([
+        "--log-format",
+        "json",
+        "ingest",
+        "usage",
+        "--lake",
+        &l,
+        &arg(&sample("usage/dump-2026-01-20")),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines: Vec<serde_json::Value> = stderr(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    assert!(lines.len() >= 2);
+    for v in &lines {
+        assert!(v["ts"].as_str().unwrap().ends_with('Z'), "{v}");
+        assert_eq!(v["level"], "info");
+        assert!(v["msg"].is_string());
+    }
+    let done = lines.last().unwrap();
+    assert_eq!(done["event"], "finished");
+    assert_eq!(done["command"], "ingest usage");
+    assert_eq!(done["counts"]["read"], 241);
+    assert_eq!(done["quarantined"]["DUPLICATE_RECORD"], 2);
+    assert!(done["duration_ms"].is_u64());
+
+    // Errors too, with the exit code; the flag goes anywhere on the line.
+    let out = cspcost([
+        "rate",
+        "--lake",
+        &l,
+        "--month",
+        "2026-13",
+        "--log-format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let v: serde_json::Value = serde_json::from_str(stderr(&out).trim()).unwrap();
+    assert_eq!(v["level"], "error");
+    assert_eq!(v["exit_code"], 2);
+    assert!(v["msg"].as_str().unwrap().contains("2026-13"));
+
+    // Text stays `cspcost: ...`; an unknown format is refused.
+    let out = cspcost(["rate", "--lake", &l, "--month", "2026-13"]);
+    assert!(stderr(&out).starts_with("cspcost: error: --month '2026-13'"));
+    let out = cspcost(["--log-format", "xml", "runs", "--lake", &l]);
+    assert_eq!(out.status.code(), Some(2));
+    // --quiet leaves only the error line.
+    let out = cspcost(["--quiet", "--log-format", "json", "rate", "--lake", &l]);
+    assert!(out.status.success());
+    assert_eq!(stderr(&out), "");
+}
+
+#[test]
+fn runs_lists_time_duration_command_and_counts_newest_first() {
+    let dir = rated_sample();
+    let out = ok(["runs", "--lake", &arg(dir.path())]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("started (UTC)"), "{out}");
+    assert!(lines[0].contains("duration") && lines[0].contains("counts"));
+    let commands: Vec<&str> = lines[1..]
+        .iter()
+        .map(|l| {
+            ["rate", "ingest usage", "ingest prices", "ingest reference"]
+                .into_iter()
+                .find(|c| l.contains(&format!("  {c}  ")))
+                .unwrap_or_else(|| panic!("no command in {l}"))
+        })
+        .collect();
+    assert_eq!(
+        commands,
+        [
+            "rate",
+            "ingest usage",
+            "ingest usage",
+            "ingest prices",
+            "ingest reference"
+        ]
+    );
+    let rate = lines[1];
+    assert!(
+        rate.contains("staged 589, rated 481") && rate.contains("quarantined 108"),
+        "{rate}"
+    );
+    assert!(rate.contains("partitions 5 written, 0 deleted"), "{rate}");
+    assert!(rate.contains(" ms ") || rate.contains(" s "), "{rate}");
+    // The start time leads each line: YYYY-MM-DD HH:MM:SS.
+    let t = &rate[..19];
+    assert!(
+        chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S").is_ok(),
+        "{t}"
+    );
+}

@@ -26,11 +26,7 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<std::ffi::OsStr>,
 {
-    Command::new(env!("CARGO_BIN_EXE_cspcost"))
-        .args(args)
-        .env_remove("CSPCOST_CRASH_AT")
-        .output()
-        .expect("run cspcost")
+    cspcost_env(args, &[])
 }
 
 /// Run `cspcost` and require exit 0; returns stdout.
@@ -39,14 +35,7 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<std::ffi::OsStr>,
 {
-    let out = cspcost(args);
-    assert!(
-        out.status.success(),
-        "cspcost failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    ok_env(args, &[])
 }
 
 /// A temporary lake directory.
@@ -101,60 +90,44 @@ pub fn manifests(lake: &Path) -> Vec<cspcost::emit::manifest::Manifest> {
 }
 
 /// Render chosen columns of every row of a lake Parquet file as `a|b|c` lines (arrow's own
-/// display of each value, `null` for nulls), in file order.
+/// display of each value), in file order.
 pub fn render(lake: &Path, rel: &str, columns: &[&str]) -> Vec<String> {
-    render_joined(lake, rel, columns, "|")
-}
-
-/// The same rendering joined with ` | `.
-pub fn rows_text(lake: &Path, rel: &str, columns: &[&str]) -> Vec<String> {
-    render_joined(lake, rel, columns, " | ")
-}
-
-fn render_joined(lake: &Path, rel: &str, columns: &[&str], sep: &str) -> Vec<String> {
-    use arrow::util::display::{ArrayFormatter, FormatOptions};
     let l = cspcost::store::Lake::open(&arg(lake)).unwrap();
     let batches = l
         .get_parquet(rel)
         .unwrap()
         .unwrap_or_else(|| panic!("{rel} missing"));
     let mut out = Vec::new();
-    let opts = FormatOptions::default().with_null("null");
     for b in &batches {
-        let fmts: Vec<ArrayFormatter> = columns
-            .iter()
-            .map(|c| {
-                ArrayFormatter::try_new(
-                    b.column_by_name(c)
-                        .unwrap_or_else(|| panic!("no column {c}"))
-                        .as_ref(),
-                    &opts,
-                )
-                .unwrap()
-            })
-            .collect();
-        for i in 0..b.num_rows() {
-            out.push(
-                fmts.iter()
-                    .map(|f| f.value(i).to_string())
-                    .collect::<Vec<_>>()
-                    .join(sep),
-            );
-        }
+        out.extend(rows_of(b, columns));
     }
     out
 }
 
-/// Ingest `sample_data/` reference data, prices and reservation orders (no usage).
-pub fn ingest_reservation_inputs(lake: &Path) {
-    let l = arg(lake);
-    for (kind, dir) in [
-        ("reference", "reference"),
-        ("prices", "prices"),
-        ("reservations", "reservations"),
-    ] {
-        ok(["ingest", kind, "--lake", &l, &arg(&sample(dir))]);
-    }
+/// The rows of a batch, the named columns in order, as `a|b|c` (arrow's display of each value).
+pub fn rows_of(b: &arrow::array::RecordBatch, columns: &[&str]) -> Vec<String> {
+    use arrow::util::display::{ArrayFormatter, FormatOptions};
+    let opts = FormatOptions::default().with_null("null");
+    let fmts: Vec<ArrayFormatter> = columns
+        .iter()
+        .map(|c| {
+            ArrayFormatter::try_new(
+                b.column_by_name(c)
+                    .unwrap_or_else(|| panic!("no column {c}"))
+                    .as_ref(),
+                &opts,
+            )
+            .unwrap()
+        })
+        .collect();
+    (0..b.num_rows())
+        .map(|i| {
+            fmts.iter()
+                .map(|f| f.value(i).to_string())
+                .collect::<Vec<_>>()
+                .join("|")
+        })
+        .collect()
 }
 
 /// Write a file (creating directories) and return its path.
@@ -260,6 +233,139 @@ pub const L1: [(&str, &str, &str, &str, &str); 3] = [
     (M, "1 GB", "5", "0.087", "2026-01-01"),
     (M, "1 GB", "100", "0.083", "2026-01-01"),
 ];
+
+/// Run `cspcost` with extra environment variables (object-store credentials, fault
+/// injection); `CSPCOST_CRASH_AT` is only set when given.
+pub fn cspcost_env<I, S>(args: I, env: &[(&str, &str)]) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    Command::new(env!("CARGO_BIN_EXE_cspcost"))
+        .args(args)
+        .env_remove("CSPCOST_CRASH_AT")
+        .envs(env.iter().copied())
+        .output()
+        .expect("run cspcost")
+}
+
+/// [`cspcost_env`] requiring exit 0; returns stdout.
+pub fn ok_env<I, S>(args: I, env: &[(&str, &str)]) -> String
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let out = cspcost_env(args, env);
+    assert!(
+        out.status.success(),
+        "cspcost failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// What [`ingest_sample`] ingests, in order: (kind, path under `sample_data/`).
+pub const SAMPLE_INPUTS: [(&str, &str); 4] = [
+    ("reference", "reference"),
+    ("prices", "prices"),
+    ("usage", "usage/dump-2026-01-20"),
+    ("usage", "usage/dump-2026-02-16"),
+];
+
+/// Ingest some of [`SAMPLE_INPUTS`] into any lake location (a directory or an object-store
+/// URL), with extra environment variables.
+pub fn ingest_inputs(lake: &str, inputs: &[(&str, &str)], env: &[(&str, &str)]) {
+    for (kind, rel) in inputs {
+        ok_env(["ingest", kind, "--lake", lake, &arg(&sample(rel))], env);
+    }
+}
+
+/// Columns that name the run which wrote a row: they differ between two runs of the same
+/// inputs, everything else must not.
+pub const RUN_ID_COLUMNS: [&str; 3] = ["x_RunId", "ingest_run_id", "run_id"];
+
+/// Every row of a Parquet file, all columns but `skip`, rendered `a|b|c` in file order.
+pub fn render_file(path: &Path, skip: &[&str]) -> Vec<String> {
+    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .build()
+        .unwrap();
+    let mut out = Vec::new();
+    for b in reader {
+        let b = b.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let schema = b.schema();
+        let columns: Vec<&str> = schema
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .filter(|n| !skip.contains(n))
+            .collect();
+        out.extend(rows_of(&b, &columns));
+    }
+    out
+}
+
+/// Lake-relative paths of every file under `dir` (sorted, `/`-separated).
+pub fn files_under(dir: &Path) -> Vec<String> {
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(base, &p, out);
+            } else {
+                let rel = p.strip_prefix(base).unwrap();
+                out.push(
+                    rel.components()
+                        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                        .collect::<Vec<_>>()
+                        .join("/"),
+                );
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+/// The data of every Parquet file in a lake, keyed by path with `run=<id>` folded to `run=*`
+/// (ingest quarantine is one file per run), rows rendered without the run-ID columns. Two
+/// lakes built from the same inputs have equal snapshots.
+pub fn parquet_snapshot(dir: &Path) -> std::collections::BTreeMap<String, Vec<String>> {
+    let mut out = std::collections::BTreeMap::new();
+    for rel in files_under(dir) {
+        if !rel.ends_with(".parquet") || rel.starts_with("_tmp/") {
+            continue;
+        }
+        let key = rel
+            .split('/')
+            .map(|s| if s.starts_with("run=") { "run=*" } else { s })
+            .collect::<Vec<_>>()
+            .join("/");
+        let mut rows = render_file(&dir.join(&rel), &RUN_ID_COLUMNS);
+        out.entry(key).or_insert_with(Vec::new).append(&mut rows);
+    }
+    out
+}
+
+/// Ingest `sample_data/` reference data, prices and reservation orders (no usage).
+pub fn ingest_reservation_inputs(lake: &Path) {
+    let l = arg(lake);
+    for (kind, dir) in [
+        ("reference", "reference"),
+        ("prices", "prices"),
+        ("reservations", "reservations"),
+    ] {
+        ok(["ingest", kind, "--lake", &l, &arg(&sample(dir))]);
+    }
+}
+
 /// Lake-relative path -> bytes of every file under `costs/` whose name starts with `prefix`
 /// (`usage-`, `purchases-`).
 pub fn cost_files(lake: &Path, prefix: &str) -> std::collections::BTreeMap<String, Vec<u8>> {
@@ -299,4 +405,12 @@ pub fn pipeline_into(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
             &format!("\"{}", arg(&root().join("sample_data"))),
         );
     write(dir, name, &text)
+}
+
+/// Like [`render`], joined with ` | `.
+pub fn rows_text(lake: &Path, rel: &str, columns: &[&str]) -> Vec<String> {
+    render(lake, rel, columns)
+        .into_iter()
+        .map(|r| r.replace('|', " | "))
+        .collect()
 }

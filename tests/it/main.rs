@@ -3,10 +3,14 @@
 
 mod cli;
 mod common;
+mod crash;
+mod deploy;
 mod ingest;
 mod interop;
+mod object_store;
 mod pipeline;
 mod props;
 mod rating;
 mod reconcile;
 mod reserve;
+mod shard;

@@ -1,0 +1,2 @@
+class AirflowFailException(Exception):
+    """Fail the task without retrying."""

@@ -1,0 +1,185 @@
+//! Crash safety (outputs.md, writing rules): `rate` is killed at every point where it
+//! publishes a file (`CSPCOST_CRASH_AT=before-rename:N`) and in the middle of writing each
+//! partition (`partition-write:N`), on a lake whose partitions were published by an earlier
+//! rate and whose inputs then changed (a second usage dump). After each crash every
+//! partition is readable and is either the old or the new version; the next run cleans up
+//! what the crashed one left in `_tmp/` and publishes exactly what an uninterrupted run does.
+
+use crate::common::*;
+use std::collections::BTreeSet;
+use std::path::Path;
+
+fn copy_dir(from: &Path, to: &Path) {
+    for rel in files_under(from) {
+        let dest = to.join(&rel);
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        std::fs::copy(from.join(&rel), dest).unwrap();
+    }
+}
+
+/// A lake rated on the first dump, then given the second dump (not yet rated).
+fn published_then_changed() -> tempfile::TempDir {
+    let dir = lake();
+    let l = arg(dir.path());
+    ingest_inputs(&l, &SAMPLE_INPUTS[..3], &[]);
+    ok(["rate", "--lake", &l]);
+    ingest_inputs(&l, &SAMPLE_INPUTS[3..], &[]);
+    dir
+}
+
+/// Files a reader of the lake sees: cost partitions and rating quarantine.
+fn published(dir: &Path) -> Vec<String> {
+    files_under(dir)
+        .into_iter()
+        .filter(|f| f.starts_with("costs/") || f.starts_with("quarantine/stage=rate/"))
+        .collect()
+}
+
+/// A file's data: every row, every column but the run ID (which names the writing run).
+fn data(dir: &Path, rel: &str) -> Vec<String> {
+    render_file(&dir.join(rel), &RUN_ID_COLUMNS)
+}
+
+/// Check every published file of `work` is `old`'s version (same bytes) or `new`'s (same
+/// data), and that a file is missing only where one of the versions has none.
+fn old_or_new(work: &Path, old: &Path, new: &Path, what: &str) {
+    let (old_files, new_files) = (published(old), published(new));
+    let known: BTreeSet<&String> = old_files.iter().chain(&new_files).collect();
+    let work_files = published(work);
+    for f in &work_files {
+        assert!(
+            known.contains(f),
+            "{what}: unexpected file {f} (a partial or temporary file is visible)"
+        );
+        assert!(f.ends_with(".parquet"), "{what}: {f} is not a Parquet file");
+        let bytes = std::fs::read(work.join(f)).unwrap();
+        let is_old = old_files.contains(f) && bytes == std::fs::read(old.join(f)).unwrap();
+        // render_file panics on an unreadable (partial) file.
+        let is_new = new_files.contains(f) && data(work, f) == data(new, f);
+        assert!(
+            is_old || is_new,
+            "{what}: {f} is neither the old nor the new version"
+        );
+    }
+    for f in known {
+        if !work_files.contains(f) {
+            assert!(
+                !old_files.contains(f) || !new_files.contains(f),
+                "{what}: {f} disappeared although both versions have it"
+            );
+        }
+    }
+}
+
+/// Every cost partition and rating quarantine file of `a` holds the same data as in `b`
+/// (all columns but the run ID, so also the content digest the writer stores).
+fn same_data(a: &Path, b: &Path, what: &str) {
+    assert_eq!(published(a), published(b), "{what}: files differ");
+    for f in published(a) {
+        assert!(data(a, &f) == data(b, &f), "{what}: {f} differs");
+    }
+}
+
+fn crash_at_every_pass(point: &str) -> usize {
+    let base = published_then_changed();
+    let uninterrupted = lake();
+    copy_dir(base.path(), uninterrupted.path());
+    ok(["rate", "--lake", &arg(uninterrupted.path())]);
+    assert_ne!(
+        published(base.path()),
+        published(uninterrupted.path()),
+        "the second dump must change what is published"
+    );
+    let mut crashes = 0;
+    for n in 1..=40 {
+        let work = lake();
+        copy_dir(base.path(), work.path());
+        let spec = format!("{point}:{n}");
+        let out = cspcost_env(
+            ["rate", "--lake", &arg(work.path())],
+            &[("CSPCOST_CRASH_AT", &spec)],
+        );
+        if out.status.success() {
+            // Fewer than n passes: this run went through uninterrupted.
+            same_data(work.path(), uninterrupted.path(), &spec);
+            break;
+        }
+        crashes += 1;
+        let err = stderr(&out);
+        assert!(
+            err.contains(&format!("injected crash at {point} #{n}")),
+            "{spec}: {err}"
+        );
+        assert!(out.status.code().is_none(), "{spec}: aborted by a signal");
+        old_or_new(work.path(), base.path(), uninterrupted.path(), &spec);
+        assert!(
+            work.path().join("_tmp").exists(),
+            "{spec}: a crashed rate leaves its scratch directory"
+        );
+
+        ok(["rate", "--lake", &arg(work.path())]);
+        same_data(
+            work.path(),
+            uninterrupted.path(),
+            &format!("rerun after {spec}"),
+        );
+        assert!(
+            !work.path().join("_tmp").exists(),
+            "rerun after {spec}: leftovers of the crashed run are removed: {:?}",
+            files_under(&work.path().join("_tmp"))
+        );
+        // The next run after that has nothing to do and changes nothing.
+        let again = ok(["rate", "--lake", &arg(work.path())]);
+        assert!(again.contains("partitions: 0 written"), "{again}");
+    }
+    crashes
+}
+
+#[test]
+fn crash_before_any_publish_leaves_old_or_new_and_the_rerun_matches() {
+    let crashes = crash_at_every_pass("before-rename");
+    // Five partitions, two quarantine files, the state and the manifest are published.
+    assert!(crashes >= 5, "only {crashes} crash points");
+}
+
+#[test]
+fn crash_while_writing_a_partition_leaves_old_or_new_and_the_rerun_matches() {
+    let crashes = crash_at_every_pass("partition-write");
+    assert!(crashes >= 3, "only {crashes} crash points");
+}
+
+#[test]
+fn leftovers_of_a_crashed_ingest_are_removed_by_the_next_run() {
+    let dir = lake();
+    let l = arg(dir.path());
+    ingest_inputs(&l, &SAMPLE_INPUTS[..1], &[]);
+    let dump = arg(&sample("usage/dump-2026-01-20"));
+    let out = cspcost_env(
+        ["ingest", "usage", "--lake", &l, &dump],
+        &[("CSPCOST_CRASH_AT", "before-rename:2")],
+    );
+    assert!(!out.status.success());
+    let left = files_under(&dir.path().join("_tmp"));
+    assert!(
+        left.iter().any(|f| f.contains("/usage/")),
+        "the crashed ingest's spill files stay behind: {left:?}"
+    );
+    // No staged file is partial: each is absent or complete.
+    for f in files_under(dir.path()) {
+        if f.starts_with("staged/usage/") {
+            assert!(!render_file(&dir.path().join(&f), &[]).is_empty(), "{f}");
+        }
+    }
+    ok(["ingest", "usage", "--lake", &l, &dump]);
+    assert!(!dir.path().join("_tmp").exists());
+    let fresh = lake();
+    ingest_inputs(&arg(fresh.path()), &SAMPLE_INPUTS[..1], &[]);
+    ok(["ingest", "usage", "--lake", &arg(fresh.path()), &dump]);
+    let staged = |d: &Path| {
+        parquet_snapshot(d)
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("staged/usage/"))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(staged(dir.path()), staged(fresh.path()));
+}
