@@ -7,8 +7,8 @@ What an analyst without cspcost would run over the same files, in DuckDB SQL:
   rate    LAKE MONTH OUT_DIR       the rating of rating.md over cspcost's staged lake (the same
                                    input files `cspcost rate` reads) -> costs Parquet partitioned
                                    like cspcost's costs/ (org=<id>/month=<M>/usage-0.parquet)
-  floor   LAKE MONTH OUT_DIR       the I/O floor: the staged rows `cspcost rate` reads, copied
-                                   as they are into the same org=/month= partitioning
+  floor   COSTS_DIR OUT_DIR        the I/O floor: the rows `cspcost rate` wrote (all its columns)
+                                   copied from Parquet into the same org=/month= partitioning
   check   COSTS_DIR PEER_DIR       every rated row of both outputs, keyed by (x_SourceFile,
                                    x_SourceRow), compared column by column; prints JSON and
                                    exits 1 when anything differs
@@ -408,22 +408,14 @@ FROM z
     return {}
 
 
-def floor(con, lake, month, out):
-    """The same rows `cspcost rate` reads (its projection of the staged files), written as they
-    are into the costs partitioning: no rating, just Parquet in and partitioned Parquet out."""
-    staged = os.path.join(lake, "staged", "usage", f"month={month}", "*", "data.parquet")
-    tenants = os.path.join(lake, "staged", "reference", "tenants.parquet")
+def floor(con, costs, out):
+    """The I/O floor of `rate`: the rows it wrote (every column of cspcost's costs/ partitions,
+    the same width it has to encode) read from Parquet and written again into the same
+    org=/month= partitioning. No rating, no sort: Parquet in, partitioned Parquet out."""
     con.execute(
-        f"""COPY (
-              SELECT u.key_hash, u.customer_tenant_id, u.subscription_id, u.meter_id, u.meter_name,
-                     u.meter_category, u.meter_subcategory, u.meter_region, u.resource_uri,
-                     u.location, u.additional_info, u.tags, u.unit, u.quantity, u.usage_start,
-                     u.usage_end, u.usage_date, u.source_file, u.source_row, u.ingest_run_id,
-                     t.organization_id AS org, {q(month)} AS month
-              FROM read_parquet({q(staged)}) u
-              JOIN read_parquet({q(tenants)}) t USING (customer_tenant_id)
-            ) TO {q(out)} (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (org, month),
-                           FILENAME_PATTERN 'usage-{{i}}', OVERWRITE_OR_IGNORE)"""
+        f"""COPY (SELECT * FROM read_parquet({q(os.path.join(costs, '**', '*.parquet'))}, hive_partitioning = true))
+            TO {q(out)} (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (org, month),
+                         FILENAME_PATTERN 'usage-{{i}}', OVERWRITE_OR_IGNORE)"""
     )
     return {}
 
@@ -490,7 +482,7 @@ def main():
     sub = ap.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("ingest"); s.add_argument("pages"); s.add_argument("out")
     s = sub.add_parser("rate"); s.add_argument("lake"); s.add_argument("month"); s.add_argument("out")
-    s = sub.add_parser("floor"); s.add_argument("lake"); s.add_argument("month"); s.add_argument("out")
+    s = sub.add_parser("floor"); s.add_argument("costs"); s.add_argument("out")
     s = sub.add_parser("check"); s.add_argument("costs"); s.add_argument("peer")
     args = ap.parse_args()
     con = connect(args)
@@ -499,7 +491,7 @@ def main():
     elif args.cmd == "rate":
         res = rate(con, args.lake, args.month, args.out)
     elif args.cmd == "floor":
-        res = floor(con, args.lake, args.month, args.out)
+        res = floor(con, args.costs, args.out)
     else:
         res = check(con, args.costs, args.peer)
     res["threads"] = con.execute("SELECT current_setting('threads')").fetchone()[0]
