@@ -123,6 +123,10 @@ for size in $SIZES; do
         die "$size: DuckDB's rating differs from cspcost's; its time does not count ($RES/check.json)"
     fi
     rows=$("$PY" -c "import json; print(json.load(open('$RES/check.json'))['cspcost_rows'])")
+    # DuckDB's ingest did the same work: as many records staged as cspcost rated (the
+    # generated month has nothing to quarantine).
+    duck_records=$("$PY" -c "import json; print(json.load(open('$RES/ingest_duckdb.out'))['records'])")
+    [ "$duck_records" = "$rows" ] || die "$size: DuckDB staged $duck_records records, cspcost rated $rows"
 
     # (c) the I/O floor
     prep_floor_duckdb() { rm -rf "$dir/duck_floor" "$dir/tmp/duck"; }
