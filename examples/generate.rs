@@ -5,40 +5,85 @@
 //!
 //! `cargo run --release --example generate -- --records 1000000 --out bench_data/1M`
 //! Options: `--tenants 50 --subscriptions-per-tenant 4 --meters 20 --days 31 --page-size 1000
-//! --month 2026-01`. The same options always produce the same bytes.
+//! --month 2026-01 --edge-cases`. The same options always produce the same bytes.
+//!
+//! `--edge-cases` mixes in, deterministically, records that exercise the corners of the
+//! rating rules: zero quantities, quantities with 10 decimals (unit conversion then rounds),
+//! numbers written as exponents and as JSON strings, and records cspcost quarantines (negative
+//! quantity, a meter without a price, a usage unit of another base, an unregistered tenant),
+//! which must not climb the ladders. Without it the output is unchanged.
+//!
+//! The integration tests include this file as a module (`tests/it/bench_check.rs`) and call
+//! [`run`] directly, so it has no dependency beyond std.
 
 use std::fmt::Write as _;
 use std::fs;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-struct Opts {
-    records: u64,
-    out: PathBuf,
-    tenants: u64,
-    subs_per_tenant: u64,
-    meters: u64,
-    days: u64,
-    page_size: u64,
-    year: i32,
-    month: u32,
+/// What to generate.
+#[derive(Clone, Debug)]
+pub struct Opts {
+    /// Utilization records (the edge-case tenant's few records come on top).
+    pub records: u64,
+    /// Output directory.
+    pub out: PathBuf,
+    /// Customer tenants (one organization per five tenants).
+    pub tenants: u64,
+    /// Subscriptions of each tenant.
+    pub subs_per_tenant: u64,
+    /// Priced meters.
+    pub meters: u64,
+    /// Days of the month with usage.
+    pub days: u64,
+    /// Records per page file.
+    pub page_size: u64,
+    /// Year of the month.
+    pub year: i32,
+    /// Month (1-12).
+    pub month: u32,
+    /// Mix in corner cases and records to quarantine.
+    pub edge_cases: bool,
+}
+
+impl Default for Opts {
+    fn default() -> Opts {
+        Opts {
+            records: 1_000_000,
+            out: PathBuf::from("bench_data/1M"),
+            tenants: 50,
+            subs_per_tenant: 4,
+            meters: 20,
+            days: 31,
+            page_size: 1000,
+            year: 2026,
+            month: 1,
+            edge_cases: false,
+        }
+    }
+}
+
+/// What [`run`] wrote.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Generated {
+    /// Utilization records written.
+    pub records: u64,
+    /// Bytes of utilization pages.
+    pub bytes: u64,
+    /// Subscriptions with usage.
+    pub subscriptions: u64,
 }
 
 fn parse_args() -> Result<Opts, String> {
-    let mut o = Opts {
-        records: 1_000_000,
-        out: PathBuf::from("bench_data/1M"),
-        tenants: 50,
-        subs_per_tenant: 4,
-        meters: 20,
-        days: 31,
-        page_size: 1000,
-        year: 2026,
-        month: 1,
-    };
+    let mut o = Opts::default();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
     while i < args.len() {
+        if args[i] == "--edge-cases" {
+            o.edge_cases = true;
+            i += 1;
+            continue;
+        }
         let v = args
             .get(i + 1)
             .ok_or_else(|| format!("{} needs a value", args[i]))?;
@@ -116,13 +161,26 @@ fn main() {
             std::process::exit(2);
         }
     };
-    if let Err(e) = run(&o) {
-        eprintln!("generate: {e}");
-        std::process::exit(1);
+    match run(&o) {
+        Ok(g) => println!(
+            "generated {} utilization records ({} MB) for {} tenants, {} subscriptions, {} meters, {} days into {}",
+            g.records,
+            g.bytes / 1_000_000,
+            o.tenants,
+            g.subscriptions,
+            o.meters,
+            o.days.min(chrono_last_day(o.year, o.month) as u64),
+            o.out.display()
+        ),
+        Err(e) => {
+            eprintln!("generate: {e}");
+            std::process::exit(1);
+        }
     }
 }
 
-fn run(o: &Opts) -> std::io::Result<()> {
+/// Write the month's inputs under `o.out`: `usage/`, `prices/` and `reference/`.
+pub fn run(o: &Opts) -> std::io::Result<Generated> {
     let days = o.days.min(chrono_last_day(o.year, o.month) as u64);
     let o = &Opts {
         days,
@@ -201,71 +259,133 @@ fn run(o: &Opts) -> std::io::Result<()> {
             break;
         }
         let tenant = sub / o.subs_per_tenant;
-        let (t, s) = (guid(0xa0, tenant), guid(0xb0, sub));
-        let dir = o.out.join(format!(
-            "usage/customers/{t}/subscriptions/{s}/utilizations/azure"
-        ));
-        fs::create_dir_all(&dir)?;
-        let pages = n.div_ceil(o.page_size);
-        for p in 0..pages {
-            let path = dir.join(format!("page-{:04}.json", p + 1));
-            let mut w = BufWriter::with_capacity(1 << 20, fs::File::create(&path)?);
-            let lo = p * o.page_size;
-            let hi = ((p + 1) * o.page_size).min(n);
-            write!(w, r#"{{"totalCount":{n},"items":["#)?;
-            for k in lo..hi {
-                // Day-major order, as the API returns: all meters and resources of day 1 first.
-                let slots = n.div_ceil(o.days);
-                let day = 1 + k / slots;
-                let j = k % slots;
-                let meter = (j + sub) % o.meters;
-                let resource = j / o.meters;
-                let (_, usage_unit) = meter_unit(meter);
-                let x = rand(sub.wrapping_mul(1_000_003) ^ k);
-                let q_micro = 1 + x % 50_000_000;
-                if k > lo {
-                    w.write_all(b",")?;
-                }
-                // Partner Center writes UTC days in the partner's offset (-08:00 here).
-                let (y, mo) = (o.year, o.month);
-                let prev = if day == 1 { None } else { Some(day - 1) };
-                let start = match prev {
-                    Some(d) => format!("{y:04}-{mo:02}-{d:02}T16:00:00-08:00"),
-                    None => {
-                        let (py, pm) = if mo == 1 { (y - 1, 12) } else { (y, mo - 1) };
-                        let last = chrono_last_day(py, pm);
-                        format!("{py:04}-{pm:02}-{last:02}T16:00:00-08:00")
-                    }
-                };
-                let end = format!("{y:04}-{mo:02}-{day:02}T16:00:00-08:00");
-                write!(
-                    w,
-                    r#"{{"usageStartTime":"{start}","usageEndTime":"{end}","resource":{{"id":"{}","name":"Meter {meter}","category":"Category","subcategory":"Sub","region":"EU West"}},"quantity":{}.{:06},"unit":"{usage_unit}","infoFields":{{}},"instanceData":{{"resourceUri":"/subscriptions/{s}/resourceGroups/rg-{}/providers/Microsoft.Compute/virtualMachines/vm-{resource}","location":"westeurope","partNumber":"","orderNumber":"","additionalInfo":{{}},"tags":{{"env":"{}"}}}},"attributes":{{"objectType":"AzureUtilizationRecord"}}}}"#,
-                    guid(0xc0, meter),
-                    q_micro / 1_000_000,
-                    q_micro % 1_000_000,
-                    resource % 7,
-                    ["prod", "dev", "test"][(resource % 3) as usize],
-                )?;
-            }
-            let next = if p + 1 < pages {
-                format!(
-                    r#","next":{{"uri":"customers/{t}/subscriptions/{s}/utilizations/azure?seek_operation=Next","method":"GET","headers":[{{"key":"MS-ContinuationToken","value":"token-{p}"}}]}}"#
-                )
-            } else {
-                String::new()
-            };
-            write!(
-                w,
-                r#"],"links":{{"self":{{"uri":"customers/{t}/subscriptions/{s}/utilizations/azure","method":"GET","headers":[]}}{next}}},"attributes":{{"objectType":"Collection"}}}}"#
-            )?;
-            w.flush()?;
-            bytes += fs::metadata(&path)?.len();
-        }
+        bytes += write_subscription(o, tenant, sub, n)?;
         written += n;
     }
-    println!("generated {written} utilization records ({} MB) for {} tenants, {subs} subscriptions, {} meters, {} days into {}", bytes / 1_000_000, o.tenants, o.meters, o.days, o.out.display());
-    Ok(())
+    let mut subscriptions = subs.min(o.records.div_ceil(per_sub.max(1)));
+    if o.edge_cases {
+        // A tenant missing from tenants.csv: its usage is quarantined UNMAPPED_TENANT.
+        let n = (o.days * 3).min(o.records.max(1));
+        bytes += write_subscription(o, o.tenants + 1, subs + 1, n)?;
+        written += n;
+        subscriptions += 1;
+    }
+    Ok(Generated {
+        records: written,
+        bytes,
+        subscriptions,
+    })
+}
+
+/// The `quantity` token of a record and, for corner cases, another meter, unit or
+/// additionalInfo. `x` is the record's random draw.
+struct Shape {
+    quantity: String,
+    meter: Option<u64>,
+    unit: Option<&'static str>,
+    additional_info: &'static str,
+}
+
+fn shape(o: &Opts, x: u64, meter: u64) -> Shape {
+    let q_micro = 1 + x % 50_000_000;
+    let mut sh = Shape {
+        quantity: format!("{}.{:06}", q_micro / 1_000_000, q_micro % 1_000_000),
+        meter: None,
+        unit: None,
+        additional_info: "{}",
+    };
+    if !o.edge_cases {
+        return sh;
+    }
+    match rand(x ^ 0x5eed) % 1000 {
+        // Rated at 0; the row sits in the tier holding its position.
+        0..=9 => sh.quantity = "0".into(),
+        // 10 decimals: a per-100-Hours price then needs round10 after conversion.
+        10..=29 => {
+            sh.quantity = format!("{}.{:010}", q_micro / 1_000_000, (x >> 17) % 10_000_000_000)
+        }
+        // The same number as an exponent, and as a JSON string.
+        30..=34 => sh.quantity = format!("{q_micro}E-6"),
+        35..=39 => sh.quantity = format!("\"{}\"", sh.quantity),
+        // Quarantined, and left off the ladder: negative, no price, a unit of another base.
+        40..=44 => sh.quantity = format!("-{}", sh.quantity),
+        45..=49 => sh.meter = Some(o.meters + 7),
+        50..=54 => sh.unit = Some(if meter % 4 < 2 { "Hours" } else { "1 GB" }),
+        // Keys out of order: the canonical key sorts them.
+        55..=74 => {
+            sh.additional_info = r#"{"ServiceType":"Standard_D2s_v3","ImageType":"Canonical"}"#
+        }
+        _ => {}
+    }
+    sh
+}
+
+/// Write the pages of one subscription (`n` records); returns their bytes.
+fn write_subscription(o: &Opts, tenant: u64, sub: u64, n: u64) -> std::io::Result<u64> {
+    let (t, s) = (guid(0xa0, tenant), guid(0xb0, sub));
+    let dir = o.out.join(format!(
+        "usage/customers/{t}/subscriptions/{s}/utilizations/azure"
+    ));
+    fs::create_dir_all(&dir)?;
+    let mut bytes = 0;
+    let pages = n.div_ceil(o.page_size);
+    for p in 0..pages {
+        let path = dir.join(format!("page-{:04}.json", p + 1));
+        let mut w = BufWriter::with_capacity(1 << 20, fs::File::create(&path)?);
+        let lo = p * o.page_size;
+        let hi = ((p + 1) * o.page_size).min(n);
+        write!(w, r#"{{"totalCount":{n},"items":["#)?;
+        for k in lo..hi {
+            // Day-major order, as the API returns: all meters and resources of day 1 first.
+            let slots = n.div_ceil(o.days);
+            let day = 1 + k / slots;
+            let j = k % slots;
+            let meter = (j + sub) % o.meters;
+            let resource = j / o.meters;
+            let (_, usage_unit) = meter_unit(meter);
+            let x = rand(sub.wrapping_mul(1_000_003) ^ k);
+            let sh = shape(o, x, meter);
+            if k > lo {
+                w.write_all(b",")?;
+            }
+            // Partner Center writes UTC days in the partner's offset (-08:00 here).
+            let (y, mo) = (o.year, o.month);
+            let prev = if day == 1 { None } else { Some(day - 1) };
+            let start = match prev {
+                Some(d) => format!("{y:04}-{mo:02}-{d:02}T16:00:00-08:00"),
+                None => {
+                    let (py, pm) = if mo == 1 { (y - 1, 12) } else { (y, mo - 1) };
+                    let last = chrono_last_day(py, pm);
+                    format!("{py:04}-{pm:02}-{last:02}T16:00:00-08:00")
+                }
+            };
+            let end = format!("{y:04}-{mo:02}-{day:02}T16:00:00-08:00");
+            write!(
+                w,
+                r#"{{"usageStartTime":"{start}","usageEndTime":"{end}","resource":{{"id":"{}","name":"Meter {meter}","category":"Category","subcategory":"Sub","region":"EU West"}},"quantity":{},"unit":"{}","infoFields":{{}},"instanceData":{{"resourceUri":"/subscriptions/{s}/resourceGroups/rg-{}/providers/Microsoft.Compute/virtualMachines/vm-{resource}","location":"westeurope","partNumber":"","orderNumber":"","additionalInfo":{},"tags":{{"env":"{}"}}}},"attributes":{{"objectType":"AzureUtilizationRecord"}}}}"#,
+                guid(0xc0, sh.meter.unwrap_or(meter)),
+                sh.quantity,
+                sh.unit.unwrap_or(usage_unit),
+                resource % 7,
+                sh.additional_info,
+                ["prod", "dev", "test"][(resource % 3) as usize],
+            )?;
+        }
+        let next = if p + 1 < pages {
+            format!(
+                r#","next":{{"uri":"customers/{t}/subscriptions/{s}/utilizations/azure?seek_operation=Next","method":"GET","headers":[{{"key":"MS-ContinuationToken","value":"token-{p}"}}]}}"#
+            )
+        } else {
+            String::new()
+        };
+        write!(
+            w,
+            r#"],"links":{{"self":{{"uri":"customers/{t}/subscriptions/{s}/utilizations/azure","method":"GET","headers":[]}}{next}}},"attributes":{{"objectType":"Collection"}}}}"#
+        )?;
+        w.flush()?;
+        bytes += fs::metadata(&path)?.len();
+    }
+    Ok(bytes)
 }
 
 fn chrono_last_day(y: i32, m: u32) -> u32 {

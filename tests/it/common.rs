@@ -414,3 +414,77 @@ pub fn rows_text(lake: &Path, rel: &str, columns: &[&str]) -> Vec<String> {
         .map(|r| r.replace('|', " | "))
         .collect()
 }
+
+/// The Python with `duckdb` and `pyarrow` that `make test` provides (`CSPCOST_PYTHON`), or
+/// `None` when it is not set: the caller then skips, saying so. With `CSPCOST_REQUIRE_INTEROP`
+/// set (as `make test` does) a missing Python is a failure instead.
+pub fn interop_python(test: &str) -> Option<String> {
+    match std::env::var("CSPCOST_PYTHON") {
+        Ok(p) if !p.is_empty() => Some(p),
+        _ => {
+            assert!(
+                std::env::var("CSPCOST_REQUIRE_INTEROP").is_err(),
+                "CSPCOST_REQUIRE_INTEROP is set but CSPCOST_PYTHON is not"
+            );
+            eprintln!("{test} skipped: run `make test` (it sets CSPCOST_PYTHON to a venv with duckdb and pyarrow)");
+            None
+        }
+    }
+}
+
+/// Every `*.parquet` file under `dir`, sorted, as paths relative to `dir`.
+pub fn parquet_files(dir: &Path) -> Vec<String> {
+    fn walk(base: &Path, d: &Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(d).unwrap_or_else(|e| panic!("{}: {e}", d.display())) {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(base, &p, out);
+            } else if p.extension().is_some_and(|x| x == "parquet") {
+                out.push(p.strip_prefix(base).unwrap().display().to_string());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+/// One Parquet file read back with its columns cast to the cost schema's types (files written
+/// by other tools may choose other Arrow types for the same Parquet column, e.g. a timestamp
+/// zone written `+00:00`) and rendered as text, one `Vec` per row in file order; `x_RunId` is
+/// left out (it names the writer).
+pub fn cost_rows(path: &Path) -> Vec<Vec<String>> {
+    use arrow::util::display::{ArrayFormatter, FormatOptions};
+    let schema = cspcost::emit::costs::cost_schema();
+    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap();
+    let opts = FormatOptions::default().with_null("null");
+    let mut out = Vec::new();
+    for b in reader {
+        let b = b.unwrap();
+        let cols: Vec<arrow::array::ArrayRef> = schema
+            .fields()
+            .iter()
+            .filter(|f| f.name() != cspcost::emit::costs::col::RUN_ID)
+            .map(|f| {
+                let c = b
+                    .column_by_name(f.name())
+                    .unwrap_or_else(|| panic!("{}: no column {}", path.display(), f.name()));
+                arrow::compute::cast(c, f.data_type())
+                    .unwrap_or_else(|e| panic!("{}: column {}: {e}", path.display(), f.name()))
+            })
+            .collect();
+        let fmts: Vec<ArrayFormatter> = cols
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &opts).unwrap())
+            .collect();
+        for i in 0..b.num_rows() {
+            out.push(fmts.iter().map(|f| f.value(i).to_string()).collect());
+        }
+    }
+    out
+}

@@ -4,23 +4,11 @@
 use crate::common::*;
 use std::collections::BTreeMap;
 
-fn python() -> Option<String> {
-    match std::env::var("CSPCOST_PYTHON") {
-        Ok(p) if !p.is_empty() => Some(p),
-        _ => {
-            assert!(
-                std::env::var("CSPCOST_REQUIRE_INTEROP").is_err(),
-                "CSPCOST_REQUIRE_INTEROP is set but CSPCOST_PYTHON is not"
-            );
-            eprintln!("interop test skipped: run `make test` (it sets CSPCOST_PYTHON to a venv with duckdb and pyarrow)");
-            None
-        }
-    }
-}
-
 #[test]
 fn duckdb_and_pyarrow_read_costs_staged_and_quarantine_with_exact_types() {
-    let Some(py) = python() else { return };
+    let Some(py) = interop_python("interop test") else {
+        return;
+    };
     let dir = rated_sample();
     let out = std::process::Command::new(&py)
         .arg(root().join("tests/interop/check_lake.py"))

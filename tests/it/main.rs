@@ -1,6 +1,7 @@
 //! The one integration-test binary (ripgrep style): each module covers a stage end to end
 //! through the `cspcost` binary and the library.
 
+mod bench_check;
 mod cli;
 mod common;
 mod crash;
