@@ -5,7 +5,8 @@ SHELL := /bin/bash
 CARGO  ?= cargo
 VENV   := .venv
 PY     := $(VENV)/bin/python
-BIN    := target/release/cspcost
+# The binary `build` produces (honours CARGO_TARGET_DIR like cargo does).
+BIN    := $(or $(CARGO_TARGET_DIR),target)/release/cspcost
 OUT    ?= out
 PYDEPS := duckdb==2.0.0 pyarrow==26.0.1
 # Azure Storage emulator for the object-store test; 3.35.0 is the last release for Node 20.
