@@ -220,37 +220,52 @@ pub fn cost_schema() -> SchemaRef {
     .clone()
 }
 
+/// A string column borrowed from the rows (no allocation per value).
+fn str_col<'r, T>(rows: &'r [T], f: impl Fn(&'r T) -> Option<&'r str>) -> ArrayRef {
+    a_str(rows.iter().map(f))
+}
+
 /// Columns of a usage partition, in [`cost_schema`] order.
 pub fn usage_batch(h: &PartitionHeader, rows: &[RatedRow], run_id: &str) -> Result<RecordBatch> {
     let n = rows.len();
     let org = h.org;
-    let pname = |r: &RatedRow| {
+    let partnership_name = |r: &RatedRow| -> String {
         h.partnerships
             .get(&r.mapping.partnership_id)
             .cloned()
             .unwrap_or_else(|| r.mapping.partnership_id.clone())
     };
-    let konst = |v: &str| a_str(std::iter::repeat_n(Some(v), n));
-    let strs = |f: &dyn Fn(&RatedRow) -> Option<String>| -> ArrayRef {
-        let v: Vec<Option<String>> = rows.iter().map(f).collect();
-        a_str(v.iter().map(|s| s.as_deref()))
+    // A partition has one or two partnerships: resolve each name once, not once per row.
+    let mut names: Vec<(&str, String)> = Vec::new();
+    for r in rows {
+        if !names.iter().any(|(id, _)| *id == r.mapping.partnership_id) {
+            names.push((r.mapping.partnership_id.as_str(), partnership_name(r)));
+        }
+    }
+    let name_of = |r: &RatedRow| {
+        names
+            .iter()
+            .find(|(id, _)| *id == r.mapping.partnership_id)
+            .map(|(_, n)| n.as_str())
     };
+    let konst = |v: &str| a_str(std::iter::repeat_n(Some(v), n));
     let decs = |f: &dyn Fn(&RatedRow) -> Dec10| a_dec(rows.iter().map(|r| dec(f(r))));
+    let non_empty = |s: &str| -> bool { !s.is_empty() };
     let mut arrays = billing_account_columns(org, h.month, n);
     arrays.extend([
         a_ts(rows.iter().map(|r| Some(r.rec.usage_start))),
         a_ts(rows.iter().map(|r| Some(r.rec.usage_end))),
         konst("Usage"),
-        strs(&|r| match h.first_published_run {
-            Some(first) if r.rec.ingest_run_id.as_str() > first => Some("Correction".into()),
+        str_col(rows, |r| match h.first_published_run {
+            Some(first) if r.rec.ingest_run_id.as_str() > first => Some("Correction"),
             _ => None,
         }),
-        strs(&|r| {
+        str_col(rows, |r| {
             r.version
                 .meta
                 .meter_name
-                .clone()
-                .or_else(|| r.rec.meter_name.clone())
+                .as_deref()
+                .or(r.rec.meter_name.as_deref())
         }),
         konst("Usage-Based"),
         decs(&|r| r.list_cost),
@@ -259,68 +274,69 @@ pub fn usage_batch(h: &PartitionHeader, rows: &[RatedRow], run_id: &str) -> Resu
         decs(&|r| r.billed_cost),
         decs(&|r| r.list_unit_price),
         decs(&|r| r.pricing_quantity),
-        strs(&|r| Some(r.version.unit_text.clone())),
+        str_col(rows, |r| Some(r.version.unit_text.as_str())),
         decs(&|r| r.rec.quantity),
-        strs(&|r| {
+        str_col(rows, |r| {
             Some(
                 r.rec
                     .unit
-                    .clone()
-                    .unwrap_or_else(|| r.version.unit_text.clone()),
+                    .as_deref()
+                    .unwrap_or(r.version.unit_text.as_str()),
             )
         }),
-        strs(&|r| Some(pname(r))),
+        a_str(rows.iter().map(name_of)),
         konst("Microsoft"),
         konst("Microsoft"),
         konst("Microsoft"),
-        strs(&|r| Some(pname(r))),
-        strs(&|r| {
+        a_str(rows.iter().map(name_of)),
+        str_col(rows, |r| {
             r.version
                 .meta
                 .service_name
-                .clone()
-                .or_else(|| r.rec.meter_category.clone())
+                .as_deref()
+                .or(r.rec.meter_category.as_deref())
         }),
-        strs(&|r| {
-            Some(
-                focus_service_category(
-                    r.version.meta.service_family.as_deref(),
-                    r.version.meta.meter_category.as_deref(),
-                )
-                .to_string(),
-            )
+        str_col(rows, |r| {
+            Some(focus_service_category(
+                r.version.meta.service_family.as_deref(),
+                r.version.meta.meter_category.as_deref(),
+            ))
         }),
-        strs(&|r| {
+        str_col(rows, |r| {
             r.version
                 .meta
                 .meter_subcategory
-                .clone()
-                .or_else(|| r.rec.meter_subcategory.clone())
+                .as_deref()
+                .or(r.rec.meter_subcategory.as_deref())
         }),
-        strs(&|r| {
-            Some(r.version.meta.arm_region_name.clone())
-                .filter(|s| !s.is_empty())
-                .or_else(|| r.rec.location.clone())
+        str_col(rows, |r| {
+            Some(r.version.meta.arm_region_name.as_str())
+                .filter(|s| non_empty(s))
+                .or(r.rec.location.as_deref())
         }),
-        strs(&|r| {
+        str_col(rows, |r| {
             r.version
                 .meta
                 .location
-                .clone()
-                .or_else(|| r.rec.meter_region.clone())
+                .as_deref()
+                .or(r.rec.meter_region.as_deref())
         }),
-        strs(&|r| Some(r.rec.resource_uri.clone()).filter(|s| !s.is_empty())),
-        strs(&|r| resource_name(&r.rec.resource_uri).map(str::to_string)),
-        strs(&|r| Some(r.rec.subscription_id.clone())),
-        strs(&|r| Some(r.version.meta.sku_id.clone()).filter(|s| !s.is_empty())),
-        strs(&|r| r.version.meta.meter_name.clone()),
-        strs(&|r| Some(r.rec.tags.clone())),
-        strs(&|r| Some(r.rec.customer_tenant_id.clone())),
+        str_col(rows, |r| {
+            Some(r.rec.resource_uri.as_str()).filter(|s| non_empty(s))
+        }),
+        str_col(rows, |r| resource_name(&r.rec.resource_uri)),
+        str_col(rows, |r| Some(r.rec.subscription_id.as_str())),
+        str_col(rows, |r| {
+            Some(r.version.meta.sku_id.as_str()).filter(|s| non_empty(s))
+        }),
+        str_col(rows, |r| r.version.meta.meter_name.as_deref()),
+        str_col(rows, |r| Some(r.rec.tags.as_str())),
+        str_col(rows, |r| Some(r.rec.customer_tenant_id.as_str())),
         konst(&org.id),
-        strs(&|r| Some(r.mapping.partnership_id.clone())),
+        str_col(rows, |r| Some(r.mapping.partnership_id.as_str())),
         konst(h.month),
         a_date(rows.iter().map(|r| Some(r.rec.usage_date))),
-        strs(&|r| Some(r.rec.meter_id.clone())),
+        str_col(rows, |r| Some(r.rec.meter_id.as_str())),
         decs(&|r| r.list_cost_usd),
         decs(&|r| r.fx_usd_per_unit),
         konst(h.month),
@@ -330,7 +346,7 @@ pub fn usage_batch(h: &PartitionHeader, rows: &[RatedRow], run_id: &str) -> Resu
         decs(&|r| r.tier_first_minimum),
         decs(&|r| r.tier_last_minimum),
         a_date(rows.iter().map(|r| Some(r.version.effective_start))),
-        strs(&|r| Some(r.rec.source_file.clone())),
+        str_col(rows, |r| Some(r.rec.source_file.as_str())),
         a_i64(rows.iter().map(|r| Some(r.rec.source_row))),
         a_str(std::iter::repeat_n(None::<&str>, n)),
         a_str(std::iter::repeat_n(None::<&str>, n)),
@@ -485,6 +501,40 @@ pub fn hash_batch(batch: &RecordBatch, h: &mut ContentHasher) {
     for row in rows.iter() {
         h.0.update(row.as_ref());
     }
+}
+
+/// Feed a batch's buffers (every column but `x_RunId`) into a digest. Much cheaper than
+/// [`hash_batch`], but only meaningful for arrays built fresh (not slices of larger arrays),
+/// which is what rating's sorted runs are; sliced arrays fall back to [`hash_batch`].
+pub fn hash_batch_buffers(batch: &RecordBatch, h: &mut ContentHasher) {
+    if batch.columns().iter().any(|c| c.to_data().offset() != 0) {
+        return hash_batch(batch, h);
+    }
+    for (field, array) in batch.schema().fields().iter().zip(batch.columns()) {
+        if field.name() == col::RUN_ID {
+            continue;
+        }
+        let d = array.to_data();
+        h.0.update(field.name().as_bytes());
+        h.0.update(&(d.len() as u64).to_le_bytes());
+        if let Some(n) = d.nulls() {
+            for i in 0..d.len() {
+                h.0.update(&[n.is_valid(i) as u8]);
+            }
+        }
+        for b in d.buffers() {
+            h.0.update(b.as_slice());
+        }
+    }
+}
+
+/// Digest of digests, in order (the partition's content is its runs in merge order).
+pub fn combine_digests<'a>(parts: impl IntoIterator<Item = &'a str>) -> String {
+    let mut h = ContentHasher::new();
+    for p in parts {
+        h.0.update(p.as_bytes());
+    }
+    format!("runs-{}", h.finish())
 }
 
 /// Outcome of writing one partition file.

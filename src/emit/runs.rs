@@ -134,7 +134,7 @@ pub struct Merged {
 /// Merge sorted runs into the partition file `rel`, atomically (a staging file, then
 /// [`Lake::publish`]). If the file already holds the same content (all columns but
 /// `x_RunId`), it is left untouched.
-pub fn merge_runs(lake: &Lake, rel: &str, runs: &[PathBuf]) -> Result<Merged> {
+pub fn merge_runs(lake: &Lake, rel: &str, runs: &[PathBuf], digest: &str) -> Result<Merged> {
     let tmp = lake.staging_file(rel)?;
     let perr = |e| Error::Parquet {
         path: rel.to_string(),
@@ -146,12 +146,11 @@ pub fn merge_runs(lake: &Lake, rel: &str, runs: &[PathBuf]) -> Result<Merged> {
         .build();
     let file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
     let mut writer = ArrowWriter::try_new(file, cost_schema(), Some(props)).map_err(perr)?;
-    let mut digest = crate::emit::costs::ContentHasher::new();
     let mut open: Vec<Run> = runs.iter().map(|p| Run::open(p)).collect::<Result<_>>()?;
     let mut pending: Vec<RecordBatch> = Vec::new();
     let mut pending_rows = 0usize;
     let mut rows = 0u64;
-    let mut flush =
+    let flush =
         |pending: &mut Vec<RecordBatch>, n: usize, writer: &mut ArrowWriter<File>| -> Result<()> {
             if pending.is_empty() {
                 return Ok(());
@@ -162,7 +161,6 @@ pub fn merge_runs(lake: &Lake, rel: &str, runs: &[PathBuf]) -> Result<Merged> {
             while off < all.num_rows() {
                 let len = n.min(all.num_rows() - off);
                 let chunk = all.slice(off, len);
-                crate::emit::costs::hash_batch(&chunk, &mut digest);
                 writer.write(&chunk).map_err(perr)?;
                 off += len;
             }
@@ -196,9 +194,8 @@ pub fn merge_runs(lake: &Lake, rel: &str, runs: &[PathBuf]) -> Result<Merged> {
         }
     }
     flush(&mut pending, OUT_BATCH_ROWS, &mut writer)?;
-    let digest = digest.finish();
     if let Some(kv) = lake.parquet_metadata(rel)? {
-        if kv.iter().any(|(k, v)| k == CONTENT_KEY && *v == digest) {
+        if kv.iter().any(|(k, v)| k == CONTENT_KEY && v == digest) {
             drop(writer);
             let _ = std::fs::remove_file(&tmp);
             return Ok(Merged {
@@ -208,7 +205,7 @@ pub fn merge_runs(lake: &Lake, rel: &str, runs: &[PathBuf]) -> Result<Merged> {
         }
     }
     crate::faults::maybe_crash("partition-write");
-    writer.append_key_value_metadata(KeyValue::new(CONTENT_KEY.to_string(), digest));
+    writer.append_key_value_metadata(KeyValue::new(CONTENT_KEY.to_string(), digest.to_string()));
     let file = writer.into_inner().map_err(perr)?;
     file.sync_all().map_err(|e| Error::io(&tmp, e))?;
     lake.publish(rel, &tmp)?;

@@ -197,6 +197,8 @@ struct MonthOutput {
 struct OrgRun {
     org: String,
     path: std::path::PathBuf,
+    /// Digest of the run's content (all columns but `x_RunId`).
+    digest: String,
     list_cost_usd: Dec10,
     billed_cost: Dec10,
     currency: String,
@@ -363,10 +365,15 @@ fn rate_one_month(
                     "org={}/unit-{unit:05}.parquet",
                     crate::emit::costs::partition_value(org_id)
                 ));
+                let mut digest = crate::emit::costs::ContentHasher::new();
+                for b in &batches {
+                    crate::emit::costs::hash_batch_buffers(b, &mut digest);
+                }
                 write_run(&path, &batches)?;
                 runs.push(OrgRun {
                     org: org_id.to_string(),
                     path,
+                    digest: digest.finish(),
                     list_cost_usd: usd,
                     billed_cost: billed,
                     currency: org.billing_currency.clone(),
@@ -401,7 +408,9 @@ fn rate_one_month(
             runs.sort_by(|a, b| a.path.cmp(&b.path));
             let rel = format!("{}/usage-0.parquet", partition_dir(&org, month));
             let paths: Vec<_> = runs.iter().map(|r| r.path.clone()).collect();
-            let merged = merge_runs(lake, &rel, &paths)?;
+            let digest =
+                crate::emit::costs::combine_digests(runs.iter().map(|r| r.digest.as_str()));
+            let merged = merge_runs(lake, &rel, &paths, &digest)?;
             let sum = |f: fn(&OrgRun) -> Dec10| {
                 runs.iter()
                     .try_fold(Dec10::ZERO, |acc, r| acc.checked_add(f(r)))
