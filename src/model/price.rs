@@ -60,6 +60,42 @@ pub struct PriceRow {
 }
 
 impl PriceRow {
+    /// A bare USD `Consumption` tier, every descriptive field empty: the row rating uses,
+    /// for tests and for callers that build price books without a price sheet.
+    pub fn usd_consumption(
+        meter_id: &str,
+        unit_of_measure: &str,
+        effective_start: i32,
+        tier_minimum: Dec10,
+        unit_price: Dec10,
+    ) -> PriceRow {
+        PriceRow {
+            meter_id: meter_id.to_string(),
+            meter_name: None,
+            product_id: None,
+            product_name: None,
+            sku_id: String::new(),
+            sku_name: None,
+            service_name: None,
+            service_family: None,
+            meter_category: None,
+            meter_subcategory: None,
+            arm_region_name: String::new(),
+            location: None,
+            unit_of_measure: unit_of_measure.to_string(),
+            price_type: "Consumption".to_string(),
+            currency_code: "USD".to_string(),
+            reservation_term: String::new(),
+            tier_minimum,
+            unit_price,
+            retail_price: None,
+            effective_start,
+            is_primary_meter_region: None,
+            source_file: String::new(),
+            source_row: 0,
+        }
+    }
+
     /// Identity of the row across price sheets: a later sheet with the same key and another
     /// price restates it.
     pub fn key(&self) -> (String, String, String, String, String, i32, i128, String) {

@@ -174,29 +174,17 @@ mod tests {
         cur: &str,
     ) -> PriceRow {
         PriceRow {
-            meter_id: meter.into(),
-            meter_name: None,
-            product_id: None,
-            product_name: None,
             sku_id: format!("sku-{price}"),
-            sku_name: None,
-            service_name: None,
-            service_family: None,
-            meter_category: None,
-            meter_subcategory: None,
-            arm_region_name: String::new(),
-            location: None,
-            unit_of_measure: "1 GB".into(),
             price_type: ty.into(),
             currency_code: cur.into(),
-            reservation_term: String::new(),
-            tier_minimum: Dec10::parse(min).unwrap(),
-            unit_price: Dec10::parse(price).unwrap(),
-            retail_price: None,
-            effective_start: eff,
             is_primary_meter_region: primary,
-            source_file: String::new(),
-            source_row: 0,
+            ..PriceRow::usd_consumption(
+                meter,
+                "1 GB",
+                eff,
+                Dec10::parse(min).unwrap(),
+                Dec10::parse(price).unwrap(),
+            )
         }
     }
 

@@ -120,29 +120,15 @@ mod tests {
 
     fn tier(min: &str, price: &str, eff: &str) -> PriceRow {
         PriceRow {
-            meter_id: "m".into(),
-            meter_name: None,
-            product_id: None,
-            product_name: None,
             sku_id: "sku".into(),
-            sku_name: None,
-            service_name: None,
-            service_family: None,
-            meter_category: None,
-            meter_subcategory: None,
-            arm_region_name: String::new(),
-            location: None,
-            unit_of_measure: "1 GB".into(),
-            price_type: "Consumption".into(),
-            currency_code: "USD".into(),
-            reservation_term: String::new(),
-            tier_minimum: Dec10::parse(min).unwrap(),
-            unit_price: Dec10::parse(price).unwrap(),
-            retail_price: None,
-            effective_start: day(eff),
             is_primary_meter_region: Some(true),
-            source_file: String::new(),
-            source_row: 0,
+            ..PriceRow::usd_consumption(
+                "m",
+                "1 GB",
+                day(eff),
+                Dec10::parse(min).unwrap(),
+                Dec10::parse(price).unwrap(),
+            )
         }
     }
 

@@ -107,31 +107,16 @@ fn reference() -> Reference {
 
 fn book() -> PriceBook {
     let row = |meter: &str, eff: &str, min: &str, price: &str| cspcost::model::price::PriceRow {
-        meter_id: meter.into(),
-        meter_name: None,
-        product_id: None,
-        product_name: None,
-        sku_id: String::new(),
-        sku_name: None,
-        service_name: None,
-        service_family: None,
-        meter_category: None,
-        meter_subcategory: None,
-        arm_region_name: String::new(),
-        location: None,
-        unit_of_measure: "1 GB".into(),
-        price_type: "Consumption".into(),
-        currency_code: "USD".into(),
-        reservation_term: String::new(),
-        tier_minimum: Dec10::parse(min).unwrap(),
-        unit_price: Dec10::parse(price).unwrap(),
-        retail_price: None,
-        effective_start: cspcost::model::time::date_to_days(
-            chrono::NaiveDate::parse_from_str(eff, "%Y-%m-%d").unwrap(),
-        ),
         is_primary_meter_region: Some(true),
-        source_file: String::new(),
-        source_row: 0,
+        ..cspcost::model::price::PriceRow::usd_consumption(
+            meter,
+            "1 GB",
+            cspcost::model::time::date_to_days(
+                chrono::NaiveDate::parse_from_str(eff, "%Y-%m-%d").unwrap(),
+            ),
+            Dec10::parse(min).unwrap(),
+            Dec10::parse(price).unwrap(),
+        )
     };
     PriceBook::build(&[
         row(METERS[0], "2026-01-01", "0", "0"),
