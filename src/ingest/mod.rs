@@ -8,3 +8,73 @@ pub mod reference;
 pub mod source;
 pub mod usage;
 pub mod utilization;
+
+use crate::emit::manifest::Manifest;
+use crate::emit::quarantine::{count_by_reason, write_quarantine};
+use crate::model::reason::QuarantineRecord;
+use crate::store::Lake;
+
+/// What one ingest run found, for its manifest.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct IngestCounts {
+    /// Records read.
+    pub read: u64,
+    /// New records staged.
+    pub new: u64,
+    /// Records that replaced an earlier version.
+    pub restated: u64,
+    /// Records identical to what was staged.
+    pub unchanged: u64,
+}
+
+/// Record the counts and quarantine by reason, and check `read = new + restated +
+/// unchanged + quarantined` (a run that does not balance fails instead of writing).
+pub fn record_counts(
+    m: &mut Manifest,
+    c: IngestCounts,
+    quarantine: &[QuarantineRecord],
+) -> crate::Result<()> {
+    m.counts.insert("read".into(), c.read);
+    m.counts.insert("new".into(), c.new);
+    m.counts.insert("restated".into(), c.restated);
+    m.counts.insert("unchanged".into(), c.unchanged);
+    m.quarantined = count_by_reason(quarantine);
+    let stage = m.command.clone();
+    m.check_balance(&stage, "read", &["new", "restated", "unchanged"])
+}
+
+/// The end of every ingest, after its staged table is written: the run's quarantine log,
+/// the ledger of files read (so identical files are skipped next time), a log line, and
+/// the manifest, written last.
+pub fn finish_ingest(
+    lake: &Lake,
+    m: Manifest,
+    mut ledger: source::Ledger,
+    ledger_kind: &str,
+    quarantine: &[QuarantineRecord],
+    to_read: Vec<source::FileToRead>,
+    started: std::time::Instant,
+) -> crate::Result<Manifest> {
+    let run_id = m.run_id.clone();
+    if !quarantine.is_empty() {
+        write_quarantine(
+            lake,
+            &format!("quarantine/stage=ingest/run={run_id}/part-0.parquet"),
+            &run_id,
+            quarantine,
+        )?;
+    }
+    ledger.record(to_read, &run_id);
+    ledger.save(lake, ledger_kind)?;
+    let c = |k: &str| m.counts.get(k).copied().unwrap_or(0);
+    crate::progress::log(&format!(
+        "{}: {} read, {} new, {} restated, {} unchanged, {} quarantined",
+        m.command,
+        c("read"),
+        c("new"),
+        c("restated"),
+        c("unchanged"),
+        m.quarantined_total()
+    ));
+    m.finish(lake, started)
+}

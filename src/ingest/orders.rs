@@ -4,12 +4,12 @@
 //! and rejected by `reserve` as `DUPLICATE_ORDER`, so the conflict stays visible every run.
 
 use crate::emit::manifest::{Manifest, PartitionSummary};
-use crate::emit::quarantine::{count_by_reason, write_quarantine};
 use crate::error::{Error, Result};
 use crate::ingest::json_text::scalar_text;
 use crate::ingest::source::{
     expand_paths, logical_name, open_reader, plan_files, read_all, Ledger,
 };
+use crate::ingest::{finish_ingest, record_counts, IngestCounts};
 use crate::model::decimal::Dec10;
 use crate::model::ids::normalize_guid;
 use crate::model::order::{
@@ -17,7 +17,6 @@ use crate::model::order::{
 };
 use crate::model::reason::{QuarantineRecord, ReasonCode};
 use crate::model::time::{parse_lenient_utc, to_micros};
-use crate::progress::log;
 use crate::store::Lake;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -284,7 +283,7 @@ pub fn ingest_orders(lake: &Lake, opts: &IngestOrdersOptions, run_id: &str) -> R
         serde_json::json!({ "paths": opts.paths }),
     );
     let files = expand_paths(&opts.paths)?;
-    let mut ledger = Ledger::load(lake, "reservations")?;
+    let ledger = Ledger::load(lake, "reservations")?;
     let (to_read, inputs) = plan_files(&files, &ledger)?;
     m.inputs = inputs;
     let mut orders = load_orders(lake)?;
@@ -306,16 +305,17 @@ pub fn ingest_orders(lake: &Lake, opts: &IngestOrdersOptions, run_id: &str) -> R
             }
         }
     }
-    m.counts.insert("read".into(), read);
-    m.counts.insert("new".into(), new);
-    m.counts.insert("restated".into(), 0);
-    m.counts.insert("unchanged".into(), unchanged);
-    m.quarantined = count_by_reason(&quarantine);
-    m.check_balance(
-        "ingest reservations",
-        "read",
-        &["new", "restated", "unchanged"],
+    record_counts(
+        &mut m,
+        IngestCounts {
+            read,
+            new,
+            restated: 0,
+            unchanged,
+        },
+        &quarantine,
     )?;
+
     if new > 0 {
         lake.put_parquet(
             ORDERS_FILE,
@@ -330,19 +330,13 @@ pub fn ingest_orders(lake: &Lake, opts: &IngestOrdersOptions, run_id: &str) -> R
             action: "written".into(),
         });
     }
-    if !quarantine.is_empty() {
-        write_quarantine(
-            lake,
-            &format!("quarantine/stage=ingest/run={run_id}/part-0.parquet"),
-            run_id,
-            &quarantine,
-        )?;
-    }
-    ledger.record(to_read, run_id);
-    ledger.save(lake, "reservations")?;
-    log(&format!(
-        "ingest reservations: {read} orders read, {new} new, {unchanged} unchanged, {} quarantined",
-        m.quarantined_total()
-    ));
-    m.finish(lake, started)
+    finish_ingest(
+        lake,
+        m,
+        ledger,
+        "reservations",
+        &quarantine,
+        to_read,
+        started,
+    )
 }

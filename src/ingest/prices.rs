@@ -4,18 +4,17 @@
 //! (rating.md §3).
 
 use crate::emit::manifest::{Manifest, PartitionSummary};
-use crate::emit::quarantine::{count_by_reason, write_quarantine};
 use crate::error::{Error, Result};
 use crate::ingest::json_text::decimal_from_raw;
 use crate::ingest::source::{
     expand_paths, logical_name, open_reader, plan_files, read_all, Ledger,
 };
+use crate::ingest::{finish_ingest, record_counts, IngestCounts};
 use crate::model::decimal::Dec10;
 use crate::model::ids::normalize_guid;
 use crate::model::price::{price_schema, prices_from_batch, prices_to_batch, PriceRow};
 use crate::model::reason::{QuarantineRecord, ReasonCode};
 use crate::model::time::{date_to_days, parse_lenient_utc};
-use crate::progress::log;
 use crate::store::Lake;
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -490,7 +489,7 @@ pub fn ingest_prices(lake: &Lake, opts: &IngestPricesOptions, run_id: &str) -> R
         serde_json::json!({ "paths": opts.paths }),
     );
     let files = expand_paths(&opts.paths)?;
-    let mut ledger = Ledger::load(lake, "prices")?;
+    let ledger = Ledger::load(lake, "prices")?;
     let (to_read, inputs) = plan_files(&files, &ledger)?;
     m.inputs = inputs;
     let mut incoming = Vec::new();
@@ -569,12 +568,17 @@ pub fn ingest_prices(lake: &Lake, opts: &IngestPricesOptions, run_id: &str) -> R
             _ => {}
         }
     }
-    m.counts.insert("read".into(), read);
-    m.counts.insert("new".into(), new);
-    m.counts.insert("restated".into(), restated);
-    m.counts.insert("unchanged".into(), unchanged);
-    m.quarantined = count_by_reason(&quarantine);
-    m.check_balance("ingest prices", "read", &["new", "restated", "unchanged"])?;
+    record_counts(
+        &mut m,
+        IngestCounts {
+            read,
+            new,
+            restated,
+            unchanged,
+        },
+        &quarantine,
+    )?;
+
     if new + restated > 0 {
         rows.sort_by(|a, b| {
             (
@@ -609,16 +613,5 @@ pub fn ingest_prices(lake: &Lake, opts: &IngestPricesOptions, run_id: &str) -> R
             action: "written".into(),
         });
     }
-    if !quarantine.is_empty() {
-        write_quarantine(
-            lake,
-            &format!("quarantine/stage=ingest/run={run_id}/part-0.parquet"),
-            run_id,
-            &quarantine,
-        )?;
-    }
-    ledger.record(to_read, run_id);
-    ledger.save(lake, "prices")?;
-    log(&format!("ingest prices: {read} records read, {new} new, {restated} restated, {unchanged} unchanged, {} quarantined", m.quarantined_total()));
-    m.finish(lake, started)
+    finish_ingest(lake, m, ledger, "prices", &quarantine, to_read, started)
 }

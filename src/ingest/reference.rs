@@ -4,15 +4,14 @@
 //! is validated as a whole and every problem is reported at once (exit 2).
 
 use crate::emit::manifest::{Manifest, PartitionSummary};
-use crate::emit::quarantine::{count_by_reason, write_quarantine};
 use crate::error::{Error, Result};
 use crate::ingest::source::{expand_paths, logical_name, open_reader, plan_files, Ledger};
+use crate::ingest::{finish_ingest, record_counts, IngestCounts};
 use crate::model::decimal::Dec10;
 use crate::model::ids::normalize_guid;
 use crate::model::reason::{QuarantineRecord, ReasonCode};
 use crate::model::reference::*;
 use crate::model::time::{month_of, parse_lenient_utc, parse_month};
-use crate::progress::log;
 use crate::store::Lake;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -252,7 +251,7 @@ pub fn ingest_reference(
     if !unknown.is_empty() {
         return Err(Error::Config { problems: unknown });
     }
-    let mut ledger = Ledger::load(lake, "reference")?;
+    let ledger = Ledger::load(lake, "reference")?;
     let (to_read, inputs) = plan_files(&files, &ledger)?;
     m.inputs = inputs;
     let mut quarantine = Vec::new();
@@ -319,16 +318,17 @@ pub fn ingest_reference(
     let mut candidate = Reference::load(lake)?;
     apply_tables(&mut candidate, &tables);
     ensure_no_problems(candidate.registry_problems())?;
-    m.counts.insert("read".into(), read);
-    m.counts.insert("new".into(), new);
-    m.counts.insert("restated".into(), restated);
-    m.counts.insert("unchanged".into(), unchanged);
-    m.quarantined = count_by_reason(&quarantine);
-    m.check_balance(
-        "ingest reference",
-        "read",
-        &["new", "restated", "unchanged"],
+    record_counts(
+        &mut m,
+        IngestCounts {
+            read,
+            new,
+            restated,
+            unchanged,
+        },
+        &quarantine,
     )?;
+
     for def in ALL_TABLES {
         if let Some(rows) = tables.get(def.name) {
             save_table(lake, def, rows)?;
@@ -340,18 +340,7 @@ pub fn ingest_reference(
             });
         }
     }
-    if !quarantine.is_empty() {
-        write_quarantine(
-            lake,
-            &format!("quarantine/stage=ingest/run={run_id}/part-0.parquet"),
-            run_id,
-            &quarantine,
-        )?;
-    }
-    ledger.record(to_read, run_id);
-    ledger.save(lake, "reference")?;
-    log(&format!("ingest reference: {read} rows read, {new} new, {restated} changed, {unchanged} unchanged, {} quarantined", m.quarantined_total()));
-    m.finish(lake, started)
+    finish_ingest(lake, m, ledger, "reference", &quarantine, to_read, started)
 }
 
 fn apply_tables(r: &mut Reference, tables: &BTreeMap<&'static str, RefRows>) {

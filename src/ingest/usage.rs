@@ -7,16 +7,16 @@
 //! staged is *unchanged* (same quantity and unit) or *restated* (the new record replaces it).
 
 use crate::emit::manifest::{Manifest, PartitionSummary};
-use crate::emit::quarantine::{count_by_reason, write_quarantine};
 use crate::error::{Error, Result};
 use crate::ingest::source::{expand_paths, plan_files, Ledger};
 use crate::ingest::utilization::{parse_file, Parsed};
+use crate::ingest::{finish_ingest, record_counts, IngestCounts};
 use crate::model::ids::stable_hash64;
 use crate::model::reason::{QuarantineRecord, ReasonCode};
 use crate::model::schema::{hash_at, opt_str, Cols};
 use crate::model::time::{days_to_date, month_of};
 use crate::model::usage::{usage_from_batch, usage_schema, usage_to_batch, UsageRecord};
-use crate::progress::{log, Progress};
+use crate::progress::Progress;
 use crate::store::Lake;
 use arrow::array::{Array, RecordBatch, StringArray};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -330,7 +330,7 @@ pub fn ingest_usage(lake: &Lake, opts: &IngestUsageOptions, run_id: &str) -> Res
         serde_json::json!({ "paths": opts.paths }),
     );
     let files = expand_paths(&opts.paths)?;
-    let mut ledger = Ledger::load(lake, "usage")?;
+    let ledger = Ledger::load(lake, "usage")?;
     let (to_read, inputs) = plan_files(&files, &ledger)?;
     m.inputs = inputs;
     let mut spill = Spill {
@@ -388,9 +388,16 @@ pub fn ingest_usage(lake: &Lake, opts: &IngestUsageOptions, run_id: &str) -> Res
     }
     lake.remove_scratch(run_id);
     quarantine.sort_by(|a, b| (&a.source_file, a.source_row).cmp(&(&b.source_file, b.source_row)));
-    m.counts.insert("read".into(), read);
-    m.counts.insert("new".into(), new);
-    m.counts.insert("restated".into(), restated);
+    record_counts(
+        &mut m,
+        IngestCounts {
+            read,
+            new,
+            restated,
+            unchanged,
+        },
+        &quarantine,
+    )?;
     m.counts.insert("superseded".into(), restated);
     m.counts.insert("unchanged".into(), unchanged);
     m.counts.insert("files".into(), to_read.len() as u64);
@@ -398,21 +405,9 @@ pub fn ingest_usage(lake: &Lake, opts: &IngestUsageOptions, run_id: &str) -> Res
         "files_skipped_identical".into(),
         (m.inputs.len() - to_read.len()) as u64,
     );
-    m.quarantined = count_by_reason(&quarantine);
-    m.check_balance("ingest usage", "read", &["new", "restated", "unchanged"])?;
+
     for mo in &changed_months {
         m.months.insert(mo.clone(), "changed".into());
     }
-    if !quarantine.is_empty() {
-        write_quarantine(
-            lake,
-            &format!("quarantine/stage=ingest/run={run_id}/part-0.parquet"),
-            run_id,
-            &quarantine,
-        )?;
-    }
-    ledger.record(to_read, run_id);
-    ledger.save(lake, "usage")?;
-    log(&format!("ingest usage: {read} records read, {new} new, {restated} restated, {unchanged} unchanged, {} quarantined", m.quarantined_total()));
-    m.finish(lake, started)
+    finish_ingest(lake, m, ledger, "usage", &quarantine, to_read, started)
 }
