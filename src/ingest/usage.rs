@@ -15,7 +15,7 @@ use crate::model::ids::stable_hash64;
 use crate::model::reason::{QuarantineRecord, ReasonCode};
 use crate::model::schema::{hash_at, opt_str, Cols};
 use crate::model::time::{days_to_date, month_of};
-use crate::model::usage::{usage_from_batch, usage_schema, usage_to_batch, UsageRecord};
+use crate::model::usage::{usage_schema, usage_to_batch, UsageRecord};
 use crate::progress::Progress;
 use crate::store::Lake;
 use arrow::array::{Array, RecordBatch, StringArray};
@@ -63,15 +63,6 @@ pub fn month_files(lake: &Lake, month: &str) -> Result<Vec<String>> {
         .map(|b| format!("{dir}/{b}/data.parquet"))
         .filter(|f| lake.exists(f))
         .collect())
-}
-
-/// Read one staged usage file.
-pub fn read_partition(lake: &Lake, rel: &str) -> Result<Vec<UsageRecord>> {
-    let mut rows = Vec::new();
-    for b in lake.get_parquet(rel)?.unwrap_or_default() {
-        usage_from_batch(&b, &mut rows)?;
-    }
-    Ok(rows)
 }
 
 type PartKey = (String, u32);

@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::model::decimal::{Dec10, ONE_RAW, SCALE};
 use crate::model::reason::{QuarantineRecord, ReasonCode};
 use crate::model::reference::{Organization, Reference, TenantMapping};
-use crate::model::time::{date_to_days, days_to_date, from_micros};
+use crate::model::time::{date_to_days, days_to_date};
 use crate::model::units::Unit;
 use crate::model::usage::UsageRecord;
 use crate::rate::half_away_from_zero::div_round_to;
@@ -457,11 +457,6 @@ fn output_key<'b>(r: &'b RatedRow) -> OutputKey<'b> {
         u.source_file.as_str(),
         u.source_row,
     )
-}
-
-/// Human form of a usage instant, for details.
-pub fn instant(us: i64) -> String {
-    from_micros(us).to_rfc3339()
 }
 
 #[cfg(test)]
