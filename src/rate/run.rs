@@ -5,7 +5,6 @@
 use crate::emit::costs::{col, partition_dir, sum_decimal, usage_batch, PartitionHeader};
 use crate::emit::manifest::{Manifest, PartitionSummary};
 use crate::emit::quarantine::{count_by_reason, write_quarantine};
-use crate::emit::runs::{merge_runs, write_run};
 use crate::error::{Error, Result};
 use crate::ingest::prices::{load_prices, PRICES_FILE};
 use crate::ingest::usage::{month_files, staged_months};
@@ -17,6 +16,7 @@ use crate::model::usage::{usage_from_batch, UsageRecord, RATING_COLUMNS};
 use crate::progress::{log, Progress};
 use crate::rate::engine::{output_order, rate_month, RateContext, RatedRow, TierPeriod, TierScope};
 use crate::rate::price_book::PriceBook;
+use crate::rate::runs::{merge_runs, write_run};
 use crate::store::Lake;
 use arrow::array::RecordBatch;
 use rayon::prelude::*;
