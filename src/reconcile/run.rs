@@ -295,7 +295,10 @@ pub fn reconcile(lake: &Lake, opts: &ReconcileOptions, run_id: &str) -> Result<R
         .into_iter()
         .collect();
     let book = match &invoice {
-        Some(_) => Some(PriceBook::build(&load_prices(lake)?)),
+        Some(_) => Some(
+            PriceBook::build(&load_prices(lake)?)
+                .poison(&crate::ingest::prices::load_rejected_prices(lake)?),
+        ),
         None => None,
     };
 
