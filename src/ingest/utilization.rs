@@ -782,6 +782,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn lossy_text_remembers_where_the_bad_bytes_were() {
+        let l = Lossy::of(b"ab\xff\xfecd\xc3");
+        assert_eq!(l.text, "ab\u{fffd}\u{fffd}cd\u{fffd}");
+        let found: Vec<(usize, usize, Vec<u8>)> = l
+            .bad
+            .iter()
+            .map(|b| (b.text_offset, b.file_offset, b.bytes.clone()))
+            .collect();
+        assert_eq!(found, vec![(2, 2, vec![0xff, 0xfe]), (10, 6, vec![0xc3])]);
+        assert!(l.first_bad_in(0, 2).is_none());
+        assert_eq!(l.first_bad_in(0, 3).map(|b| b.file_offset), Some(2));
+        assert_eq!(l.first_bad_in(3, 11).map(|b| b.file_offset), Some(6));
+    }
+
+    #[test]
+    fn mostly_records_tells_ndjson_from_a_broken_page() {
+        assert!(mostly_records(b"oops\n{\"a\":1}\n"));
+        assert!(!mostly_records(b"{\n  \"items\": [\n    {\"a\":1}\n"));
+        assert!(!mostly_records(b"   \n"));
+    }
+
+    #[test]
     fn route_is_read_from_the_path() {
         let (t, s) = route_ids(Path::new("/d/customers/E499C962-9218-4DBA-8B83-8ADC94F47B9F/subscriptions/FC8F8908-F918-4406-AF13-D5BC0FE41865/utilizations/azure/p1.json"));
         assert_eq!(t.as_deref(), Some("E499C962-9218-4DBA-8B83-8ADC94F47B9F"));

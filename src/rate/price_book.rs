@@ -241,6 +241,43 @@ mod tests {
         }
     }
 
+    fn rejected(meter: &str, eff: i32, row: i64) -> RejectedPrice {
+        RejectedPrice {
+            meter_id: meter.into(),
+            effective_start: eff,
+            source_file: "sheet.csv".into(),
+            source_row: row,
+            reason: "BAD_NUMBER".into(),
+            detail: "tierMinimumUnits \"five\" is not a decimal number".into(),
+        }
+    }
+
+    #[test]
+    fn a_rejected_row_poisons_its_version_even_without_other_rows() {
+        let b = PriceBook::build(&[
+            row("m", 10, "0", "1", None, "Consumption", "USD"),
+            row("m", 20, "0", "2", None, "Consumption", "USD"),
+        ])
+        .poison(&[
+            rejected("m", 20, 7),
+            rejected("m", 20, 9),
+            rejected("m", 30, 4),
+        ]);
+        assert!(b.version_at("m", 15).unwrap().ladder.is_ok());
+        assert_eq!(
+            b.version_at("m", 25).unwrap().ladder.clone().unwrap_err(),
+            "row 7 of sheet.csv was rejected at price ingest (BAD_NUMBER: tierMinimumUnits \"five\" is not a decimal number) (and 1 more rejected row), so this version is incomplete and rates nothing"
+        );
+        // Version 30 had no usable row: it still exists, so day 31 does not fall back to 20.
+        let v = b.version_at("m", 31).unwrap();
+        assert_eq!(v.effective_start, 30);
+        assert!(v
+            .ladder
+            .clone()
+            .unwrap_err()
+            .starts_with("row 4 of sheet.csv"));
+    }
+
     #[test]
     fn latest_version_on_or_before_the_day() {
         let b = PriceBook::build(&[
