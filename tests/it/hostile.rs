@@ -263,10 +263,25 @@ fn bad_gzip_exits_2_naming_the_file() {
     std::fs::create_dir_all(truncated.parent().unwrap()).unwrap();
     std::fs::write(&truncated, &gz[..gz.len() / 2]).unwrap();
     let prices_gz = write(src.path(), "c/sheet.csv.gz", "meterId,unitPrice\n");
+    // A CSV whose header decompresses but whose rows are cut off.
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    enc.write_all(b"customerTenantId,subscriptionId,usageStartTime,usageEndTime,resource.id,quantity,unit,resourceUri\n").unwrap();
+    for i in 0..20_000 {
+        enc.write_all(
+            format!("{T},{S1},2026-01-01T00:00:00Z,2026-01-02T00:00:00Z,{M},{i},1 GB,/r/{i}\n")
+                .as_bytes(),
+        )
+        .unwrap();
+    }
+    let gz = enc.finish().unwrap();
+    let csv_gz = src.path().join("d/u.csv.gz");
+    std::fs::create_dir_all(csv_gz.parent().unwrap()).unwrap();
+    std::fs::write(&csv_gz, &gz[..gz.len() / 2]).unwrap();
     for (kind, f) in [
         ("usage", &not_gz),
         ("usage", &truncated),
         ("prices", &prices_gz),
+        ("usage", &csv_gz),
     ] {
         let dir = lake();
         let out = cspcost(["ingest", kind, "--lake", &arg(dir.path()), &arg(f)]);
