@@ -160,11 +160,24 @@ pub fn parse_file(
     reader
         .read_to_end(&mut bytes)
         .map_err(|e| Error::io(path, e))?;
-    let lossy = Lossy::of(&bytes);
+    // Valid UTF-8 (the usual case) becomes the text without a copy; only a file with bad
+    // bytes keeps them beside its lossy text.
+    let (lossy, original) = match String::from_utf8(bytes) {
+        Ok(text) => (
+            Lossy {
+                text,
+                bad: Vec::new(),
+            },
+            None,
+        ),
+        Err(e) => {
+            let b = e.into_bytes();
+            (Lossy::of(&b), Some(b))
+        }
+    };
+    let bytes: &[u8] = original.as_deref().unwrap_or(lossy.text.as_bytes());
     let page = serde_json::from_str::<Page>(&lossy.text);
-    if first_kind.is_none()
-        && !matches!(page, Ok(Page { items: Some(_) }))
-        && mostly_records(&bytes)
+    if first_kind.is_none() && !matches!(page, Ok(Page { items: Some(_) })) && mostly_records(bytes)
     {
         let mut n = 0u64;
         for (i, line) in bytes.split_inclusive(|b| *b == b'\n').enumerate() {
