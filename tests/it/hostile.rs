@@ -624,3 +624,52 @@ fn leap_seconds_are_bad_timestamp() {
         "{q:?}"
     );
 }
+
+/// Case 4 on the sample data: the bandwidth ladder L1 (page 2 of the Retail Prices sample)
+/// with its tier `5` written `"five"`. Before: L1 rated without that tier, and bandwidth
+/// billed 0 on the days below 100 GB. Now every bandwidth record dated Jan 1..14 of a mapped,
+/// transferred subscription is `PRICE_CONFLICT` naming row 2 of page 2; the other 59
+/// January quarantines are those of `sample_data/README.md` §E.2.
+#[test]
+fn sample_bandwidth_ladder_with_a_bad_tier_rates_nothing() {
+    let src = lake();
+    let prices = src.path().join("prices");
+    copy_tree(&sample("prices"), &prices);
+    let page = prices.join("retail-prices-page-2.json");
+    let text = std::fs::read_to_string(&page).unwrap();
+    std::fs::write(
+        &page,
+        text.replacen(
+            "\"tierMinimumUnits\": 5.0,",
+            "\"tierMinimumUnits\": \"five\",",
+            1,
+        ),
+    )
+    .unwrap();
+    let dir = lake();
+    let l = arg(dir.path());
+    ok([
+        "ingest",
+        "reference",
+        "--lake",
+        &l,
+        &arg(&sample("reference")),
+    ]);
+    ok(["ingest", "prices", "--lake", &l, &arg(&prices)]);
+    for dump in ["usage/dump-2026-01-20", "usage/dump-2026-02-16"] {
+        ok(["ingest", "usage", "--lake", &l, &arg(&sample(dump))]);
+    }
+    let m = last(dir.path(), "ingest prices");
+    assert_eq!(m.quarantined.get("BAD_NUMBER").copied(), Some(1));
+    ok(["rate", "--lake", &l]);
+    let q = rate_quarantine(dir.path());
+    let conflicts: Vec<&String> = q
+        .iter()
+        .filter(|r| r.contains("retail-prices-page-2.json was rejected at price ingest"))
+        .collect();
+    // 14 days of S-CA1, 14 of S-CB1 and 5 of S-AD1 (its Jan 7..9 stay BEFORE_TRANSFER).
+    assert_eq!((q.len(), conflicts.len()), (59 + 33, 33), "{q:?}");
+    assert!(conflicts.iter().all(|r| r.starts_with(
+        "PRICE_CONFLICT|price version of meter 8a09ff56-1b50-410f-a959-30227b19001e effective 2025-01-01: row 2 of "
+    )));
+}
