@@ -261,7 +261,7 @@ fn item_row_checked(ctx: &mut Ctx, text: &str, row: i64) {
             return ctx.reject(
                 ReasonCode::BadNumber,
                 format!(
-                    "{name} {} of item {row} of {} is negative; prices and tier minimums are never below zero",
+                    "{name} {} of row {row} of {} is negative; prices and tier minimums are never below zero",
                     v.to_plain(),
                     ctx.source
                 ),

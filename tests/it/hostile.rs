@@ -437,7 +437,7 @@ fn negative_prices_are_bad_number_and_poison_their_version() {
     assert_eq!(counts(&m), (1, 0, 0, 0, 1));
     let q = ingest_quarantine(dir.path(), &m);
     assert!(
-        q[0].starts_with("BAD_NUMBER|2|unitPrice -0.12 of item 2 of ")
+        q[0].starts_with("BAD_NUMBER|2|unitPrice -0.12 of row 2 of ")
             && q[0].contains("sheet.csv is negative"),
         "{q:?}"
     );
