@@ -19,6 +19,7 @@ pub mod rate;
 pub mod reconcile;
 pub mod report;
 pub mod reserve;
+pub mod staged;
 pub mod store;
 
 pub use error::{Error, Result};
