@@ -407,12 +407,18 @@ impl MonthJob<'_> {
             usd = usd
                 .checked_add(sum_decimal(b, "x_ListCostUsd")?)
                 .ok_or_else(|| Error::Overflow {
-                    context: "summing x_ListCostUsd".into(),
+                    context: format!(
+                        "summing x_ListCostUsd of organization {org_id}, month {}",
+                        self.month
+                    ),
                 })?;
             billed = billed
                 .checked_add(sum_decimal(b, "BilledCost")?)
                 .ok_or_else(|| Error::Overflow {
-                    context: "summing BilledCost".into(),
+                    context: format!(
+                        "summing BilledCost of organization {org_id}, month {}",
+                        self.month
+                    ),
                 })?;
         }
         let path = self.tmp.join(format!(
@@ -445,7 +451,10 @@ impl MonthJob<'_> {
             runs.iter()
                 .try_fold(Dec10::ZERO, |acc, r| acc.checked_add(f(r)))
                 .ok_or_else(|| Error::Overflow {
-                    context: "summing a partition".into(),
+                    context: format!(
+                        "summing the partition of organization {org}, month {}",
+                        self.month
+                    ),
                 })
         };
         let total = OrgMonthTotal {
