@@ -12,12 +12,15 @@ pub mod error;
 pub mod faults;
 pub mod ingest;
 pub mod model;
+pub mod out;
 pub mod pipeline;
 pub mod progress;
 pub mod rate;
+pub mod redact;
 pub mod reconcile;
 pub mod report;
 pub mod reserve;
 pub mod store;
+pub mod writer;
 
 pub use error::{Error, Result};

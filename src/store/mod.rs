@@ -6,6 +6,7 @@
 //! crash therefore leaves the previous version intact and readable, and the staging file,
 //! under a scratch directory ([`scratch`]), is removed by the next run.
 
+pub mod lease;
 mod remote;
 pub mod scratch;
 
@@ -115,6 +116,44 @@ impl Lake {
                 staged: AtomicU64::new(0),
             }),
         })
+    }
+
+    /// Open a lake that must exist already: every command but `ingest` and `tenants add`
+    /// (which create one). A path or URL that holds no lake is refused with
+    /// [`Error::NoLake`] (exit 2), and a local path that does not exist is not created.
+    /// A lake is a location with a `staged/` or a `_runs/` entry: the first `ingest` or
+    /// `tenants add` writes both, and every lake written by an earlier version has them,
+    /// so no marker file is needed.
+    pub fn open_existing(location: &str) -> Result<Lake> {
+        let local = match location.strip_prefix("file://") {
+            Some(p) => Some(PathBuf::from(p)),
+            None if !location.contains("://") => Some(PathBuf::from(location)),
+            None => None,
+        };
+        if let Some(root) = &local {
+            if !root.is_dir() {
+                return Err(Error::NoLake {
+                    location: root.display().to_string(),
+                });
+            }
+        }
+        let lake = Lake::open(location)?;
+        if !lake.holds_lake()? {
+            return Err(Error::NoLake {
+                location: lake.root().display().to_string(),
+            });
+        }
+        Ok(lake)
+    }
+
+    /// Whether this location holds a lake (see [`Lake::open_existing`]).
+    pub fn holds_lake(&self) -> Result<bool> {
+        for dir in ["_runs", "staged"] {
+            if !self.list_dir(dir)?.is_empty() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Whether the lake lives in an object store.

@@ -15,3 +15,4 @@ mod rating;
 mod reconcile;
 mod reserve;
 mod shard;
+mod writers;
