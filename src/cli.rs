@@ -236,34 +236,50 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Ingest(cmd) => {
             let (args, f, kind): (IngestArgs, IngestFn, &str) = match cmd {
-                IngestCommand::Usage(a) => (a, |l, p, r| {
-                    ingest::usage::ingest_usage(
-                        l,
-                        &ingest::usage::IngestUsageOptions { paths: p },
-                        r,
-                    )
-                }, "usage"),
-                IngestCommand::Prices(a) => (a, |l, p, r| {
-                    ingest::prices::ingest_prices(
-                        l,
-                        &ingest::prices::IngestPricesOptions { paths: p },
-                        r,
-                    )
-                }, "prices"),
-                IngestCommand::Reference(a) => (a, |l, p, r| {
-                    ingest::reference::ingest_reference(
-                        l,
-                        &ingest::reference::IngestReferenceOptions { paths: p },
-                        r,
-                    )
-                }, "reference"),
-                IngestCommand::Reservations(a) => (a, |l, p, r| {
-                    ingest::orders::ingest_orders(
-                        l,
-                        &ingest::orders::IngestOrdersOptions { paths: p },
-                        r,
-                    )
-                }, "reservations"),
+                IngestCommand::Usage(a) => (
+                    a,
+                    |l, p, r| {
+                        ingest::usage::ingest_usage(
+                            l,
+                            &ingest::usage::IngestUsageOptions { paths: p },
+                            r,
+                        )
+                    },
+                    "usage",
+                ),
+                IngestCommand::Prices(a) => (
+                    a,
+                    |l, p, r| {
+                        ingest::prices::ingest_prices(
+                            l,
+                            &ingest::prices::IngestPricesOptions { paths: p },
+                            r,
+                        )
+                    },
+                    "prices",
+                ),
+                IngestCommand::Reference(a) => (
+                    a,
+                    |l, p, r| {
+                        ingest::reference::ingest_reference(
+                            l,
+                            &ingest::reference::IngestReferenceOptions { paths: p },
+                            r,
+                        )
+                    },
+                    "reference",
+                ),
+                IngestCommand::Reservations(a) => (
+                    a,
+                    |l, p, r| {
+                        ingest::orders::ingest_orders(
+                            l,
+                            &ingest::orders::IngestOrdersOptions { paths: p },
+                            r,
+                        )
+                    },
+                    "reservations",
+                ),
             };
             let lake = Lake::open(&args.lake)?;
             let run_id = new_run_id();
@@ -401,7 +417,9 @@ fn tenants(cmd: TenantsCommand, wait: Option<std::time::Duration>) -> Result<()>
             lease.release()?;
             crate::outln!(
                 "registered tenant {} to organization {} (partnership {})",
-                t.customer_tenant_id, t.organization_id, t.partnership_id
+                t.customer_tenant_id,
+                t.organization_id,
+                t.partnership_id
             );
         }
         TenantsCommand::List { lake } => {

@@ -192,9 +192,15 @@ mod tests {
             "AccountName=a;AccountKey=***;EndpointSuffix=x"
         );
         assert_eq!(redact("sig=SECRET&sv=1"), "sig=***&sv=1");
-        assert_eq!(redact("{\"client_secret\": \"SECRET\"}"), "{\"client_secret\": \"***\"}");
+        assert_eq!(
+            redact("{\"client_secret\": \"SECRET\"}"),
+            "{\"client_secret\": \"***\"}"
+        );
         assert_eq!(redact("token: SECRET, next"), "token: ***, next");
-        assert_eq!(redact("AZURE_STORAGE_SAS_KEY=SECRET"), "AZURE_STORAGE_SAS_KEY=***");
+        assert_eq!(
+            redact("AZURE_STORAGE_SAS_KEY=SECRET"),
+            "AZURE_STORAGE_SAS_KEY=***"
+        );
     }
 
     #[test]

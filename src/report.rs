@@ -33,7 +33,10 @@ pub fn print_quarantine(rows: &[(String, String, String, u64)]) {
     }
     crate::outln!(
         "{:<8} {:<40} {:<22} {:>8}",
-        "stage", "partition", "reason", "records"
+        "stage",
+        "partition",
+        "reason",
+        "records"
     );
     let mut total = 0;
     for (stage, part, reason, n) in rows {
@@ -106,7 +109,10 @@ pub fn print_runs(runs: &[Manifest]) {
     }
     crate::outln!(
         "{:<19}  {:>9}  {:<18}  {:<30}  counts",
-        "started (UTC)", "duration", "command", "run"
+        "started (UTC)",
+        "duration",
+        "command",
+        "run"
     );
     for m in runs {
         crate::outln!(
@@ -149,12 +155,16 @@ pub fn log_finished(m: &Manifest) {
 pub fn print_tenants(r: &crate::model::reference::Reference) {
     crate::outln!(
         "{:<38} {:<20} {:<16}",
-        "customer_tenant_id", "organization", "partnership"
+        "customer_tenant_id",
+        "organization",
+        "partnership"
     );
     for t in r.tenants.values() {
         crate::outln!(
             "{:<38} {:<20} {:<16}",
-            t.customer_tenant_id, t.organization_id, t.partnership_id
+            t.customer_tenant_id,
+            t.organization_id,
+            t.partnership_id
         );
     }
 }
@@ -168,7 +178,9 @@ pub fn print_tenant(
     match r.organizations.get(&t.organization_id) {
         Some(o) => crate::outln!(
             "organization  {} ({}), billed in {}",
-            o.id, o.name, o.billing_currency
+            o.id,
+            o.name,
+            o.billing_currency
         ),
         None => crate::outln!("organization  {} (unknown)", t.organization_id),
     }
@@ -236,7 +248,11 @@ fn print_org_month_totals(totals: &[crate::rate::run::OrgMonthTotal]) {
     }
     crate::outln!(
         "  {:<14} {:<8} {:>6} {:>20} {:>24}",
-        "organization", "month", "rows", "x_ListCostUsd", "BilledCost"
+        "organization",
+        "month",
+        "rows",
+        "x_ListCostUsd",
+        "BilledCost"
     );
     for t in totals {
         crate::outln!(

@@ -77,7 +77,8 @@ impl Holder {
     /// Still holding: not expired, and not known dead.
     fn live(&self, now: chrono::DateTime<chrono::Utc>) -> bool {
         let unexpired = self.expires().is_some_and(|e| e > now);
-        unexpired && super::scratch::process_alive(&self.host, self.pid, self.pid_start) != Some(false)
+        unexpired
+            && super::scratch::process_alive(&self.host, self.pid, self.pid_start) != Some(false)
     }
 
     fn describe(&self) -> String {
@@ -125,13 +126,11 @@ pub struct Lease {
 /// seconds), else [`DEFAULT_TTL`].
 pub fn ttl() -> Result<Duration> {
     match std::env::var("CSPCOST_LEASE_TTL") {
-        Ok(v) => parse_duration(&v)
-            .filter(|d| !d.is_zero())
-            .ok_or_else(|| {
-                Error::config(format!(
-                    "CSPCOST_LEASE_TTL '{v}': expected a duration such as 30s, 500ms or 5m"
-                ))
-            }),
+        Ok(v) => parse_duration(&v).filter(|d| !d.is_zero()).ok_or_else(|| {
+            Error::config(format!(
+                "CSPCOST_LEASE_TTL '{v}': expected a duration such as 30s, 500ms or 5m"
+            ))
+        }),
         Err(_) => Ok(DEFAULT_TTL),
     }
 }
@@ -483,7 +482,10 @@ mod tests {
         assert!(text.contains("`ingest usage` (run r1, pid "), "{text}");
         assert!(text.contains("--wait"), "{text}");
         first.release().unwrap();
-        assert!(!dir.path().join("_lock").exists(), "a released lease leaves nothing");
+        assert!(
+            !dir.path().join("_lock").exists(),
+            "a released lease leaves nothing"
+        );
 
         let s0 = Lease::acquire(&lake, &req("s0", "rate --shard 0/3", Some(3))).unwrap();
         let s1 = Lease::acquire(&lake, &req("s1", "rate --shard 1/3", Some(3))).unwrap();

@@ -221,8 +221,14 @@ fn an_ingest_killed_after_its_ledger_appears_in_a_manifest_marked_crashed() {
     );
     assert!(out.status.code().is_none(), "{}", stderr(&out));
     let pending = files_under(&dir.path().join("_runs/_pending"));
-    assert_eq!(pending.len(), 1, "the crashed run's journal stays: {pending:?}");
-    assert!(manifests(dir.path()).iter().all(|m| m.command != "ingest usage"));
+    assert_eq!(
+        pending.len(),
+        1,
+        "the crashed run's journal stays: {pending:?}"
+    );
+    assert!(manifests(dir.path())
+        .iter()
+        .all(|m| m.command != "ingest usage"));
 
     let rerun = cspcost(["ingest", "usage", "--lake", &l, &dump]);
     assert!(rerun.status.success(), "{}", stderr(&rerun));
@@ -238,11 +244,18 @@ fn an_ingest_killed_after_its_ledger_appears_in_a_manifest_marked_crashed() {
         .find(|m| m.status.as_deref() == Some("crashed"))
         .unwrap();
     let again = ms.iter().find(|m| m.status.is_none()).unwrap();
-    assert_eq!(count(crashed, "read"), 2101);
-    assert_eq!(count(crashed, "new"), 2082);
-    assert_eq!(crashed.quarantined_total(), 19);
-    assert_eq!(count(again, "read"), 0, "the rerun skips the files already ingested");
-    assert_eq!(count(again, "files_skipped_identical"), count(crashed, "files"));
+    assert_eq!(count(crashed, "read"), 241);
+    assert_eq!(count(crashed, "new"), 233);
+    assert_eq!(crashed.quarantined_total(), 8);
+    assert_eq!(
+        count(again, "read"),
+        0,
+        "the rerun skips the files already ingested"
+    );
+    assert_eq!(
+        count(again, "files_skipped_identical"),
+        count(crashed, "files")
+    );
     assert!(!dir.path().join("_runs/_pending").exists());
     assert!(!dir.path().join("_lock").exists());
 }
@@ -265,7 +278,10 @@ fn an_ingest_killed_at_every_publish_counts_every_record_and_restatement_once() 
     copy_dir(base.path(), whole.path());
     ok(["ingest", "usage", "--lake", &arg(whole.path()), &dump]);
     let u = new_usage_manifests(whole.path(), &before).remove(0);
-    assert!(count(&u, "restated") > 0, "the second dump restates the first");
+    assert!(
+        count(&u, "restated") > 0,
+        "the second dump restates the first"
+    );
     let mut crashes = 0;
     let mut recovered = 0;
     for n in 1..=60 {
