@@ -285,14 +285,10 @@ pub fn run(cli: Cli) -> Result<()> {
             let run_id = new_run_id();
             let command = format!("ingest {kind}");
             let lease = crate::writer::begin(&lake, &run_id, &command, None, wait)?;
-            crate::emit::journal::begin(
-                &lake,
-                &run_id,
-                &command,
-                kind,
-                serde_json::json!({ "paths": args.paths }),
-            )?;
-            let m = f(&lake, args.paths, &run_id)?;
+            let options = serde_json::json!({ "paths": args.paths });
+            let m = crate::emit::journal::run_ingest(&lake, &run_id, kind, options, || {
+                f(&lake, args.paths, &run_id)
+            })?;
             lease.release()?;
             if !cli.quiet {
                 report::print_ingest_summary(&m);

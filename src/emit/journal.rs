@@ -82,6 +82,38 @@ pub fn begin(
     )
 }
 
+/// Run one ingest (`f`) under its journal: `started` before, deleted by `f`'s manifest
+/// write at the end. When `f` fails without having changed the lake (bad arguments, a bad
+/// file before anything was published), the journal is deleted: there is nothing to
+/// account for. When it fails after changing the lake, its manifest is written at once,
+/// marked `failed`, the same way as a crashed run's.
+pub fn run_ingest<T>(
+    lake: &Lake,
+    run_id: &str,
+    kind: &str,
+    options: serde_json::Value,
+    f: impl FnOnce() -> Result<T>,
+) -> Result<T> {
+    begin(lake, run_id, &format!("ingest {kind}"), kind, options)?;
+    let before = lake.changes();
+    let result = f();
+    if let Err(e) = &result {
+        let rel = path_of(run_id);
+        if lake.changes() == before {
+            let _ = lake.remove_file(&rel);
+        } else if let Ok(Some(j)) = lake.get_json::<Journal>(&rel) {
+            let note = format!("the run failed: {e}");
+            let written = account(lake, &j, run_id, "failed", note);
+            if let Err(w) = written {
+                crate::progress::log(&format!(
+                    "could not write the manifest of failed run {run_id}: {w}"
+                ));
+            }
+        }
+    }
+    result
+}
+
 /// Rewrite the journal as `recorded`: everything but the ledger and the manifest is
 /// published. Nothing is written for a run without a `started` journal (a library caller
 /// that did not ask for one).
@@ -126,12 +158,7 @@ pub fn recover(lake: &Lake, by_run: &str) -> Result<Vec<String>> {
         let Some(j) = lake.get_json::<Journal>(&rel)? else {
             continue;
         };
-        let m = match (j.phase.as_str(), j.manifest.clone()) {
-            ("recorded", Some(m)) => complete_recorded(lake, &j, m, by_run)?,
-            _ => crashed_before_recording(lake, &j, by_run)?,
-        };
-        lake.put_json(&format!("_runs/{}.json", m.run_id), &m)?;
-        lake.remove_file(&rel)?;
+        account(lake, &j, by_run, "crashed", String::new())?;
         crate::progress::log(&format!(
             "{} (run {}) had crashed; its manifest is written now, marked crashed",
             j.command, j.run_id
@@ -139,6 +166,22 @@ pub fn recover(lake: &Lake, by_run: &str) -> Result<Vec<String>> {
         done.push(j.run_id);
     }
     Ok(done)
+}
+
+/// Write the manifest of a run that did not finish from its journal, then delete the
+/// journal.
+fn account(lake: &Lake, j: &Journal, by_run: &str, status: &str, note: String) -> Result<()> {
+    let mut m = match (j.phase.as_str(), j.manifest.clone()) {
+        ("recorded", Some(m)) => complete_recorded(lake, j, m, by_run)?,
+        _ => crashed_before_recording(lake, j, by_run)?,
+    };
+    m.status = Some(status.to_string());
+    if !note.is_empty() {
+        m.notes.push(note);
+    }
+    m.redact();
+    lake.put_json(&format!("_runs/{}.json", m.run_id), &m)?;
+    lake.remove_file(&path_of(&j.run_id))
 }
 
 fn stamp(m: &mut Manifest, by_run: &str, note: String) {

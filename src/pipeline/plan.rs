@@ -363,35 +363,35 @@ pub fn execute(plan: &Plan, quiet: bool) -> Result<Manifest> {
         match step {
             Step::Ingest(kind, paths) => {
                 let paths = paths.clone();
-                crate::emit::journal::begin(
+                let options = serde_json::json!({ "paths": paths });
+                let cm = crate::emit::journal::run_ingest(
                     &lake,
                     &child,
-                    &format!("ingest {}", kind.as_str()),
                     kind.as_str(),
-                    serde_json::json!({ "paths": paths }),
+                    options,
+                    || match kind {
+                        InputKind::Reference => ingest::reference::ingest_reference(
+                            &lake,
+                            &ingest::reference::IngestReferenceOptions { paths },
+                            &child,
+                        ),
+                        InputKind::Prices => ingest::prices::ingest_prices(
+                            &lake,
+                            &ingest::prices::IngestPricesOptions { paths },
+                            &child,
+                        ),
+                        InputKind::Usage => ingest::usage::ingest_usage(
+                            &lake,
+                            &ingest::usage::IngestUsageOptions { paths },
+                            &child,
+                        ),
+                        InputKind::Reservations => ingest::orders::ingest_orders(
+                            &lake,
+                            &ingest::orders::IngestOrdersOptions { paths },
+                            &child,
+                        ),
+                    },
                 )?;
-                let cm = match kind {
-                    InputKind::Reference => ingest::reference::ingest_reference(
-                        &lake,
-                        &ingest::reference::IngestReferenceOptions { paths },
-                        &child,
-                    )?,
-                    InputKind::Prices => ingest::prices::ingest_prices(
-                        &lake,
-                        &ingest::prices::IngestPricesOptions { paths },
-                        &child,
-                    )?,
-                    InputKind::Usage => ingest::usage::ingest_usage(
-                        &lake,
-                        &ingest::usage::IngestUsageOptions { paths },
-                        &child,
-                    )?,
-                    InputKind::Reservations => ingest::orders::ingest_orders(
-                        &lake,
-                        &ingest::orders::IngestOrdersOptions { paths },
-                        &child,
-                    )?,
-                };
                 if !quiet {
                     report::print_ingest_summary(&cm);
                 }

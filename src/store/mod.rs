@@ -56,6 +56,9 @@ struct Inner {
     session_dir: OnceLock<PathBuf>,
     /// Staging files handed out (unique names).
     staged: AtomicU64,
+    /// Files published (or deleted) through this handle: tells a failed run whether it
+    /// changed the lake (emit::journal).
+    changes: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -114,6 +117,7 @@ impl Lake {
                 session,
                 session_dir: OnceLock::new(),
                 staged: AtomicU64::new(0),
+                changes: AtomicU64::new(0),
             }),
         })
     }
@@ -154,6 +158,11 @@ impl Lake {
             }
         }
         Ok(false)
+    }
+
+    /// How many files this handle has published or deleted so far.
+    pub fn changes(&self) -> u64 {
+        self.inner.changes.load(Ordering::Relaxed)
     }
 
     /// Whether the lake lives in an object store.
@@ -217,6 +226,7 @@ impl Lake {
     /// object store. The staging file is gone afterwards.
     pub fn publish(&self, rel: &str, staged: &Path) -> Result<()> {
         crate::faults::maybe_crash("before-rename");
+        self.inner.changes.fetch_add(1, Ordering::Relaxed);
         match &self.inner.backend {
             Backend::Local { root } => {
                 let dest = root.join(rel);
@@ -270,6 +280,7 @@ impl Lake {
     /// Delete a lake-relative file if present, then (locally) its directory if that became
     /// empty.
     pub fn remove_file(&self, rel: &str) -> Result<()> {
+        self.inner.changes.fetch_add(1, Ordering::Relaxed);
         let root = match &self.inner.backend {
             Backend::Local { root } => root,
             Backend::Remote { store, .. } => return store.delete(rel),

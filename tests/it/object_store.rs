@@ -305,6 +305,8 @@ fn azurite_lake_refuses_no_lake_and_a_second_writer_and_never_shows_a_sas_token(
     let scratch = tempfile::tempdir().unwrap();
     let mut env = azurite.env();
     env.push(("CSPCOST_SCRATCH_DIR", arg(scratch.path())));
+    // A short lease: renewed every 250 ms, so the conditional updates run too.
+    env.push(("CSPCOST_LEASE_TTL", "1s".into()));
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let sas = "az://lakes/sas/lake?sv=2024-11-04&sp=racwdl&sig=SECRET";
     let mut seen = String::new();
@@ -405,6 +407,8 @@ fn azurite_lake_refuses_no_lake_and_a_second_writer_and_never_shows_a_sas_token(
         !seen.contains("SECRET"),
         "an output holds the SAS signature:\n{seen}"
     );
+    assert!(!seen.contains("renew"), "every renewal succeeded:\n{seen}");
+    assert!(!seen.contains("taken over by another run"), "{seen}");
     // Messages name the lake without its query string.
     assert!(seen.contains("az://lakes/sas/lake"), "{seen}");
 }

@@ -232,7 +232,7 @@ fn a_live_writer_renews_its_lease_so_a_short_ttl_is_never_taken_over() {
     // an ingest runs; its expiry moves forward.
     let dir = base_lake();
     let l = arg(dir.path());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cspcost"))
+    let child = Command::new(env!("CARGO_BIN_EXE_cspcost"))
         .args([
             "--wait",
             "10s",
@@ -710,4 +710,69 @@ fn a_sas_signature_is_never_printed_or_stored() {
         !seen.contains("SECRET"),
         "an output holds the secret:\n{seen}"
     );
+}
+
+/// An ingest that fails before changing the lake (a missing path: exit 2) leaves no journal
+/// and no manifest, so the next run reports no crashed run; its lease is released.
+#[test]
+fn an_ingest_that_fails_before_changing_the_lake_leaves_nothing_to_account() {
+    let dir = base_lake();
+    let l = arg(dir.path());
+    let out = cspcost(["ingest", "usage", "--lake", &l, "/nonexistent/dump"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("/nonexistent/dump: no such file or directory"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!dir.path().join("_runs/_pending").exists());
+    assert!(!dir.path().join("_lock").exists());
+    let next = cspcost([
+        "ingest",
+        "usage",
+        "--lake",
+        &l,
+        &usage_dump("dump-2026-01-20"),
+    ]);
+    assert!(next.status.success());
+    assert!(!stderr(&next).contains("crashed"), "{}", stderr(&next));
+    assert_eq!(manifests(dir.path()).len(), 3);
+    assert!(manifests(dir.path()).iter().all(|m| m.status.is_none()));
+}
+
+/// The case 1, second bullet: two concurrent ingests of the same dump used to count
+/// the same rows as new in both manifests. With `--wait` they run one after the other and
+/// the second skips the files the first recorded.
+#[test]
+fn two_concurrent_ingests_of_the_same_dump_count_its_rows_once() {
+    let dir = base_lake();
+    let l = arg(dir.path());
+    let spawn = || {
+        Command::new(env!("CARGO_BIN_EXE_cspcost"))
+            .args([
+                "--wait",
+                "120s",
+                "ingest",
+                "usage",
+                "--lake",
+                &l,
+                &usage_dump("dump-2026-01-20"),
+            ])
+            .env_remove("CSPCOST_CRASH_AT")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    for c in [a, b] {
+        let o = c.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let ms = usage_manifests(dir.path());
+    assert_eq!(ms.len(), 2);
+    let mut reads: Vec<u64> = ms.iter().map(|m| m.counts["read"]).collect();
+    reads.sort();
+    assert_eq!(reads, vec![0, 241]);
+    assert_eq!(ms.iter().map(|m| m.counts["new"]).sum::<u64>(), 233);
 }
