@@ -233,7 +233,7 @@ impl Lease {
                             }
                         ));
                     }
-                    return Ok(Lease::start(lake, &req.run_id, ttl));
+                    return Ok(Lease::start(lake, me, key.clone(), ttl));
                 }
                 Some(why) => match deadline {
                     Some(d) if Instant::now() < d => {
@@ -258,12 +258,13 @@ impl Lease {
         }
     }
 
-    /// Start renewing the lease just taken.
-    fn start(lake: &Lake, run_id: &str, ttl: Duration) -> Lease {
+    /// Start renewing the lease just taken by `me` (lease command `key`).
+    fn start(lake: &Lake, me: Holder, key: String, ttl: Duration) -> Lease {
         let (tx, rx) = mpsc::channel::<()>();
         let every = ttl / 4;
         let renew_lake = lake.clone();
-        let renew_id = run_id.to_string();
+        let run_id = me.run_id.clone();
+        let renew_id = run_id.clone();
         let renewer = std::thread::Builder::new()
             .name("cspcost-lease".into())
             .spawn(move || {
@@ -272,8 +273,15 @@ impl Lease {
                     let mut mine = false;
                     let renewed = transact(&renew_lake, |current| {
                         let Some(mut doc) = current else {
-                            mine = false;
-                            return Change::Keep;
+                            // The lease vanished (a shard's release raced with this
+                            // shard's joining on an object store): take it again.
+                            mine = true;
+                            let mut h = me.clone();
+                            h.expires_at = expiry(ttl);
+                            return Change::Write(LeaseDoc {
+                                command: key.clone(),
+                                holders: vec![h],
+                            });
                         };
                         match doc.holders.iter_mut().find(|h| h.run_id == renew_id) {
                             Some(h) => {
@@ -300,7 +308,7 @@ impl Lease {
             .ok();
         Lease {
             lake: lake.clone(),
-            run_id: run_id.to_string(),
+            run_id,
             stop: Some(tx),
             renewer,
         }
@@ -361,6 +369,9 @@ fn transact(lake: &Lake, mut decide: impl FnMut(Option<LeaseDoc>) -> Change) -> 
                 };
                 match decide(doc) {
                     Change::Keep => return Ok(()),
+                    // Object stores have no conditional delete: a shard that joins between
+                    // this read and the delete loses the lease for one renewal period; its
+                    // next renewal finds no lease and creates it again (create-if-absent).
                     Change::Delete => return store.delete(LEASE_FILE),
                     Change::Write(d) => {
                         if store.put_conditional(LEASE_FILE, to_bytes(&d)?, version.as_ref())? {
