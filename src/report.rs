@@ -121,7 +121,11 @@ pub fn print_runs(runs: &[Manifest]) {
             duration(m.duration_ms),
             m.command,
             m.run_id,
-            counts_line(m)
+            match &m.status {
+                // A crashed or failed run's manifest, written by a later run (emit::journal).
+                Some(status) => format!("{status}: {}", counts_line(m)),
+                None => counts_line(m),
+            }
         );
     }
 }

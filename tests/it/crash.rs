@@ -256,6 +256,12 @@ fn an_ingest_killed_after_its_ledger_appears_in_a_manifest_marked_crashed() {
         count(again, "files_skipped_identical"),
         count(crashed, "files")
     );
+    let runs = ok(["runs", "--lake", &l]);
+    let line = runs.lines().find(|r| r.contains(&crashed.run_id)).unwrap();
+    assert!(
+        line.contains("ingest usage") && line.contains("crashed: "),
+        "{runs}"
+    );
     assert!(!dir.path().join("_runs/_pending").exists());
     assert!(!dir.path().join("_lock").exists());
 }

@@ -85,7 +85,15 @@ fn a_second_writer_exits_2_naming_the_holder() {
         &host(),
         600,
     );
+    let cfg = write(
+        dir.path(),
+        "reserve.toml",
+        &format!("lake = \"{l}\"\nstages = [\"reserve\"]\n"),
+    );
+    let cfg = arg(&cfg);
     for args in [
+        vec!["run", &cfg],
+        vec!["tenants", "remove", "--lake", &l, T],
         vec![
             "ingest",
             "usage",
