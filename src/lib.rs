@@ -14,6 +14,7 @@ pub mod ingest;
 pub mod model;
 pub mod out;
 pub mod pipeline;
+pub mod pricing;
 pub mod progress;
 pub mod rate;
 pub mod reconcile;

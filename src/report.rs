@@ -226,8 +226,8 @@ pub fn money(v: crate::model::Dec10, currency: &str) -> String {
 pub fn print_rate_summary(r: &crate::rate::run::RateReport) {
     let m = &r.manifest;
     crate::outln!("rate (run {})", m.run_id);
-    for (month, why) in &r.plan {
-        crate::outln!("  {month}: {why}");
+    for mo in &r.plan.months {
+        crate::outln!("  {}: {}", mo.month, mo.why);
     }
     let c = |k: &str| m.counts.get(k).copied().unwrap_or(0);
     crate::outln!(

@@ -315,6 +315,7 @@ pub fn describe(plan: &Plan) -> Result<()> {
                             &new_run_id(),
                         )?
                         .plan
+                        .months
                     }
                     None => Vec::new(),
                 };
@@ -327,8 +328,8 @@ pub fn describe(plan: &Plan) -> Result<()> {
                 if months.is_empty() {
                     crate::outln!("     no month has changed inputs now");
                 }
-                for (m, why) in months {
-                    crate::outln!("     {m}: {why}");
+                for mo in months {
+                    crate::outln!("     {}: {}", mo.month, mo.why);
                 }
                 crate::outln!("     plus every month the new usage files above touch");
             }
