@@ -173,7 +173,11 @@ fn expiry(ttl: Duration) -> String {
 impl Lease {
     /// Take the lease of `lake` for `req`, waiting up to `req.wait` for another writer.
     pub fn acquire(lake: &Lake, req: &LeaseRequest) -> Result<Lease> {
-        let ttl = ttl()?;
+        Lease::acquire_for(lake, req, ttl()?)
+    }
+
+    /// [`Lease::acquire`] with an explicit lease time.
+    fn acquire_for(lake: &Lake, req: &LeaseRequest, ttl: Duration) -> Result<Lease> {
         let (host, pid, pid_start) = super::scratch::current_process();
         let key = req.key();
         let started_at = rfc3339(chrono::Utc::now());
@@ -518,6 +522,27 @@ mod tests {
         assert_eq!(doc.holders.len(), 1, "shard 1 still holds it");
         drop(s1);
         assert!(!dir.path().join(LEASE_FILE).exists());
+    }
+
+    #[test]
+    fn a_live_holder_renews_so_its_short_lease_never_expires() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(&dir.path().display().to_string()).unwrap();
+        let ttl = Duration::from_millis(200);
+        let held = Lease::acquire_for(&lake, &req("r1", "ingest usage", None), ttl).unwrap();
+        let read = || -> LeaseDoc {
+            serde_json::from_slice(&fs::read(dir.path().join(LEASE_FILE)).unwrap()).unwrap()
+        };
+        let first = read().holders[0].expires_at.clone();
+        // Five lease times later the holder is still there, with a later expiry, and a
+        // second writer is still refused (not a takeover).
+        std::thread::sleep(Duration::from_millis(1000));
+        let later = read().holders[0].expires_at.clone();
+        assert!(later > first, "{later} <= {first}");
+        let e = Lease::acquire_for(&lake, &req("r2", "rate", None), ttl).unwrap_err();
+        assert!(e.to_string().contains("run r1"), "{e}");
+        held.release().unwrap();
+        assert!(!dir.path().join("_lock").exists());
     }
 
     #[test]
