@@ -6,7 +6,7 @@ use crate::emit::costs::{col, partition_dir, sum_decimal, usage_batch, Partition
 use crate::emit::manifest::{Manifest, PartitionSummary};
 use crate::emit::quarantine::{count_by_reason, write_quarantine};
 use crate::error::{Error, Result};
-use crate::ingest::prices::{load_prices, PRICES_FILE};
+use crate::ingest::prices::{load_prices, load_rejected_prices, PRICES_FILE, REJECTED_FILE};
 use crate::ingest::usage::{month_files, staged_months};
 use crate::model::decimal::Dec10;
 use crate::model::ids::stable_hash64;
@@ -160,6 +160,10 @@ fn fingerprint(lake: &Lake, month: &str, opts: &RateOptions) -> Result<String> {
     }
     for f in files {
         h.update(format!("{f}={}\n", lake.version_tag(&f)?.unwrap_or_default()).as_bytes());
+    }
+    // Only when present, so lakes without rejected prices keep their fingerprints.
+    if let Some(tag) = lake.version_tag(REJECTED_FILE)? {
+        h.update(format!("{REJECTED_FILE}={tag}\n").as_bytes());
     }
     Ok(hex::encode(h.finalize()))
 }
@@ -608,7 +612,7 @@ fn execute_plan(
     started: std::time::Instant,
 ) -> Result<RateReport> {
     let mut state: RateState = lake.get_json(&state_path(opts.shard))?.unwrap_or_default();
-    let book = PriceBook::build(&load_prices(lake)?);
+    let book = PriceBook::build(&load_prices(lake)?).poison(&load_rejected_prices(lake)?);
     let ctx = RateContext {
         reference,
         book: &book,

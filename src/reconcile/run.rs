@@ -267,7 +267,10 @@ pub fn reconcile(lake: &Lake, opts: &ReconcileOptions, run_id: &str) -> Result<R
     let mut notes = Vec::new();
     let periods = periods_to_read(opts, invoice.as_ref(), &mut notes);
     let book = match &invoice {
-        Some(_) => Some(PriceBook::build(&load_prices(lake)?)),
+        Some(_) => Some(
+            PriceBook::build(&load_prices(lake)?)
+                .poison(&crate::ingest::prices::load_rejected_prices(lake)?),
+        ),
         None => None,
     };
     let read = read_rated(lake, opts, &periods, book.as_ref())?;
