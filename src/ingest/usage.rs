@@ -264,7 +264,15 @@ fn merge_partition(
             &rel,
             schema,
             &out,
-            vec![("cspcost.run_id".into(), run_id.into())],
+            vec![
+                ("cspcost.run_id".into(), run_id.into()),
+                // What this merge found, so that a crash before the run's manifest still
+                // reports the restatements it published (emit::journal).
+                (
+                    crate::emit::journal::INGEST_COUNTS_KEY.into(),
+                    crate::emit::journal::format_counts(st.new, st.restated, st.unchanged),
+                ),
+            ],
         )?;
         st.written = true;
     }

@@ -53,7 +53,7 @@ pub fn render(r: &ReconcileReport) -> String {
 
 /// Print [`render`] to stdout.
 pub fn print_summary(r: &ReconcileReport) {
-    print!("{}", render(r));
+    crate::out!("{}", render(r));
 }
 
 fn variance(s: &mut String, r: &ReconcileReport, v: &VarianceReport) {

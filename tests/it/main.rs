@@ -16,3 +16,4 @@ mod rating;
 mod reconcile;
 mod reserve;
 mod shard;
+mod writers;
