@@ -20,7 +20,7 @@
 
 use crate::emit::manifest::{InputFile, Manifest, PartitionSummary};
 use crate::error::Result;
-use crate::ingest::source::{FileToRead, Ledger};
+use crate::staged::ledger::{FileToRead, Ledger};
 use crate::store::Lake;
 use serde::{Deserialize, Serialize};
 
@@ -227,8 +227,8 @@ fn crashed_before_recording(lake: &Lake, j: &Journal, by_run: &str) -> Result<Ma
     m.counts.insert("read".into(), 0);
     if j.kind == "usage" {
         let (mut new, mut restated, mut unchanged) = (0, 0, 0);
-        for month in crate::ingest::usage::staged_months(lake)? {
-            for file in crate::ingest::usage::month_files(lake, &month)? {
+        for month in crate::staged::usage::staged_months(lake)? {
+            for file in crate::staged::usage::month_files(lake, &month)? {
                 let Some(meta) = lake.parquet_metadata(&file)? else {
                     continue;
                 };
