@@ -7,7 +7,7 @@
 //! `pending` and advances `complete_until`. A run killed in the middle thus leaves the rest
 //! of its plan in the state, and the next run pulls exactly those windows first (and nothing
 //! new for that subscription), so that it ends with the same files an uninterrupted run
-//! writes.
+//! writes. A subscription already complete up to `--to` is not pulled again.
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -102,6 +102,12 @@ pub fn plan(
 ) -> Vec<Window> {
     match state {
         Some(s) if !s.pending.is_empty() => s.pending.clone(),
+        // Up to date with this `--to`: pulling the overlap again would only repeat what the
+        // last run fetched for the same reporting times.
+        Some(SubscriptionState {
+            complete_until: Some(done),
+            ..
+        }) if *done >= to => Vec::new(),
         Some(SubscriptionState {
             complete_until: Some(done),
             ..
