@@ -1220,3 +1220,63 @@ fn measure_ten_customers_five_subscriptions_ninety_days() {
     );
     assert_no_secrets(out.path(), &[&so, &se]);
 }
+
+#[test]
+fn pipeline_pull_stage_runs_before_ingest_on_the_same_directory() {
+    let mut w = world();
+    w.retail_pages = retail_pages();
+    let fake = Fake::start(w);
+    let lake = registered_lake();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("pull.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"lake = "{}"
+stages = ["pull", "ingest"]
+
+[pull]
+out = "inputs"
+what = ["prices", "usage"]
+from = "2026-01-01"
+to = "2026-02-15"
+
+[ingest]
+prices = ["inputs/prices"]
+usage = ["inputs/customers"]
+"#,
+            arg(lake.path())
+        ),
+    )
+    .unwrap();
+    let (so, _) = must(run(&fake, &["run", "--dry-run", &arg(&cfg)], &[]));
+    assert!(so.contains("  1. pull prices into "), "{so}");
+    assert!(so.contains("  2. pull usage into "), "{so}");
+    assert!(so.contains("ingest usage: 0 files"), "{so}");
+    assert!(fake.log().is_empty(), "the dry run made a request");
+    let (so, se) = must(run(&fake, &["run", &arg(&cfg)], &[]));
+    assert!(so.contains("records: 2530 read = 2530 new"), "{so}");
+    assert!(
+        files_under(&dir.path().join("inputs/prices")).len() == 3,
+        "{so}"
+    );
+    assert_no_secrets(dir.path(), &[&so, &se]);
+
+    // pull after ingest is refused, with the line.
+    std::fs::write(
+        &cfg,
+        std::fs::read_to_string(&cfg)
+            .unwrap()
+            .replace(r#"["pull", "ingest"]"#, r#"["ingest", "pull"]"#),
+    )
+    .unwrap();
+    let o = run(&fake, &["run", "--dry-run", &arg(&cfg)], &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o)
+            .1
+            .contains("pull.toml:2: stage pull must come before ingest"),
+        "{}",
+        text(&o).1
+    );
+}
