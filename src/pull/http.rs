@@ -70,6 +70,8 @@ pub struct Response {
     pub body: Bytes,
     /// Attempts it took.
     pub attempts: u32,
+    /// The MS-RequestId every attempt carried.
+    pub request_id: String,
 }
 
 /// The client: connection pool, the run's MS-CorrelationId, the request log.
@@ -149,7 +151,7 @@ impl Client {
                 endpoint: req.endpoint(),
                 detail: format!("HTTP {}{}", resp.status, snippet(&resp.body)),
                 attempts: resp.attempts,
-                request_id: String::new(),
+                request_id: resp.request_id,
             }
             .into())
         }
@@ -242,6 +244,7 @@ impl Client {
                         status,
                         body,
                         attempts,
+                        request_id,
                     });
                 }
                 (Some(d), outcome) if attempts < retry::MAX_ATTEMPTS => {

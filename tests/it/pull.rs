@@ -1280,3 +1280,37 @@ usage = ["inputs/customers"]
         text(&o).1
     );
 }
+
+#[test]
+fn connection_errors_are_retried_then_reported() {
+    let fake = Fake::start(world());
+    // A port nobody listens on: every attempt is refused.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dead = format!("http://127.0.0.1:{port}");
+    let out = tempfile::tempdir().unwrap();
+    let o = run(
+        &fake,
+        &["pull", "prices", "--out", &arg(out.path())],
+        &[("CSPCOST_RETAIL_PRICES_URL", &dead)],
+    );
+    let (_, se) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{se}");
+    assert!(
+        se.contains("GET /api/retail/prices?api-version=2023-01-01-preview"),
+        "{se}"
+    );
+    assert!(
+        se.contains("connection failed") && se.contains("after 5 attempt(s)"),
+        "{se}"
+    );
+    // Nothing half-written is visible; the manifest records the failed run.
+    assert!(files_under(&out.path().join("prices")).is_empty());
+    let m = manifest(out.path());
+    assert_eq!(m["status"], "failed");
+    assert_eq!(m["requests"][0]["attempts"], 5);
+    assert_eq!(m["requests"][0]["status"], serde_json::Value::Null);
+}
