@@ -80,6 +80,8 @@ pub struct World {
     /// The refresh token currently valid.
     pub refresh_token: String,
     pub tokens_issued: usize,
+    /// `expires_in` of app-only tokens (default 3599).
+    pub token_lifetime: Option<u64>,
     pub valid_tokens: Vec<String>,
     pub log: Vec<Logged>,
     pub url: String,
@@ -306,11 +308,12 @@ fn token(w: &mut World, path: &str, body: &[u8]) -> Answer {
                 return json(400, r#"{"error":"invalid_scope"}"#.into());
             }
             let t = format!("{TOKEN_PREFIX}-app-{n}");
+            let life = w.token_lifetime.unwrap_or(3599);
             w.valid_tokens.push(t.clone());
             json(
                 200,
                 format!(
-                    r#"{{"token_type":"Bearer","expires_in":3599,"ext_expires_in":3599,"access_token":"{t}"}}"#
+                    r#"{{"token_type":"Bearer","expires_in":{life},"ext_expires_in":{life},"access_token":"{t}"}}"#
                 ),
             )
         }

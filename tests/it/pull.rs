@@ -1314,3 +1314,36 @@ fn connection_errors_are_retried_then_reported() {
     assert_eq!(m["requests"][0]["attempts"], 5);
     assert_eq!(m["requests"][0]["status"], serde_json::Value::Null);
 }
+
+#[test]
+fn a_token_about_to_expire_is_refreshed_before_use() {
+    let mut w = world();
+    // Valid for 60 s: inside the two-minute margin, so every request needs a fresh one.
+    w.token_lifetime = Some(60);
+    w.invoices = vec![(
+        "G000000002".into(),
+        "2026-02-10".into(),
+        "Azure".into(),
+        vec!["{}".into(); 3],
+    )];
+    let fake = Fake::start(w);
+    let out = tempfile::tempdir().unwrap();
+    must(run(
+        &fake,
+        &["pull", "invoices", "--out", &arg(out.path())],
+        &[],
+    ));
+    let log = fake.log();
+    let paths: Vec<&str> = log
+        .iter()
+        .map(|l| {
+            if l.path.contains("oauth2") {
+                "token"
+            } else {
+                "api"
+            }
+        })
+        .collect();
+    assert_eq!(paths, ["token", "api", "token", "api"]);
+    assert!(log.iter().all(|l| l.status == 200));
+}
