@@ -13,6 +13,7 @@ pub mod faults;
 pub mod ingest;
 pub mod model;
 pub mod pipeline;
+pub mod pricing;
 pub mod progress;
 pub mod pull;
 pub mod rate;
