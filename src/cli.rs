@@ -488,7 +488,7 @@ fn tenants(cmd: TenantsCommand) -> Result<()> {
             report::print_tenant(&r, t);
         }
         TenantsCommand::Discover { lake } => {
-            crate::pull::summary::print_discovered(&crate::pull::discover(&Lake::open(&lake)?)?)
+            crate::pull::summary::print_discovered(&crate::pull::discover(&lake)?)
         }
         TenantsCommand::Remove { lake, tenant } => {
             let t = ingest::reference::tenants_remove(&Lake::open(&lake)?, &tenant)?;

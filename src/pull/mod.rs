@@ -541,10 +541,14 @@ pub fn run(opts: &PullOptions, command: &str, run_id: &str) -> Result<PullReport
     })
 }
 
-/// `tenants discover`: Partner Center customers with their registration in `lake`.
-pub fn discover(lake: &crate::store::Lake) -> Result<Vec<customers::Discovered>> {
+/// `tenants discover`: Partner Center customers with their registration in `lake` (which
+/// must exist: a typo must not look like "nobody is registered").
+pub fn discover(lake: &str) -> Result<Vec<customers::Discovered>> {
+    if !lake.contains("://") && !std::path::Path::new(lake).exists() {
+        return Err(crate::Error::config(format!("no cspcost lake at {lake}")));
+    }
     let endpoints = Endpoints::from_env()?;
-    let reference = crate::model::reference::Reference::load(lake)?;
+    let reference = crate::model::reference::Reference::load(&crate::store::Lake::open(lake)?)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("cspcost-pull")

@@ -414,6 +414,16 @@ fn tenants_discover_shows_registration() {
     assert_eq!(row(C), [C, "Gamma", "KK", "gamma.onmicrosoft.com", "-"]);
     assert!(stdout.contains("1 customer(s) not registered"), "{stdout}");
     assert_no_secrets(lake.path(), &[&stdout, &stderr]);
+    // A lake that is not there is an error, not an empty registry.
+    let missing = lake.path().join("nope");
+    let o = run(
+        &fake,
+        &["tenants", "discover", "--lake", &arg(&missing)],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).1.contains("no cspcost lake at"), "{}", text(&o).1);
+    assert!(!missing.exists());
 }
 
 #[test]
