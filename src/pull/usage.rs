@@ -220,6 +220,13 @@ pub async fn pull_usage(
             Err(e) => return Err(e),
         };
         let s = summaries.entry(tenant.clone()).or_default();
+        if let Ok(mut b) = bar.lock() {
+            b.set_label(&format!(
+                "pull usage: subscriptions ({} pages, {} records)",
+                manifest.counts.pages + r.pages,
+                manifest.counts.records + r.records
+            ));
+        }
         s.pages += r.pages;
         s.records += r.records;
         s.retries += r.retries;
