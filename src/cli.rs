@@ -60,6 +60,10 @@ pub enum Command {
     },
     /// Cut rated usage to any period and compare it with Microsoft's invoice.
     Reconcile(ReconcileArgs),
+    /// Fetch raw inputs from Microsoft's APIs into DIR, byte for byte, in the layout
+    /// `ingest` reads (credentials from the environment only).
+    #[command(subcommand)]
+    Pull(PullCommand),
     /// Past runs (manifests), newest first: start time, duration, command, counts.
     Runs {
         /// Lake directory (or file:// URL).
@@ -181,6 +185,106 @@ pub struct IngestArgs {
     pub paths: Vec<PathBuf>,
 }
 
+/// `pull <what>` (pull.md).
+#[derive(Subcommand, Debug)]
+pub enum PullCommand {
+    /// Customers, subscriptions and Azure utilization of legacy Azure CSP subscriptions.
+    Usage(PullUsageArgs),
+    /// Every page of the Azure Retail Prices API.
+    Prices(PullPricesArgs),
+    /// The Partner Center Azure rate card.
+    Ratecard(PullRatecardArgs),
+    /// Microsoft's monthly FX file (App+User token).
+    Fx(PullFxArgs),
+    /// Invoices' Azure usage-based line items.
+    Invoices(PullInvoicesArgs),
+}
+
+/// Flags of every `pull`.
+#[derive(clap::Args, Debug)]
+pub struct PullCommonArgs {
+    /// Directory the pages are written under (the directory `ingest` then reads).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Requests in flight at most.
+    #[arg(long, default_value_t = crate::pull::DEFAULT_CONCURRENCY)]
+    pub concurrency: usize,
+    /// List what would be requested; request and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// `pull usage` flags.
+#[derive(clap::Args, Debug)]
+pub struct PullUsageArgs {
+    #[command(flatten)]
+    pub common: PullCommonArgs,
+    /// Lake whose registered tenants are pulled.
+    #[arg(long)]
+    pub lake: Option<String>,
+    /// First reporting date of a subscription never pulled (default 90 days ago).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Last reporting time (default now minus 2 hours).
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Days pulled again before the end of a subscription's last complete window.
+    #[arg(long)]
+    pub overlap_days: Option<String>,
+    /// Every Partner Center customer, registered in the lake or not.
+    #[arg(long)]
+    pub all_customers: bool,
+}
+
+/// `pull prices` flags.
+#[derive(clap::Args, Debug)]
+pub struct PullPricesArgs {
+    #[command(flatten)]
+    pub common: PullCommonArgs,
+    /// Currency of the prices.
+    #[arg(long)]
+    pub currency: Option<String>,
+    /// OData filter (default: consumption and reservation prices).
+    #[arg(long)]
+    pub filter: Option<String>,
+}
+
+/// `pull ratecard` flags.
+#[derive(clap::Args, Debug)]
+pub struct PullRatecardArgs {
+    #[command(flatten)]
+    pub common: PullCommonArgs,
+    /// Currency of the rate card.
+    #[arg(long)]
+    pub currency: Option<String>,
+    /// Region (country) of the rate card.
+    #[arg(long)]
+    pub region: Option<String>,
+}
+
+/// `pull fx` flags.
+#[derive(clap::Args, Debug)]
+pub struct PullFxArgs {
+    #[command(flatten)]
+    pub common: PullCommonArgs,
+    /// Month (YYYY-MM), repeatable.
+    #[arg(long = "month", required = true)]
+    pub months: Vec<String>,
+}
+
+/// `pull invoices` flags.
+#[derive(clap::Args, Debug)]
+pub struct PullInvoicesArgs {
+    #[command(flatten)]
+    pub common: PullCommonArgs,
+    /// Invoice ID, repeatable (default: every invoice with Azure line items).
+    #[arg(long = "invoice")]
+    pub invoices: Vec<String>,
+    /// Only invoices dated on or after this date (YYYY-MM-DD).
+    #[arg(long)]
+    pub since: Option<String>,
+}
+
 /// `tenants <action>`.
 #[derive(Subcommand, Debug)]
 pub enum TenantsCommand {
@@ -212,6 +316,12 @@ pub enum TenantsCommand {
         lake: String,
         /// Customer tenant GUID.
         tenant: String,
+    },
+    /// Partner Center customers with their registration status (organization or `-`).
+    Discover {
+        /// Lake directory.
+        #[arg(long)]
+        lake: String,
     },
     /// Unregister a tenant.
     Remove {
@@ -390,6 +500,18 @@ pub fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Pull(cmd) => {
+            let (what, request) = pull_request(cmd);
+            let opts = request
+                .validate(what, &|field| format!("--{}", field.replace('_', "-")))
+                .map_err(|problems| crate::Error::Config { problems })?;
+            let report =
+                crate::pull::run(&opts, &format!("pull {}", what.as_str()), &new_run_id())?;
+            if !cli.quiet && !opts.dry_run {
+                crate::pull::summary::print_summary(&report.manifest);
+            }
+            Ok(())
+        }
         Command::Runs { lake } => {
             let lake = Lake::open_existing(&lake)?;
             report::print_runs(&crate::emit::manifest::list_manifests(&lake)?);
@@ -431,6 +553,9 @@ fn tenants(cmd: TenantsCommand, wait: Option<std::time::Duration>) -> Result<()>
                 .ok_or_else(|| crate::Error::config(format!("tenant {g} is not registered")))?;
             report::print_tenant(&r, t);
         }
+        TenantsCommand::Discover { lake } => {
+            crate::pull::summary::print_discovered(&crate::pull::discover(&lake)?)
+        }
         TenantsCommand::Remove { lake, tenant } => {
             let lake = Lake::open_existing(&lake)?;
             let lease = crate::writer::begin(&lake, &new_run_id(), "tenants remove", None, wait)?;
@@ -440,6 +565,61 @@ fn tenants(cmd: TenantsCommand, wait: Option<std::time::Duration>) -> Result<()>
         }
     }
     Ok(())
+}
+
+/// `pull` flags as a [`crate::pull::PullRequest`] (validated by the pull module).
+pub fn pull_request(cmd: PullCommand) -> (crate::pull::PullWhat, crate::pull::PullRequest) {
+    use crate::pull::{PullRequest, PullWhat};
+    let base = |c: PullCommonArgs| PullRequest {
+        out: c.out,
+        concurrency: Some(c.concurrency),
+        dry_run: c.dry_run,
+        ..Default::default()
+    };
+    match cmd {
+        PullCommand::Usage(a) => (
+            PullWhat::Usage,
+            PullRequest {
+                lake: a.lake,
+                from: a.from,
+                to: a.to,
+                overlap_days: a.overlap_days,
+                all_customers: a.all_customers,
+                ..base(a.common)
+            },
+        ),
+        PullCommand::Prices(a) => (
+            PullWhat::Prices,
+            PullRequest {
+                currency: a.currency,
+                filter: a.filter,
+                ..base(a.common)
+            },
+        ),
+        PullCommand::Ratecard(a) => (
+            PullWhat::Ratecard,
+            PullRequest {
+                currency: a.currency,
+                region: a.region,
+                ..base(a.common)
+            },
+        ),
+        PullCommand::Fx(a) => (
+            PullWhat::Fx,
+            PullRequest {
+                months: a.months,
+                ..base(a.common)
+            },
+        ),
+        PullCommand::Invoices(a) => (
+            PullWhat::Invoices,
+            PullRequest {
+                invoices: a.invoices,
+                since: a.since,
+                ..base(a.common)
+            },
+        ),
+    }
 }
 
 /// Validate `rate` flags, reporting every problem at once.

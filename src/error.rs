@@ -75,6 +75,9 @@ pub enum Error {
         /// The cause.
         source: object_store::Error,
     },
+    /// A pull from Microsoft's APIs failed (credentials, requests, subscriptions).
+    #[error(transparent)]
+    Pull(#[from] crate::pull::PullError),
     /// A run's counts did not balance: a bug, reported instead of writing a wrong manifest.
     #[error("counts do not balance for {stage}: {detail}")]
     Unbalanced {
@@ -123,6 +126,7 @@ impl Error {
             | Error::Reconcile(_)
             | Error::NoLake { .. }
             | Error::LeaseHeld { .. } => 2,
+            Error::Pull(e) => e.exit_code(),
             _ => 1,
         }
     }

@@ -16,6 +16,7 @@ pub mod out;
 pub mod pipeline;
 pub mod pricing;
 pub mod progress;
+pub mod pull;
 pub mod rate;
 pub mod reconcile;
 pub mod redact;

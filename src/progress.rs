@@ -188,6 +188,14 @@ impl Progress {
         );
     }
 
+    /// Change the label (a running count, e.g. pages and records so far).
+    pub fn set_label(&mut self, label: &str) {
+        self.label = label.to_string();
+        if let Some(b) = &self.bar {
+            b.set_message(label.to_string());
+        }
+    }
+
     /// Done.
     pub fn finish(self) {
         if let Some(b) = self.bar {

@@ -3,8 +3,10 @@
 //! (`az://c/p?sv=...&sig=...`) or a connection string never shows its credentials.
 //!
 //! Three rules, applied in one pass over the text:
-//! - the query string of a URL (`scheme://...?...`) becomes `?***`: SAS tokens and
-//!   presigned parameters live there, and none of it is needed to tell lakes apart;
+//! - the query string of a lake URL (`az://...?...`, any scheme but `http(s)`) becomes
+//!   `?***`: SAS tokens and presigned parameters live there, and none of it is needed to
+//!   tell lakes apart. Web API URLs (`https://...?size=100`) keep their query, whose
+//!   secret-named parameters the third rule masks;
 //! - user info of a URL (`scheme://user:password@host`) becomes `***@`;
 //! - the value of any `name=value` or `name: value` whose name says it is secret
 //!   (`sig`, `signature`, `key`, `*key`, `*token*`, `*secret*`, `*password*`, `sas`,
@@ -61,13 +63,21 @@ fn is_delimiter(c: char) -> bool {
     c.is_whitespace() || matches!(c, '"' | '\'' | '`' | ')' | '>' | ']' | '}' | ',' | ';')
 }
 
-/// Mask the query string and user info of every `scheme://` URL.
+/// Mask the user info of every `scheme://` URL and the query string of every lake URL.
 fn mask_urls(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(at) = rest.find("://") {
         let (before, after) = rest.split_at(at + 3);
         out.push_str(before);
+        let scheme_start = before[..at]
+            .rfind(|ch: char| !(ch.is_ascii_alphanumeric() || matches!(ch, '+' | '-' | '.')))
+            .map(|k| k + 1)
+            .unwrap_or(0);
+        let web = matches!(
+            before[scheme_start..at].to_ascii_lowercase().as_str(),
+            "http" | "https"
+        );
         let end = after.find(is_delimiter).unwrap_or(after.len());
         // A colon or full stop right after a URL ends the sentence, not the URL.
         let end = after[..end].trim_end_matches([':', '.']).len();
@@ -82,7 +92,7 @@ fn mask_urls(text: &str) -> String {
             }
             None => out.push_str(authority),
         }
-        match path.find('?') {
+        match path.find('?').filter(|_| !web) {
             Some(q) => {
                 out.push_str(&path[..=q]);
                 out.push_str(MASK);
@@ -181,7 +191,16 @@ mod tests {
         );
         assert_eq!(
             redact("https://u:SECRET@acct.blob.core.windows.net/c?x=1"),
-            "https://***@acct.blob.core.windows.net/c?***"
+            "https://***@acct.blob.core.windows.net/c?x=1"
+        );
+        // Web API URLs keep their query; their secret-named parameters are still masked.
+        assert_eq!(
+            redact("GET https://h/v1/customers?size=100 -> customers.json"),
+            "GET https://h/v1/customers?size=100 -> customers.json"
+        );
+        assert_eq!(
+            redact("https://acct.blob.core.windows.net/c?sv=2024&sig=SECRET&se=x"),
+            "https://acct.blob.core.windows.net/c?sv=2024&sig=***&se=x"
         );
     }
 

@@ -17,6 +17,9 @@ pub struct PipelineConfig {
     pub lake: Spanned<String>,
     /// Stages to run, in this order: any of `ingest`, `rate`, `reserve`, `reconcile`.
     pub stages: Spanned<Vec<String>>,
+    /// Options of the `pull` stage (fetch inputs from Microsoft's APIs before `ingest`).
+    #[serde(default)]
+    pub pull: Option<PullConfig>,
     /// Inputs of the `ingest` stage.
     #[serde(default)]
     pub ingest: IngestConfig,
@@ -47,6 +50,43 @@ pub struct IngestConfig {
     /// Reservation orders.
     #[serde(default)]
     pub reservations: Vec<Spanned<String>>,
+}
+
+/// `pull` options (pull.md): one pull per entry of `what`, into `out`, which the `ingest`
+/// stage then reads. Registered tenants come from the pipeline's lake. Credentials come
+/// from the environment only, never from this file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PullConfig {
+    /// Directory the pages are written under (the directory `[ingest]` names).
+    pub out: Spanned<String>,
+    /// What to pull, in order: any of `usage`, `prices`, `ratecard`, `fx`, `invoices`.
+    pub what: Spanned<Vec<String>>,
+    /// First reporting date of a subscription never pulled (default 90 days ago).
+    pub from: Option<Spanned<String>>,
+    /// Last reporting time (default now minus 2 hours).
+    pub to: Option<Spanned<String>>,
+    /// Days pulled again before a subscription's last complete window ends (default 3).
+    pub overlap_days: Option<Spanned<i64>>,
+    /// Every Partner Center customer, registered or not.
+    #[serde(default)]
+    pub all_customers: bool,
+    /// Currency of prices and rate card (default USD).
+    pub currency: Option<Spanned<String>>,
+    /// Rate card region (default US).
+    pub region: Option<Spanned<String>>,
+    /// Retail Prices OData filter.
+    pub filter: Option<Spanned<String>>,
+    /// FX months (`YYYY-MM`).
+    #[serde(default)]
+    pub months: Vec<String>,
+    /// Invoice IDs (default: every invoice with Azure line items).
+    #[serde(default)]
+    pub invoices: Vec<String>,
+    /// Only invoices dated on or after (`YYYY-MM-DD`).
+    pub since: Option<Spanned<String>>,
+    /// Requests in flight at most (default 4).
+    pub concurrency: Option<usize>,
 }
 
 /// `rate` options (rating.md §6).

@@ -54,6 +54,8 @@ pub enum Step {
     Reserve(ReserveOptions),
     /// `reconcile` of one period.
     Reconcile(ReconcileOptions),
+    /// `pull <what>` into a directory.
+    Pull(crate::pull::PullOptions),
 }
 
 /// A validated pipeline.
@@ -67,7 +69,7 @@ pub struct Plan {
     pub steps: Vec<Step>,
 }
 
-const STAGES: [&str; 4] = ["ingest", "rate", "reserve", "reconcile"];
+const STAGES: [&str; 5] = ["pull", "ingest", "rate", "reserve", "reconcile"];
 
 /// Read and validate a pipeline file; every problem is reported at once with its line.
 pub fn load(path: &Path) -> Result<Plan> {
@@ -96,6 +98,20 @@ pub fn load(path: &Path) -> Result<Plan> {
         resolve_path(&base, &lake_text).display().to_string()
     };
     let mut steps = Vec::new();
+    // Paths under the pull stage's directory may not exist before the pull has run.
+    let pull_out = match (&cfg.pull, cfg.stages.get_ref().iter().any(|s| s == "pull")) {
+        (Some(p), true) => Some(resolve_path(&base, &expand(&p.out, &mut problems))),
+        _ => None,
+    };
+    if cfg.stages.get_ref().iter().position(|s| s == "ingest")
+        < cfg.stages.get_ref().iter().position(|s| s == "pull")
+        && cfg.stages.get_ref().iter().any(|s| s == "ingest")
+    {
+        problems.push(format!(
+            "{}: stage pull must come before ingest (ingest reads what pull writes)",
+            at(&cfg.stages.span())
+        ));
+    }
     if cfg.stages.get_ref().is_empty() {
         problems.push(format!(
             "{}: stages is empty; name at least one of {}",
@@ -117,7 +133,8 @@ pub fn load(path: &Path) -> Result<Plan> {
                     let mut paths = Vec::new();
                     for e in entries {
                         let p = resolve_path(&base, &expand(e, &mut problems));
-                        if !p.exists() {
+                        let pulled = pull_out.as_ref().is_some_and(|o| p.starts_with(o));
+                        if !p.exists() && !pulled {
                             problems.push(format!(
                                 "{}: ingest.{} path {} does not exist",
                                 at(&e.span()),
@@ -254,6 +271,49 @@ pub fn load(path: &Path) -> Result<Plan> {
                     }
                 }
             }
+            "pull" => match &cfg.pull {
+                None => problems.push(format!(
+                    "{}: stage pull is listed but there is no [pull] table",
+                    at(&cfg.stages.span())
+                )),
+                Some(p) => {
+                    let line = at(&p.out.span());
+                    let text = |v: &Option<Spanned<String>>, problems: &mut Vec<String>| {
+                        v.as_ref().map(|v| expand(v, problems))
+                    };
+                    let request = crate::pull::PullRequest {
+                        out: pull_out.clone().unwrap_or_default(),
+                        lake: (!p.all_customers).then(|| lake.clone()),
+                        from: text(&p.from, &mut problems),
+                        to: text(&p.to, &mut problems),
+                        overlap_days: p.overlap_days.as_ref().map(|d| d.get_ref().to_string()),
+                        all_customers: p.all_customers,
+                        currency: text(&p.currency, &mut problems),
+                        filter: text(&p.filter, &mut problems),
+                        region: text(&p.region, &mut problems),
+                        months: p.months.clone(),
+                        invoices: p.invoices.clone(),
+                        since: text(&p.since, &mut problems),
+                        concurrency: p.concurrency,
+                        dry_run: false,
+                    };
+                    if p.what.get_ref().is_empty() {
+                        problems.push(format!("{}: pull.what is empty", at(&p.what.span())));
+                    }
+                    for w in p.what.get_ref() {
+                        match crate::pull::PullWhat::parse(w) {
+                            None => problems.push(format!(
+                                "{}: pull.what '{w}': expected usage, prices, ratecard, fx or invoices",
+                                at(&p.what.span())
+                            )),
+                            Some(what) => match request.validate(what, &|f| format!("pull.{f}")) {
+                                Ok(opts) => steps.push(Step::Pull(opts)),
+                                Err(ps) => problems.extend(ps.into_iter().map(|p| format!("{line}: {p}"))),
+                            },
+                        }
+                    }
+                }
+            },
             other => problems.push(format!(
                 "{}: unknown stage '{other}'; stages are {}",
                 at(&cfg.stages.span()),
@@ -285,8 +345,26 @@ pub fn describe(plan: &Plan) -> Result<()> {
     };
     for (i, step) in plan.steps.iter().enumerate() {
         match step {
+            Step::Pull(opts) => {
+                crate::outln!(
+                    "  {}. pull {} into {}:",
+                    i + 1,
+                    opts.what.as_str(),
+                    opts.out.display()
+                );
+                crate::pull::run(
+                    &crate::pull::PullOptions {
+                        dry_run: true,
+                        ..opts.clone()
+                    },
+                    "pull",
+                    &new_run_id(),
+                )?;
+            }
             Step::Ingest(kind, paths) => {
-                let files = expand_paths(paths)?;
+                // A directory the pull stage has not written yet has nothing to list.
+                let paths: Vec<PathBuf> = paths.iter().filter(|p| p.exists()).cloned().collect();
+                let files = expand_paths(&paths)?;
                 let ledger = match &lake {
                     Some(l) => Ledger::load(l, kind.as_str())?,
                     None => Ledger::default(),
@@ -404,6 +482,14 @@ pub fn execute(plan: &Plan, quiet: bool) -> Result<Manifest> {
                     report::print_rate_summary(&r);
                 }
                 m.notes.push(format!("rate: {}", r.manifest.run_id));
+            }
+            Step::Pull(opts) => {
+                let r = crate::pull::run(opts, &format!("pull {}", opts.what.as_str()), &child)?;
+                if !quiet {
+                    crate::pull::summary::print_summary(&r.manifest);
+                }
+                m.notes
+                    .push(format!("pull {}: {}", opts.what.as_str(), r.run_id));
             }
             Step::Reserve(opts) => {
                 let r = crate::reserve::run::reserve(&lake, opts, &child)?;
