@@ -56,6 +56,8 @@ pub enum Command {
     },
     /// Cut rated usage to any period and compare it with Microsoft's invoice.
     Reconcile(ReconcileArgs),
+    /// Statements of a month per organization and reseller (bills/), optionally issued.
+    Bill(BillArgs),
     /// Past runs (manifests), newest first: start time, duration, command, counts.
     Runs {
         /// Lake directory (or file:// URL).
@@ -151,6 +153,23 @@ pub struct ReconcileArgs {
     /// Largest cost difference (invoice currency) that still counts as the same cost.
     #[arg(long, default_value = "0.005")]
     pub cost_tolerance: String,
+}
+
+/// `bill` flags.
+#[derive(clap::Args, Debug)]
+pub struct BillArgs {
+    /// Lake directory (or file:// URL).
+    #[arg(long)]
+    pub lake: String,
+    /// Billing month (YYYY-MM).
+    #[arg(long)]
+    pub month: String,
+    /// Only this organization.
+    #[arg(long)]
+    pub org: Option<String>,
+    /// Issue the month's statements: they never change afterwards.
+    #[arg(long)]
+    pub issue: bool,
 }
 
 /// `ingest <kind>`.
@@ -328,6 +347,16 @@ pub fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Bill(a) => {
+            let opts = bill_options(&a)?;
+            let lake = Lake::open(&a.lake)?;
+            let report = crate::bill::bill(&lake, &opts, &new_run_id())?;
+            if !cli.quiet {
+                crate::bill::run::print_summary(&report);
+            }
+            report::log_finished(&report.manifest);
+            Ok(())
+        }
         Command::Runs { lake } => {
             let lake = Lake::open(&lake)?;
             report::print_runs(&crate::emit::manifest::list_manifests(&lake)?);
@@ -441,4 +470,15 @@ pub fn reconcile_options(a: &ReconcileArgs) -> Result<crate::reconcile::run::Rec
     request
         .validate(&|field| format!("--{}", field.replace('_', "-")))
         .map_err(|problems| crate::Error::Config { problems })
+}
+
+/// Validate `bill` flags, reporting every problem at once.
+pub fn bill_options(a: &BillArgs) -> Result<crate::bill::BillOptions> {
+    crate::bill::BillRequest {
+        month: &a.month,
+        org: a.org.as_deref(),
+        issue: a.issue,
+    }
+    .validate(&|field| format!("--{}", field.replace('_', "-")))
+    .map_err(|problems| crate::Error::Config { problems })
 }

@@ -172,6 +172,12 @@ pub fn print_tenant(
         ),
         None => println!("organization  {} (unknown)", t.organization_id),
     }
+    if let Some(res) = r.billing.reseller_of(&t.organization_id) {
+        println!(
+            "reseller      {} ({}), invoices the organization",
+            res.id, res.name
+        );
+    }
     println!(
         "partnership   {} ({})",
         t.partnership_id,
@@ -334,7 +340,10 @@ pub fn print_assets(rows: &[crate::reserve::assets::AssetRow]) {
             vec![
                 a.get("order_id").to_string(),
                 a.get("reservation_id").to_string(),
-                a.organization_id.clone(),
+                match &a.reseller_id {
+                    Some(r) => format!("{} (reseller {r})", a.organization_id),
+                    None => a.organization_id.clone(),
+                },
                 a.status.as_str().to_string(),
                 format!("{} {}", a.quantity, crate::reserve::pricing::PRICING_UNIT),
                 instant(a.purchase_date_utc),

@@ -246,7 +246,7 @@ pub fn ingest_reference(
     let unknown: Vec<String> = files
         .iter()
         .filter(|f| table_for(f).is_none())
-        .map(|f| format!("{}: not a reference file (expected partnerships.csv, organizations.csv, tenants.csv, transfers.csv or fx_rates*.csv)", f.display()))
+        .map(|f| format!("{}: not a reference file (expected partnerships.csv, organizations.csv, tenants.csv, transfers.csv, fx_rates*.csv, resellers.csv, reservation_settings.csv, reservation_skus.csv or price_lists.csv)", f.display()))
         .collect();
     if !unknown.is_empty() {
         return Err(Error::Config { problems: unknown });
@@ -345,6 +345,9 @@ pub fn ingest_reference(
 
 fn apply_tables(r: &mut Reference, tables: &BTreeMap<&'static str, RefRows>) {
     let text = |c: &Cell| c.text();
+    for (name, rows) in tables {
+        r.billing.apply(name, rows);
+    }
     if let Some(rows) = tables.get("partnerships") {
         r.partnerships = rows
             .iter()
