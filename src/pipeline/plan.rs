@@ -54,6 +54,8 @@ pub enum Step {
     Reserve(ReserveOptions),
     /// `reconcile` of one period.
     Reconcile(ReconcileOptions),
+    /// `bill` of one month.
+    Bill(crate::bill::BillOptions),
 }
 
 /// A validated pipeline.
@@ -67,7 +69,7 @@ pub struct Plan {
     pub steps: Vec<Step>,
 }
 
-const STAGES: [&str; 4] = ["ingest", "rate", "reserve", "reconcile"];
+const STAGES: [&str; 5] = ["ingest", "rate", "reserve", "reconcile", "bill"];
 
 /// Read and validate a pipeline file; every problem is reported at once with its line.
 pub fn load(path: &Path) -> Result<Plan> {
@@ -254,6 +256,26 @@ pub fn load(path: &Path) -> Result<Plan> {
                     }
                 }
             }
+            "bill" => match &cfg.bill {
+                None => problems.push(format!(
+                    "{}: stage bill is listed but there is no [bill] table naming the month",
+                    at(&cfg.stages.span())
+                )),
+                Some(b) => {
+                    let month = expand(&b.month, &mut problems);
+                    let org = b.org.as_ref().map(|o| expand(o, &mut problems));
+                    let request = crate::bill::BillRequest {
+                        month: &month,
+                        org: org.as_deref(),
+                        issue: b.issue,
+                    };
+                    let line = at(&b.month.span());
+                    match request.validate(&|field| format!("bill.{field}")) {
+                        Ok(opts) => steps.push(Step::Bill(opts)),
+                        Err(p) => problems.extend(p.into_iter().map(|p| format!("{line}: {p}"))),
+                    }
+                }
+            },
             other => problems.push(format!(
                 "{}: unknown stage '{other}'; stages are {}",
                 at(&cfg.stages.span()),
@@ -343,6 +365,16 @@ pub fn describe(plan: &Plan) -> Result<()> {
                     .unwrap_or_default(),
                 o.out.display()
             ),
+            Step::Bill(o) => println!(
+                "  {}. bill {}{}{}",
+                i + 1,
+                o.month,
+                o.org
+                    .as_ref()
+                    .map(|g| format!(" for organization {g}"))
+                    .unwrap_or_default(),
+                if o.issue { ", issuing it" } else { "" }
+            ),
         }
     }
     Ok(())
@@ -410,6 +442,13 @@ pub fn execute(plan: &Plan, quiet: bool) -> Result<Manifest> {
                     crate::reconcile::display::print_summary(&r);
                 }
                 m.notes.push(format!("reconcile: {}", r.manifest.run_id));
+            }
+            Step::Bill(opts) => {
+                let r = crate::bill::bill(&lake, opts, &child)?;
+                if !quiet {
+                    crate::bill::run::print_summary(&r);
+                }
+                m.notes.push(format!("bill: {}", r.manifest.run_id));
             }
         }
         *m.counts.entry("stages".into()).or_insert(0) += 1;

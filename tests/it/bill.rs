@@ -647,3 +647,53 @@ fn reservation_settings_reject_in_billing_md_order() {
     ok(["reserve", "--lake", &f, "--as-of", AS_OF]);
     assert!(reserve_reasons(fresh.path())[0].starts_with("MONTHLY_BILLING_DISABLED|order ord-a: "));
 }
+
+#[test]
+fn month_end_pipeline_bills_the_month() {
+    let dir = lake();
+    ok(["run", &arg(&pipeline_into(dir.path(), "nightly.toml"))]);
+    let month_end = pipeline_into(dir.path(), "month-end.toml");
+    let plan = ok(["run", &arg(&month_end), "--dry-run"]);
+    assert!(plan.contains("  3. bill 2026-01\n"), "{plan}");
+    let out = ok(["run", &arg(&month_end)]);
+    assert!(
+        out.contains(
+            "organization contoso        contoso-2026-01              8           474.24 EUR"
+        ),
+        "{out}"
+    );
+    let l = dir.path().join("lake");
+    assert_eq!(
+        lines(&l, "2026-01", "org=adatum"),
+        [
+            "usage Bandwidth 4.27",
+            "usage Virtual Machines 51.65",
+            "rounding Rounding 0.00",
+            "total 55.92"
+        ]
+    );
+    // The [bill] table is validated like the command line, problems with their line.
+    let text = "lake = \"x\"\nstages = [\"bill\"]\n\n[bill]\nmonth = \"2026-1\"\norg = \"contoso\"\nissue = true\n";
+    let cfg = write(dir.path(), "bad.toml", text);
+    let o = cspcost(["run", &arg(&cfg)]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(
+        err.contains("bad.toml:5: bill.month '2026-1' is not YYYY-MM"),
+        "{err}"
+    );
+    assert!(
+        err.contains("bad.toml:5: bill.issue issues a whole month: drop bill.org"),
+        "{err}"
+    );
+    let missing = write(
+        dir.path(),
+        "missing.toml",
+        "lake = \"x\"\nstages = [\"bill\"]\n",
+    );
+    let o = cspcost(["run", &arg(&missing)]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains(
+        "missing.toml:2: stage bill is listed but there is no [bill] table naming the month"
+    ));
+}
