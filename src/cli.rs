@@ -179,7 +179,8 @@ pub enum IngestCommand {
     Usage(IngestArgs),
     /// Retail Prices pages, Partner Center rate cards, CSV price sheets.
     Prices(IngestArgs),
-    /// partnerships.csv, organizations.csv, tenants.csv, transfers.csv, fx_rates*.csv.
+    /// partnerships.csv, organizations.csv, tenants.csv, transfers.csv, fx_rates*.csv,
+    /// resellers.csv, reservation_settings.csv, reservation_skus.csv, price_lists.csv.
     Reference(IngestArgs),
     /// Reservation orders (CSV or JSON).
     Reservations(IngestArgs),

@@ -1,5 +1,5 @@
 //! The `costs/` rows a statement is built from: only the columns billing needs, read through
-//! the lake, every `org=<id>` partition of one month.
+//! the lake one organization partition at a time, so memory holds one organization's month.
 
 use crate::emit::costs::col;
 use crate::error::Result;
@@ -52,26 +52,22 @@ pub struct CostRow {
     pub file: String,
 }
 
-/// Every cost row of `month`, partitions in path order and rows in file order.
-pub fn month_rows(lake: &Lake, month: &str) -> Result<Vec<CostRow>> {
+/// Every cost row of one organization's partition of `month` (`costs/org=<id>/month=<M>/`),
+/// files in path order and rows in file order; empty when the partition does not exist.
+pub fn org_month_rows(lake: &Lake, org: &str, month: &str) -> Result<Vec<CostRow>> {
     let mut out = Vec::new();
-    for org_dir in lake.list_dir("costs")? {
-        if !org_dir.starts_with("org=") {
+    let dir = crate::emit::costs::partition_dir(org, month);
+    for name in lake.list_dir(&dir)? {
+        // Readers glob `*.parquet`; a leading dot is a write in progress.
+        if name.starts_with('.') || !name.ends_with(".parquet") {
             continue;
         }
-        let dir = format!("costs/{org_dir}/month={month}");
-        for name in lake.list_dir(&dir)? {
-            // Readers glob `*.parquet`; a leading dot is a write in progress.
-            if name.starts_with('.') || !name.ends_with(".parquet") {
-                continue;
-            }
-            let rel = format!("{dir}/{name}");
-            for batch in lake
-                .get_parquet_columns(&rel, &COLUMNS)?
-                .unwrap_or_default()
-            {
-                read_batch(&batch, &rel, &mut out)?;
-            }
+        let rel = format!("{dir}/{name}");
+        for batch in lake
+            .get_parquet_columns(&rel, &COLUMNS)?
+            .unwrap_or_default()
+        {
+            read_batch(&batch, &rel, &mut out)?;
         }
     }
     Ok(out)

@@ -3,12 +3,12 @@
 //! them, and write the manifest.
 
 use crate::bill::issued::{Issued, IssuedMonth, IssuedStatement};
-use crate::bill::rows::{month_rows, CostRow};
+use crate::bill::rows::{org_month_rows, CostRow};
 use crate::bill::statement::{
     adjustment_lines, charge_lines, fx_used, round_minor, sum_lines, HolderKind, Line, LineKind,
     Statement,
 };
-use crate::emit::costs::partition_value;
+use crate::emit::costs::{partition_dir, partition_value};
 use crate::emit::manifest::{Manifest, PartitionSummary};
 use crate::error::{Error, Result};
 use crate::model::currency::minor_unit_digits;
@@ -123,21 +123,8 @@ fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// Rows of each month, read once.
-struct MonthCache<'l> {
-    lake: &'l Lake,
-    months: BTreeMap<String, Vec<CostRow>>,
-}
-
-impl MonthCache<'_> {
-    fn rows(&mut self, month: &str) -> Result<&[CostRow]> {
-        if !self.months.contains_key(month) {
-            let rows = month_rows(self.lake, month)?;
-            self.months.insert(month.to_string(), rows);
-        }
-        Ok(&self.months[month])
-    }
-}
+/// A holder's rows by month: the month billed and every issued month before it.
+type HolderRows = BTreeMap<String, Vec<CostRow>>;
 
 /// Everything about a holder that does not depend on the month.
 struct HolderInfo {
@@ -213,28 +200,6 @@ fn holder_info(reference: &Reference, kind: HolderKind, id: &str) -> HolderInfo 
     }
 }
 
-/// The rows of `rows` that belong on a holder's statement.
-fn rows_of<'r>(
-    reference: &Reference,
-    rows: &'r [CostRow],
-    kind: HolderKind,
-    id: &str,
-) -> Vec<&'r CostRow> {
-    rows.iter()
-        .filter(|r| match kind {
-            HolderKind::Organization => r.org == id,
-            HolderKind::Reseller => {
-                reference
-                    .billing
-                    .org_reseller
-                    .get(&r.org)
-                    .map(String::as_str)
-                    == Some(id)
-            }
-        })
-        .collect()
-}
-
 fn unbalanced(detail: String) -> Error {
     Error::Unbalanced {
         stage: "bill".into(),
@@ -242,19 +207,19 @@ fn unbalanced(detail: String) -> Error {
     }
 }
 
-/// Build one holder's statement for `month`, or `None` when it has neither rows nor
-/// adjustments. Checks, before anything is written, that its own lines add up to its rows'
-/// exact sum rounded once and that after it every issued month it adjusts is billed exactly
-/// as the current `costs/` say.
+/// Build one holder's statement for `month` from its rows, or `None` when it has neither
+/// rows nor adjustments. Checks, before anything is written, that its own lines add up to its
+/// rows' exact sum rounded once and that after it every issued month it adjusts is billed
+/// exactly as the current `costs/` say.
 fn build_statement(
-    reference: &Reference,
     issued: &Issued,
-    cache: &mut MonthCache,
     info: &HolderInfo,
     month: &str,
+    rows: &HolderRows,
 ) -> Result<Option<Statement>> {
-    let rows = cache.rows(month)?.to_vec();
-    let mine = rows_of(reference, &rows, info.kind, &info.id);
+    let of =
+        |m: &str| -> Vec<&CostRow> { rows.get(m).map(|r| r.iter().collect()).unwrap_or_default() };
+    let mine = of(month);
     let currency = mine
         .first()
         .map(|r| r.currency.clone())
@@ -273,15 +238,12 @@ fn build_statement(
         )));
     }
     let mut adjustments: Vec<Line> = Vec::new();
-    let earlier: Vec<String> = issued.issued_before(month).map(str::to_string).collect();
-    for m in &earlier {
-        let old_rows = cache.rows(m)?.to_vec();
-        let old_mine = rows_of(reference, &old_rows, info.kind, &info.id);
-        let (current, _) = charge_lines(&old_mine, info.kind, digits)?;
+    for m in issued.issued_before(month) {
+        let (current, _) = charge_lines(&of(m), info.kind, digits)?;
         let billed = issued.billed_for(info.kind, &info.id, m)?;
         let adj = adjustment_lines(m, &current, &billed)?;
-        // Issued + adjusted must now equal what the month's rows say, line by line.
-        let before: Dec10 = billed
+        // Issued + adjusted must now equal what the month's rows say.
+        let before = billed
             .values()
             .try_fold(Dec10::ZERO, |s, (a, _)| s.checked_add(*a))
             .ok_or_else(|| unbalanced(format!("issued amounts of {m} overflow")))?;
@@ -309,9 +271,8 @@ fn build_statement(
     lines.extend(adjustments);
     lines.extend(rounding);
     let total = sum_lines(&lines)?;
-    let id_for_invoice = &info.id;
     Ok(Some(Statement {
-        invoice_id: crate::model::invoice_id(id_for_invoice, month),
+        invoice_id: crate::model::invoice_id(&info.id, month),
         month: month.to_string(),
         issuer: info.issuer.clone(),
         holder_kind: info.kind,
@@ -329,44 +290,31 @@ fn build_statement(
     }))
 }
 
-/// Holders to bill for `month`: organizations with rows in it or in an issued earlier month
-/// (or with an issued statement), then the resellers of those organizations.
-fn holders(
+/// Organizations to bill for `month` (those with a `costs/` partition in it or in an issued
+/// earlier month, or with an issued statement), and resellers with an issued statement.
+fn candidates(
+    lake: &Lake,
     reference: &Reference,
     issued: &Issued,
-    cache: &mut MonthCache,
-    month: &str,
-    only: Option<&str>,
-) -> Result<Vec<(HolderKind, String)>> {
-    let mut orgs: BTreeSet<String> = cache.rows(month)?.iter().map(|r| r.org.clone()).collect();
-    let earlier: Vec<String> = issued.issued_before(month).map(str::to_string).collect();
-    for m in &earlier {
-        orgs.extend(cache.rows(m)?.iter().map(|r| r.org.clone()));
-    }
-    let mut resellers: BTreeSet<String> = BTreeSet::new();
+    months: &[String],
+) -> Result<(BTreeSet<String>, BTreeSet<String>)> {
+    let mut orgs = BTreeSet::new();
+    let mut resellers = BTreeSet::new();
     for (kind, id) in issued.holders() {
         match kind {
             HolderKind::Organization => orgs.insert(id),
             HolderKind::Reseller => resellers.insert(id),
         };
     }
-    if let Some(o) = only {
-        return Ok(orgs
-            .into_iter()
-            .filter(|id| id == o)
-            .map(|id| (HolderKind::Organization, id))
-            .collect());
-    }
-    for o in &orgs {
-        if let Some(r) = reference.billing.org_reseller.get(o) {
-            resellers.insert(r.clone());
+    for id in reference.organizations.keys() {
+        for m in months {
+            if !lake.list_dir(&partition_dir(id, m))?.is_empty() {
+                orgs.insert(id.clone());
+                break;
+            }
         }
     }
-    Ok(orgs
-        .into_iter()
-        .map(|id| (HolderKind::Organization, id))
-        .chain(resellers.into_iter().map(|id| (HolderKind::Reseller, id)))
-        .collect())
+    Ok((orgs, resellers))
 }
 
 fn summary(s: &Statement, path: String) -> StatementSummary {
@@ -464,16 +412,46 @@ pub fn bill(lake: &Lake, opts: &BillOptions, run_id: &str) -> Result<BillReport>
         });
     }
 
-    let mut cache = MonthCache {
-        lake,
-        months: BTreeMap::new(),
-    };
+    let mut months: Vec<String> = issued.issued_before(month).map(str::to_string).collect();
+    months.push(month.to_string());
+    let (orgs, mut resellers) = candidates(lake, &reference, &issued, &months)?;
+    // One organization's rows in memory at a time; a reseller's organizations' rows are kept
+    // for its statement.
+    let mut reseller_rows: BTreeMap<String, HolderRows> = BTreeMap::new();
     let mut built = Vec::new();
-    for (kind, id) in holders(&reference, &issued, &mut cache, month, opts.org.as_deref())? {
-        let info = holder_info(&reference, kind, &id);
-        if let Some(mut s) = build_statement(&reference, &issued, &mut cache, &info, month)? {
+    for id in orgs
+        .iter()
+        .filter(|id| opts.org.as_ref().is_none_or(|o| o == *id))
+    {
+        let mut rows = HolderRows::new();
+        for m in &months {
+            rows.insert(m.clone(), org_month_rows(lake, id, m)?);
+        }
+        let info = holder_info(&reference, HolderKind::Organization, id);
+        if let Some(mut s) = build_statement(&issued, &info, month, &rows)? {
             s.issued = opts.issue;
             built.push(s);
+        }
+        if opts.org.is_some() {
+            continue;
+        }
+        if let Some(r) = reference.billing.org_reseller.get(id) {
+            resellers.insert(r.clone());
+            let all = reseller_rows.entry(r.clone()).or_default();
+            for (m, v) in rows {
+                all.entry(m).or_default().extend(v);
+            }
+        }
+    }
+    // --org bills that organization only, never a partial reseller statement.
+    if opts.org.is_none() {
+        for id in &resellers {
+            let info = holder_info(&reference, HolderKind::Reseller, id);
+            let rows = reseller_rows.remove(id).unwrap_or_default();
+            if let Some(mut s) = build_statement(&issued, &info, month, &rows)? {
+                s.issued = opts.issue;
+                built.push(s);
+            }
         }
     }
     if let Some(o) = &opts.org {

@@ -420,7 +420,8 @@ pub fn split_installments(total: Dec10, n: u32, digits: u32) -> Option<Vec<Dec10
 }
 
 /// Price one order, or reject it with the first reason that applies (reservations.md order:
-/// scope, term, quantity, billing frequency, tenant, price, FX). `Err` only when arithmetic
+/// scope, term, quantity, billing frequency, then billing.md's monthly billing, supported
+/// billing cycles and price lists, then tenant, price, FX). `Err` only when arithmetic
 /// leaves DECIMAL(38,10).
 pub fn price_order<'a>(
     order: &'a ReservationOrder,
