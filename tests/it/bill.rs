@@ -697,3 +697,65 @@ fn month_end_pipeline_bills_the_month() {
         "missing.toml:2: stage bill is listed but there is no [bill] table naming the month"
     ));
 }
+
+#[test]
+fn reseller_statements_carry_adjustments_per_organization() {
+    let dir = lake();
+    let l = arg(dir.path());
+    for (kind, rel) in [
+        ("reference", "reference"),
+        ("reference", "reseller/reference"),
+        ("prices", "prices"),
+        ("usage", "usage/dump-2026-01-20"),
+    ] {
+        ok(["ingest", kind, "--lake", &l, &arg(&sample(rel))]);
+    }
+    ok(["rate", "--lake", &l]);
+    ok(["bill", "--lake", &l, "--month", "2026-01", "--issue"]);
+    // Nothing of the reseller's organizations in January yet: no reseller statement.
+    assert!(!dir
+        .path()
+        .join("bills/month=2026-01/reseller=r-blue")
+        .exists());
+    // Their January usage arrives after January was issued.
+    ok([
+        "ingest",
+        "usage",
+        "--lake",
+        &l,
+        &arg(&sample("reseller/usage")),
+    ]);
+    ok(["rate", "--lake", &l]);
+    let out = bill(&l, "2026-02");
+    let words = |line: &str| line.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        out.lines()
+            .any(|line| words(line) == "reseller r-blue r-blue-2026-02 3 25.53 EUR 2 (25.53)"),
+        "{out}"
+    );
+    assert_eq!(
+        lines(dir.path(), "2026-02", "reseller=r-blue"),
+        [
+            "adjustment Adjustment for 2026-01: Virtual Machines 22.08",
+            "adjustment Adjustment for 2026-01: Virtual Machines 3.45",
+            "rounding Rounding 0.00",
+            "total 25.53"
+        ]
+    );
+    let r = json(dir.path(), "2026-02", "reseller=r-blue");
+    let orgs: Vec<&str> = r["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|l| l["organization_id"].as_str())
+        .collect();
+    assert_eq!(orgs, ["tailspin", "wingtip"]);
+    assert_eq!(
+        lines(dir.path(), "2026-02", "org=tailspin"),
+        [
+            "adjustment Adjustment for 2026-01: Virtual Machines 24.73",
+            "rounding Rounding 0.00",
+            "total 24.73"
+        ]
+    );
+}
