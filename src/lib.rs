@@ -14,6 +14,7 @@ pub mod faults;
 pub mod ingest;
 pub mod model;
 pub mod pipeline;
+pub mod pricing;
 pub mod progress;
 pub mod rate;
 pub mod reconcile;

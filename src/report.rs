@@ -216,8 +216,8 @@ pub fn money(v: crate::model::Dec10, currency: &str) -> String {
 pub fn print_rate_summary(r: &crate::rate::run::RateReport) {
     let m = &r.manifest;
     println!("rate (run {})", m.run_id);
-    for (month, why) in &r.plan {
-        println!("  {month}: {why}");
+    for mo in &r.plan.months {
+        println!("  {}: {}", mo.month, mo.why);
     }
     let c = |k: &str| m.counts.get(k).copied().unwrap_or(0);
     println!(

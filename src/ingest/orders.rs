@@ -7,7 +7,7 @@ use crate::emit::manifest::{Manifest, PartitionSummary};
 use crate::error::{Error, Result};
 use crate::ingest::json_text::scalar_text;
 use crate::ingest::source::{
-    expand_paths, logical_name, open_reader, plan_files, read_all, Ledger,
+    csv_row_error, expand_paths, logical_name, open_reader, plan_files, read_all, Ledger,
 };
 use crate::ingest::{finish_ingest, record_counts, IngestCounts};
 use crate::model::decimal::Dec10;
@@ -170,9 +170,12 @@ fn parse_orders_file(path: &Path) -> Result<Vec<Outcome>> {
             .from_reader(open_reader(path)?);
         let headers: Vec<String> = rdr
             .headers()
-            .map_err(|e| Error::InputFormat {
-                path: source.clone(),
-                expected: format!("a CSV header row: {e}"),
+            .map_err(|e| match csv_row_error(path, e) {
+                Err(fatal) => fatal,
+                Ok(e) => Error::InputFormat {
+                    path: source.clone(),
+                    expected: format!("a CSV header row: {e}"),
+                },
             })?
             .iter()
             .map(|h| h.trim().trim_start_matches('\u{feff}').to_ascii_lowercase())
@@ -193,17 +196,20 @@ fn parse_orders_file(path: &Path) -> Result<Vec<Outcome>> {
                         &rec.iter().collect::<Vec<_>>().join(","),
                     ));
                 }
-                Err(e) => out.push(Err(Box::new(QuarantineRecord {
-                    reason: ReasonCode::Malformed,
-                    detail: format!("CSV row is not readable: {e}"),
-                    source_file: source.clone(),
-                    source_row: line,
-                    raw: String::new(),
-                    customer_tenant_id: None,
-                    subscription_id: None,
-                    meter_id: None,
-                    usage_date: None,
-                }))),
+                Err(e) => {
+                    let e = csv_row_error(path, e)?;
+                    out.push(Err(Box::new(QuarantineRecord {
+                        reason: ReasonCode::Malformed,
+                        detail: format!("CSV row is not readable: {e}"),
+                        source_file: source.clone(),
+                        source_row: line,
+                        raw: String::new(),
+                        customer_tenant_id: None,
+                        subscription_id: None,
+                        meter_id: None,
+                        usage_date: None,
+                    })))
+                }
             }
         }
         return Ok(out);

@@ -104,7 +104,7 @@ impl Spill {
             let mut w = ArrowWriter::try_new(
                 file,
                 usage_schema(),
-                Some(crate::emit::runs::scratch_properties()),
+                Some(crate::store::scratch::scratch_properties()),
             )
             .map_err(perr)?;
             w.write(&usage_to_batch(&rows)?).map_err(perr)?;

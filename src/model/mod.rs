@@ -1,9 +1,10 @@
-//! Typed records, the decimal type, units, identifiers, times, reason codes and the Arrow
+//! Typed records, the decimal type and the one rounding module, units, identifiers, times, reason codes and the Arrow
 //! schemas of every staged and published table.
 
 pub mod billing;
 pub mod currency;
 pub mod decimal;
+pub mod half_away_from_zero;
 pub mod ids;
 pub mod order;
 pub mod price;

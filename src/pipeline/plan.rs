@@ -337,6 +337,7 @@ pub fn describe(plan: &Plan) -> Result<()> {
                             &new_run_id(),
                         )?
                         .plan
+                        .months
                     }
                     None => Vec::new(),
                 };
@@ -349,8 +350,8 @@ pub fn describe(plan: &Plan) -> Result<()> {
                 if months.is_empty() {
                     println!("     no month has changed inputs now");
                 }
-                for (m, why) in months {
-                    println!("     {m}: {why}");
+                for mo in months {
+                    println!("     {}: {}", mo.month, mo.why);
                 }
                 println!("     plus every month the new usage files above touch");
             }

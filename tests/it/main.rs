@@ -7,6 +7,7 @@ mod cli;
 mod common;
 mod crash;
 mod deploy;
+mod hostile;
 mod ingest;
 mod interop;
 mod object_store;
