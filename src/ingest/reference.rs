@@ -175,7 +175,9 @@ fn parse_table(
                     }
                     Cell::Str(cell.to_ascii_uppercase())
                 }
-                ColKind::Str if name.ends_with("_id") => {
+                // Microsoft's SKU IDs (`DZH318Z0BQ4L/0123`) hold '/' and never name a
+                // directory: only IDs of ours must be directory-safe.
+                ColKind::Str if name.ends_with("_id") && *name != "sku_id" => {
                     if let Err(why) = check_safe_id(cell) {
                         id_problems.push(format!(
                             "{source} line {line}: {name} '{}' {why}",
