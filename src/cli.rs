@@ -20,6 +20,10 @@ pub struct Cli {
     /// `ts`, `level`, `msg` and fields, for log collectors; no progress bar).
     #[arg(long, global = true, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
+    /// Writing commands: if another run holds the lake's writer lease, wait up to DURATION
+    /// (`30s`, `5m`, `500ms`) for it instead of exiting 2 at once.
+    #[arg(long, global = true, value_name = "DURATION")]
+    pub wait: Option<String>,
     /// The command.
     #[command(subcommand)]
     pub command: Command,
@@ -248,56 +252,95 @@ pub fn run(cli: Cli) -> Result<()> {
     if let Some(f) = crate::progress::LogFormat::parse(&cli.log_format) {
         crate::progress::set_log_format(f);
     }
+    let wait = crate::writer::parse_wait(cli.wait.as_deref())?;
     match cli.command {
         Command::Ingest(cmd) => {
-            let (args, f): (IngestArgs, IngestFn) = match cmd {
-                IngestCommand::Usage(a) => (a, |l, p, r| {
-                    ingest::usage::ingest_usage(
-                        l,
-                        &ingest::usage::IngestUsageOptions { paths: p },
-                        r,
-                    )
-                }),
-                IngestCommand::Prices(a) => (a, |l, p, r| {
-                    ingest::prices::ingest_prices(
-                        l,
-                        &ingest::prices::IngestPricesOptions { paths: p },
-                        r,
-                    )
-                }),
-                IngestCommand::Reference(a) => (a, |l, p, r| {
-                    ingest::reference::ingest_reference(
-                        l,
-                        &ingest::reference::IngestReferenceOptions { paths: p },
-                        r,
-                    )
-                }),
-                IngestCommand::Reservations(a) => (a, |l, p, r| {
-                    ingest::orders::ingest_orders(
-                        l,
-                        &ingest::orders::IngestOrdersOptions { paths: p },
-                        r,
-                    )
-                }),
+            let (args, f, kind): (IngestArgs, IngestFn, &str) = match cmd {
+                IngestCommand::Usage(a) => (
+                    a,
+                    |l, p, r| {
+                        ingest::usage::ingest_usage(
+                            l,
+                            &ingest::usage::IngestUsageOptions { paths: p },
+                            r,
+                        )
+                    },
+                    "usage",
+                ),
+                IngestCommand::Prices(a) => (
+                    a,
+                    |l, p, r| {
+                        ingest::prices::ingest_prices(
+                            l,
+                            &ingest::prices::IngestPricesOptions { paths: p },
+                            r,
+                        )
+                    },
+                    "prices",
+                ),
+                IngestCommand::Reference(a) => (
+                    a,
+                    |l, p, r| {
+                        ingest::reference::ingest_reference(
+                            l,
+                            &ingest::reference::IngestReferenceOptions { paths: p },
+                            r,
+                        )
+                    },
+                    "reference",
+                ),
+                IngestCommand::Reservations(a) => (
+                    a,
+                    |l, p, r| {
+                        ingest::orders::ingest_orders(
+                            l,
+                            &ingest::orders::IngestOrdersOptions { paths: p },
+                            r,
+                        )
+                    },
+                    "reservations",
+                ),
             };
             let lake = Lake::open(&args.lake)?;
-            let m = f(&lake, args.paths, &new_run_id())?;
+            let run_id = new_run_id();
+            let command = format!("ingest {kind}");
+            let lease = crate::writer::begin(&lake, &run_id, &command, None, wait)?;
+            let options = serde_json::json!({ "paths": args.paths });
+            let m = crate::emit::journal::run_ingest(&lake, &run_id, kind, options, || {
+                f(&lake, args.paths, &run_id)
+            })?;
+            lease.release()?;
             if !cli.quiet {
                 report::print_ingest_summary(&m);
             }
             report::log_finished(&m);
             Ok(())
         }
-        Command::Tenants(cmd) => tenants(cmd),
+        Command::Tenants(cmd) => tenants(cmd, wait),
         Command::Quarantine { lake } => {
-            let lake = Lake::open(&lake)?;
+            let lake = Lake::open_existing(&lake)?;
             report::print_quarantine(&crate::emit::quarantine::lake_counts(&lake)?);
             Ok(())
         }
         Command::Rate(a) => {
             let opts = rate_options(&a)?;
-            let lake = Lake::open(&a.lake)?;
-            let report = crate::rate::run::rate(&lake, &opts, &new_run_id())?;
+            let lake = Lake::open_existing(&a.lake)?;
+            let run_id = new_run_id();
+            // A dry run writes nothing, so it needs no lease.
+            let lease = if opts.dry_run {
+                None
+            } else {
+                let command = match &opts.shard {
+                    Some(s) => format!("rate --shard {}/{}", s.index, s.count),
+                    None => "rate".to_string(),
+                };
+                let n = opts.shard.as_ref().map(|s| s.count);
+                Some(crate::writer::begin(&lake, &run_id, &command, n, wait)?)
+            };
+            let report = crate::rate::run::rate(&lake, &opts, &run_id)?;
+            if let Some(l) = lease {
+                l.release()?;
+            }
             if !cli.quiet {
                 report::print_rate_summary(&report);
             }
@@ -308,15 +351,18 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Reserve(a) => {
             let opts = reserve_options(&a)?;
-            let lake = Lake::open(&a.lake)?;
-            let report = crate::reserve::run::reserve(&lake, &opts, &new_run_id())?;
+            let lake = Lake::open_existing(&a.lake)?;
+            let run_id = new_run_id();
+            let lease = crate::writer::begin(&lake, &run_id, "reserve", None, wait)?;
+            let report = crate::reserve::run::reserve(&lake, &opts, &run_id)?;
+            lease.release()?;
             if !cli.quiet {
                 report::print_reserve_summary(&report);
             }
             Ok(())
         }
         Command::Assets(a) => {
-            let lake = Lake::open(&a.lake)?;
+            let lake = Lake::open_existing(&a.lake)?;
             let query = crate::reserve::assets::AssetQuery::from_flags(
                 &lake,
                 a.org.as_deref(),
@@ -324,7 +370,7 @@ pub fn run(cli: Cli) -> Result<()> {
             )?;
             match crate::reserve::assets::list_assets(&lake, &query)? {
                 Some(rows) => report::print_assets(&rows),
-                None => println!(
+                None => crate::outln!(
                     "no reservation assets yet: run `cspcost reserve --lake {}` first",
                     a.lake
                 ),
@@ -336,13 +382,29 @@ pub fn run(cli: Cli) -> Result<()> {
             if dry_run {
                 crate::pipeline::plan::describe(&plan)
             } else {
-                crate::pipeline::plan::execute(&plan, cli.quiet).map(|_| ())
+                // One lease for all stages. A pipeline that ingests may create the lake;
+                // one that only rates, reserves or reconciles needs an existing lake.
+                let ingests = plan
+                    .steps
+                    .iter()
+                    .any(|s| matches!(s, crate::pipeline::plan::Step::Ingest(..)));
+                let lake = if ingests {
+                    Lake::open(&plan.lake)?
+                } else {
+                    Lake::open_existing(&plan.lake)?
+                };
+                let lease = crate::writer::begin(&lake, &new_run_id(), "run", None, wait)?;
+                crate::pipeline::plan::execute(&plan, cli.quiet)?;
+                lease.release()
             }
         }
         Command::Reconcile(a) => {
             let opts = reconcile_options(&a)?;
-            let lake = Lake::open(&a.lake)?;
-            let report = crate::reconcile::run::reconcile(&lake, &opts, &new_run_id())?;
+            let lake = Lake::open_existing(&a.lake)?;
+            let run_id = new_run_id();
+            let lease = crate::writer::begin(&lake, &run_id, "reconcile", None, wait)?;
+            let report = crate::reconcile::run::reconcile(&lake, &opts, &run_id)?;
+            lease.release()?;
             if !cli.quiet {
                 crate::reconcile::display::print_summary(&report);
             }
@@ -350,8 +412,11 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Bill(a) => {
             let opts = bill_options(&a)?;
-            let lake = Lake::open(&a.lake)?;
-            let report = crate::bill::bill(&lake, &opts, &new_run_id())?;
+            let lake = Lake::open_existing(&a.lake)?;
+            let run_id = new_run_id();
+            let lease = crate::writer::begin(&lake, &run_id, "bill", None, wait)?;
+            let report = crate::bill::bill(&lake, &opts, &run_id)?;
+            lease.release()?;
             if !cli.quiet {
                 crate::bill::run::print_summary(&report);
             }
@@ -359,14 +424,14 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Runs { lake } => {
-            let lake = Lake::open(&lake)?;
+            let lake = Lake::open_existing(&lake)?;
             report::print_runs(&crate::emit::manifest::list_manifests(&lake)?);
             Ok(())
         }
     }
 }
 
-fn tenants(cmd: TenantsCommand) -> Result<()> {
+fn tenants(cmd: TenantsCommand, wait: Option<std::time::Duration>) -> Result<()> {
     use crate::model::reference::Reference;
     match cmd {
         TenantsCommand::Add {
@@ -375,18 +440,22 @@ fn tenants(cmd: TenantsCommand) -> Result<()> {
             org,
             partnership,
         } => {
-            let t =
-                ingest::reference::tenants_add(&Lake::open(&lake)?, &tenant, &org, &partnership)?;
-            println!(
+            let lake = Lake::open(&lake)?;
+            let lease = crate::writer::begin(&lake, &new_run_id(), "tenants add", None, wait)?;
+            let t = ingest::reference::tenants_add(&lake, &tenant, &org, &partnership)?;
+            lease.release()?;
+            crate::outln!(
                 "registered tenant {} to organization {} (partnership {})",
-                t.customer_tenant_id, t.organization_id, t.partnership_id
+                t.customer_tenant_id,
+                t.organization_id,
+                t.partnership_id
             );
         }
         TenantsCommand::List { lake } => {
-            report::print_tenants(&Reference::load(&Lake::open(&lake)?)?)
+            report::print_tenants(&Reference::load(&Lake::open_existing(&lake)?)?)
         }
         TenantsCommand::Show { lake, tenant } => {
-            let r = Reference::load(&Lake::open(&lake)?)?;
+            let r = Reference::load(&Lake::open_existing(&lake)?)?;
             let g = crate::model::ids::normalize_guid(&tenant)
                 .ok_or_else(|| crate::Error::config(format!("'{tenant}' is not a GUID")))?;
             let t = r
@@ -396,8 +465,11 @@ fn tenants(cmd: TenantsCommand) -> Result<()> {
             report::print_tenant(&r, t);
         }
         TenantsCommand::Remove { lake, tenant } => {
-            let t = ingest::reference::tenants_remove(&Lake::open(&lake)?, &tenant)?;
-            println!("removed tenant {} (was organization {}); its cost partitions are deleted at the next `rate`", t.customer_tenant_id, t.organization_id);
+            let lake = Lake::open_existing(&lake)?;
+            let lease = crate::writer::begin(&lake, &new_run_id(), "tenants remove", None, wait)?;
+            let t = ingest::reference::tenants_remove(&lake, &tenant)?;
+            lease.release()?;
+            crate::outln!("removed tenant {} (was organization {}); its cost partitions are deleted at the next `rate`", t.customer_tenant_id, t.organization_id);
         }
     }
     Ok(())
@@ -405,7 +477,7 @@ fn tenants(cmd: TenantsCommand) -> Result<()> {
 
 /// Validate `rate` flags, reporting every problem at once.
 pub fn rate_options(a: &RateArgs) -> Result<crate::rate::run::RateOptions> {
-    use crate::rate::engine::{TierPeriod, TierScope};
+    use crate::model::tier::{TierPeriod, TierScope};
     let mut problems = Vec::new();
     let scope = TierScope::parse(&a.tier_scope).unwrap_or_else(|| {
         problems.push(format!(

@@ -83,6 +83,21 @@ pub enum Error {
         /// The equation that failed.
         detail: String,
     },
+    /// A reading command was pointed at a path that holds no lake (a typo, an unmounted
+    /// volume): refused instead of reporting an empty lake as up to date.
+    #[error("no cspcost lake at {location} (no staged/ or _runs/ there; `cspcost ingest` creates a lake)")]
+    NoLake {
+        /// The path or URL (without credentials).
+        location: String,
+    },
+    /// Another run holds the lake's writer lease (`_lock/writer.json`).
+    #[error("{location}: {detail}")]
+    LeaseHeld {
+        /// The lease file.
+        location: String,
+        /// Who holds it, since when, until when, and what to do.
+        detail: String,
+    },
 }
 
 fn format_problems(problems: &[String]) -> String {
@@ -103,7 +118,11 @@ impl Error {
     /// The process exit code for this error (README: 2 bad input or config, 1 otherwise).
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Config { .. } | Error::InputFormat { .. } | Error::Reconcile(_) => 2,
+            Error::Config { .. }
+            | Error::InputFormat { .. }
+            | Error::Reconcile(_)
+            | Error::NoLake { .. }
+            | Error::LeaseHeld { .. } => 2,
             _ => 1,
         }
     }

@@ -13,13 +13,17 @@ pub mod error;
 pub mod faults;
 pub mod ingest;
 pub mod model;
+pub mod out;
 pub mod pipeline;
 pub mod pricing;
 pub mod progress;
 pub mod rate;
 pub mod reconcile;
+pub mod redact;
 pub mod report;
 pub mod reserve;
+pub mod staged;
 pub mod store;
+pub mod writer;
 
 pub use error::{Error, Result};

@@ -75,11 +75,15 @@ pub fn json_line(level: &str, msg: &str, fields: &[(&str, Value)]) -> String {
 }
 
 fn emit(level: &str, msg: &str, fields: &[(&str, Value)]) {
-    match log_format() {
-        LogFormat::Text if level == "error" => eprintln!("cspcost: error: {msg}"),
-        LogFormat::Text => eprintln!("cspcost: {msg}"),
-        LogFormat::Json => eprintln!("{}", json_line(level, msg, fields)),
-    }
+    let line = match log_format() {
+        LogFormat::Text if level == "error" => format!("cspcost: error: {msg}\n"),
+        LogFormat::Text => format!("cspcost: {msg}\n"),
+        LogFormat::Json => format!("{}\n", json_line(level, msg, fields)),
+    };
+    // Every log line and error passes the redaction (a lake URL may carry a SAS token),
+    // and a closed stderr is not worth a panic: the line is dropped.
+    let shown = crate::redact::redact(&line);
+    let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), shown.as_bytes());
 }
 
 /// Print an operator log line to stderr (unless quiet).

@@ -5,14 +5,14 @@ use crate::emit::manifest::Manifest;
 /// Print a run's counts and quarantine by reason.
 pub fn print_ingest_summary(m: &Manifest) {
     let c = |k: &str| m.counts.get(k).copied().unwrap_or(0);
-    println!("{} (run {})", m.command, m.run_id);
+    crate::outln!("{} (run {})", m.command, m.run_id);
     let skipped = m.inputs.iter().filter(|i| i.status != "ingested").count();
-    println!(
+    crate::outln!(
         "  files: {} read, {} skipped as already ingested",
         m.inputs.len() - skipped,
         skipped
     );
-    println!(
+    crate::outln!(
         "  records: {} read = {} new + {} restated + {} unchanged + {} quarantined",
         c("read"),
         c("new"),
@@ -21,26 +21,29 @@ pub fn print_ingest_summary(m: &Manifest) {
         m.quarantined_total()
     );
     for (reason, n) in &m.quarantined {
-        println!("    quarantined {reason:<18} {n}");
+        crate::outln!("    quarantined {reason:<18} {n}");
     }
 }
 
 /// Print quarantine counts by stage, partition and reason.
 pub fn print_quarantine(rows: &[(String, String, String, u64)]) {
     if rows.is_empty() {
-        println!("no quarantined records");
+        crate::outln!("no quarantined records");
         return;
     }
-    println!(
+    crate::outln!(
         "{:<8} {:<40} {:<22} {:>8}",
-        "stage", "partition", "reason", "records"
+        "stage",
+        "partition",
+        "reason",
+        "records"
     );
     let mut total = 0;
     for (stage, part, reason, n) in rows {
-        println!("{stage:<8} {part:<40} {reason:<22} {n:>8}");
+        crate::outln!("{stage:<8} {part:<40} {reason:<22} {n:>8}");
         total += n;
     }
-    println!("{:<8} {:<40} {:<22} {total:>8}", "total", "", "");
+    crate::outln!("{:<8} {:<40} {:<22} {total:>8}", "total", "", "");
 }
 
 /// A duration for people: `420 ms`, `3.2 s`, `4m 05s`, `1h 02m`.
@@ -101,21 +104,28 @@ fn started(m: &Manifest) -> String {
 /// Print past runs, newest first: start time, duration, command, run ID, counts.
 pub fn print_runs(runs: &[Manifest]) {
     if runs.is_empty() {
-        println!("no runs recorded in this lake");
+        crate::outln!("no runs recorded in this lake");
         return;
     }
-    println!(
+    crate::outln!(
         "{:<19}  {:>9}  {:<18}  {:<30}  counts",
-        "started (UTC)", "duration", "command", "run"
+        "started (UTC)",
+        "duration",
+        "command",
+        "run"
     );
     for m in runs {
-        println!(
+        crate::outln!(
             "{:<19}  {:>9}  {:<18}  {:<30}  {}",
             started(m),
             duration(m.duration_ms),
             m.command,
             m.run_id,
-            counts_line(m)
+            match &m.status {
+                // A crashed or failed run's manifest, written by a later run (emit::journal).
+                Some(status) => format!("{status}: {}", counts_line(m)),
+                None => counts_line(m),
+            }
         );
     }
 }
@@ -147,14 +157,18 @@ pub fn log_finished(m: &Manifest) {
 
 /// Print the tenant registry.
 pub fn print_tenants(r: &crate::model::reference::Reference) {
-    println!(
+    crate::outln!(
         "{:<38} {:<20} {:<16}",
-        "customer_tenant_id", "organization", "partnership"
+        "customer_tenant_id",
+        "organization",
+        "partnership"
     );
     for t in r.tenants.values() {
-        println!(
+        crate::outln!(
             "{:<38} {:<20} {:<16}",
-            t.customer_tenant_id, t.organization_id, t.partnership_id
+            t.customer_tenant_id,
+            t.organization_id,
+            t.partnership_id
         );
     }
 }
@@ -164,21 +178,24 @@ pub fn print_tenant(
     r: &crate::model::reference::Reference,
     t: &crate::model::reference::TenantMapping,
 ) {
-    println!("tenant        {}", t.customer_tenant_id);
+    crate::outln!("tenant        {}", t.customer_tenant_id);
     match r.organizations.get(&t.organization_id) {
-        Some(o) => println!(
+        Some(o) => crate::outln!(
             "organization  {} ({}), billed in {}",
-            o.id, o.name, o.billing_currency
+            o.id,
+            o.name,
+            o.billing_currency
         ),
-        None => println!("organization  {} (unknown)", t.organization_id),
+        None => crate::outln!("organization  {} (unknown)", t.organization_id),
     }
     if let Some(res) = r.billing.reseller_of(&t.organization_id) {
-        println!(
+        crate::outln!(
             "reseller      {} ({}), invoices the organization",
-            res.id, res.name
+            res.id,
+            res.name
         );
     }
-    println!(
+    crate::outln!(
         "partnership   {} ({})",
         t.partnership_id,
         r.partnerships
@@ -195,7 +212,7 @@ pub fn print_tenant(
         .map(|o| o.customer_tenant_id.as_str())
         .collect();
     if !others.is_empty() {
-        println!("other tenants of the organization: {}", others.join(", "));
+        crate::outln!("other tenants of the organization: {}", others.join(", "));
     }
 }
 
@@ -203,7 +220,7 @@ pub fn print_tenant(
 /// (`12.95`, `162973`): what a person reads of an aggregate (rating.md §1).
 pub fn minor_unit_amount(v: crate::model::Dec10, currency: &str) -> String {
     let d = crate::model::currency::minor_unit_digits(currency);
-    let r = crate::model::Dec10(crate::rate::half_away_from_zero::round_scale10_to(v.0, d));
+    let r = crate::model::Dec10(crate::model::half_away_from_zero::round_scale10_to(v.0, d));
     r.to_fixed(d)
 }
 
@@ -215,12 +232,12 @@ pub fn money(v: crate::model::Dec10, currency: &str) -> String {
 /// Print what `rate` did: months and why, totals per organization and month, quarantine.
 pub fn print_rate_summary(r: &crate::rate::run::RateReport) {
     let m = &r.manifest;
-    println!("rate (run {})", m.run_id);
+    crate::outln!("rate (run {})", m.run_id);
     for mo in &r.plan.months {
-        println!("  {}: {}", mo.month, mo.why);
+        crate::outln!("  {}: {}", mo.month, mo.why);
     }
     let c = |k: &str| m.counts.get(k).copied().unwrap_or(0);
-    println!(
+    crate::outln!(
         "  records: {} staged = {} rated + {} quarantined",
         c("staged"),
         c("rated"),
@@ -229,7 +246,7 @@ pub fn print_rate_summary(r: &crate::rate::run::RateReport) {
     print_org_month_totals(&r.totals);
     for (month, reasons) in &r.quarantined {
         for (reason, n) in reasons {
-            println!("  quarantined {month} {reason:<18} {n}");
+            crate::outln!("  quarantined {month} {reason:<18} {n}");
         }
     }
     print_partition_actions(m);
@@ -240,12 +257,16 @@ fn print_org_month_totals(totals: &[crate::rate::run::OrgMonthTotal]) {
     if totals.is_empty() {
         return;
     }
-    println!(
+    crate::outln!(
         "  {:<14} {:<8} {:>6} {:>20} {:>24}",
-        "organization", "month", "rows", "x_ListCostUsd", "BilledCost"
+        "organization",
+        "month",
+        "rows",
+        "x_ListCostUsd",
+        "BilledCost"
     );
     for t in totals {
-        println!(
+        crate::outln!(
             "  {:<14} {:<8} {:>6} {:>20} {:>24}",
             t.org,
             t.month,
@@ -259,7 +280,7 @@ fn print_org_month_totals(totals: &[crate::rate::run::OrgMonthTotal]) {
 /// How many files a run wrote, left unchanged and deleted.
 fn print_partition_actions(m: &Manifest) {
     let count = |action: &str| m.partitions.iter().filter(|p| p.action == action).count();
-    println!(
+    crate::outln!(
         "  partitions: {} written, {} unchanged, {} deleted",
         count("written"),
         count("unchanged"),
@@ -271,9 +292,9 @@ fn print_partition_actions(m: &Manifest) {
 /// and month.
 pub fn print_reserve_summary(r: &crate::reserve::run::ReserveReport) {
     let m = &r.manifest;
-    println!("reserve (run {}) as of {}", m.run_id, r.as_of);
+    crate::outln!("reserve (run {}) as of {}", m.run_id, r.as_of);
     let c = |k: &str| m.counts.get(k).copied().unwrap_or(0);
-    println!(
+    crate::outln!(
         "  orders: {} staged = {} priced + {} unchanged + {} quarantined",
         c("read"),
         c("priced"),
@@ -281,16 +302,16 @@ pub fn print_reserve_summary(r: &crate::reserve::run::ReserveReport) {
         m.quarantined_total()
     );
     for (reason, n) in &m.quarantined {
-        println!("    quarantined {reason:<22} {n}");
+        crate::outln!("    quarantined {reason:<22} {n}");
     }
     let expired = crate::reserve::assets::expired_count(&r.assets);
-    println!(
+    crate::outln!(
         "  assets: {} ({} active, {expired} expired) in {}",
         r.assets.len(),
         r.assets.len() - expired,
         crate::reserve::assets::ASSETS_FILE
     );
-    println!("  purchase charges: {}", c("charges"));
+    crate::outln!("  purchase charges: {}", c("charges"));
     print_org_month_totals(&r.totals);
     print_partition_actions(m);
 }
@@ -309,7 +330,7 @@ fn with_min_digits(v: crate::model::Dec10, digits: u32) -> String {
 /// Print reservation assets as a table, the product title and details under each row.
 pub fn print_assets(rows: &[crate::reserve::assets::AssetRow]) {
     let Some(first) = rows.first() else {
-        println!("no reservation assets match");
+        crate::outln!("no reservation assets match");
         return;
     };
     let instant = |us: i64| {
@@ -345,7 +366,11 @@ pub fn print_assets(rows: &[crate::reserve::assets::AssetRow]) {
                     None => a.organization_id.clone(),
                 },
                 a.status.as_str().to_string(),
-                format!("{} {}", a.quantity, crate::reserve::pricing::PRICING_UNIT),
+                format!(
+                    "{} {}",
+                    a.quantity,
+                    crate::pricing::reservation::PRICING_UNIT
+                ),
                 instant(a.purchase_date_utc),
                 instant(a.expiration_utc),
                 with_min_digits(a.original_unit_price_usd, 2),
@@ -383,18 +408,18 @@ pub fn print_assets(rows: &[crate::reserve::assets::AssetRow]) {
         parts.join("  ").trim_end().to_string()
     };
     let expired = crate::reserve::assets::expired_count(rows);
-    println!(
+    crate::outln!(
         "reservation assets as of {}: {} ({} active, {expired} expired)",
         first.as_of,
         rows.len(),
         rows.len() - expired
     );
-    println!("{}", line(columns.iter().map(|(h, _)| *h).collect()));
+    crate::outln!("{}", line(columns.iter().map(|(h, _)| *h).collect()));
     let indent = " ".repeat(widths[0] + 2);
     for (a, cells) in rows.iter().zip(&table) {
-        println!("{}", line(cells.iter().map(String::as_str).collect()));
-        println!("{indent}{}", a.get("product_title"));
-        println!("{indent}{}", a.get("product_details"));
+        crate::outln!("{}", line(cells.iter().map(String::as_str).collect()));
+        crate::outln!("{indent}{}", a.get("product_title"));
+        crate::outln!("{indent}{}", a.get("product_details"));
     }
 }
 

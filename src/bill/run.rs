@@ -578,13 +578,19 @@ pub fn print_summary(r: &BillReport) {
     } else {
         ""
     };
-    println!("bill {} (run {}){state}", r.month, r.manifest.run_id);
-    println!(
+    crate::outln!("bill {} (run {}){state}", r.month, r.manifest.run_id);
+    crate::outln!(
         "  {:<12} {:<14} {:<24} {:>5} {:>16} {:<4} {:>20}",
-        "holder", "id", "invoice", "lines", "total", "cur", "adjustments"
+        "holder",
+        "id",
+        "invoice",
+        "lines",
+        "total",
+        "cur",
+        "adjustments"
     );
     for s in &r.statements {
-        println!(
+        crate::outln!(
             "  {:<12} {:<14} {:<24} {:>5} {:>16} {:<4} {:>20}",
             s.holder_kind.as_str(),
             s.holder_id,
@@ -596,6 +602,6 @@ pub fn print_summary(r: &BillReport) {
         );
     }
     if r.statements.is_empty() {
-        println!("  no statements: no cost rows in {}", r.month);
+        crate::outln!("  no statements: no cost rows in {}", r.month);
     }
 }

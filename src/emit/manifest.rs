@@ -68,6 +68,10 @@ pub struct Manifest {
     /// Sentences for the operator.
     #[serde(default)]
     pub notes: Vec<String>,
+    /// `crashed` for the manifest of a run that died, written by the next writer from its
+    /// intent journal ([`crate::emit::journal`]); absent for a run that finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
 }
 
 /// A new run ID: UTC time to the microsecond plus the process ID, sortable.
@@ -122,10 +126,23 @@ impl Manifest {
         Ok(())
     }
 
+    /// Mask secrets in what came from the command line or config (a lake URL with a SAS
+    /// token in `run`'s options, paths, notes), before the manifest is written.
+    pub fn redact(&mut self) {
+        crate::redact::redact_json(&mut self.options);
+        for n in &mut self.notes {
+            crate::redact::redact_string(n);
+        }
+        for i in &mut self.inputs {
+            crate::redact::redact_string(&mut i.path);
+        }
+    }
+
     /// Stamp the end time and write `_runs/<run_id>.json`.
     pub fn finish(mut self, lake: &Lake, started: std::time::Instant) -> Result<Manifest> {
         self.ended_at = chrono::Utc::now().to_rfc3339();
         self.duration_ms = started.elapsed().as_millis() as u64;
+        self.redact();
         lake.put_json(&format!("_runs/{}.json", self.run_id), &self)?;
         Ok(self)
     }

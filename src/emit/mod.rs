@@ -1,5 +1,6 @@
 //! What users read: cost partitions, quarantine files and run manifests.
 
 pub mod costs;
+pub mod journal;
 pub mod manifest;
 pub mod quarantine;

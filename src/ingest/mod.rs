@@ -64,8 +64,12 @@ pub fn finish_ingest(
             quarantine,
         )?;
     }
+    // Everything staged is published: the journal now holds the whole manifest, so a
+    // crash from here on still leaves one manifest with these counts (emit::journal).
+    crate::emit::journal::recorded(lake, &m, ledger_kind, &to_read)?;
     ledger.record(to_read, &run_id);
     ledger.save(lake, ledger_kind)?;
+    crate::faults::maybe_crash("ingest-ledger");
     let c = |k: &str| m.counts.get(k).copied().unwrap_or(0);
     crate::progress::log(&format!(
         "{}: {} read, {} new, {} restated, {} unchanged, {} quarantined",
@@ -76,5 +80,7 @@ pub fn finish_ingest(
         c("unchanged"),
         m.quarantined_total()
     ));
-    m.finish(lake, started)
+    let m = m.finish(lake, started)?;
+    crate::emit::journal::end(lake, &run_id)?;
+    Ok(m)
 }

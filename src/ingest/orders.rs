@@ -12,9 +12,7 @@ use crate::ingest::source::{
 use crate::ingest::{finish_ingest, record_counts, IngestCounts};
 use crate::model::decimal::Dec10;
 use crate::model::ids::normalize_guid;
-use crate::model::order::{
-    order_schema, orders_from_batch, orders_to_batch, ReservationOrder, ORDER_TEXT_FIELDS,
-};
+use crate::model::order::{order_schema, orders_to_batch, ReservationOrder, ORDER_TEXT_FIELDS};
 use crate::model::reason::{QuarantineRecord, ReasonCode};
 use crate::model::time::{parse_lenient_utc, to_micros};
 use crate::store::Lake;
@@ -23,17 +21,8 @@ use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
-/// Lake-relative path of the staged orders.
-pub const ORDERS_FILE: &str = "staged/reservations/orders.parquet";
-
-/// Read staged orders, in staging order.
-pub fn load_orders(lake: &Lake) -> Result<Vec<ReservationOrder>> {
-    let mut rows = Vec::new();
-    for b in lake.get_parquet(ORDERS_FILE)?.unwrap_or_default() {
-        orders_from_batch(&b, &mut rows)?;
-    }
-    Ok(rows)
-}
+// Former location of the staged orders table, kept while open branches merge.
+pub use crate::staged::orders::{load_orders, ORDERS_FILE};
 
 /// Validate one order given as field -> text.
 #[allow(

@@ -13,8 +13,8 @@ use crate::ingest::{finish_ingest, record_counts, IngestCounts};
 use crate::model::decimal::Dec10;
 use crate::model::ids::normalize_guid;
 use crate::model::price::{
-    price_schema, prices_from_batch, prices_to_batch, rejected_from_batch, rejected_price_schema,
-    rejected_to_batch, PriceRow, RejectedPrice,
+    price_schema, prices_to_batch, rejected_price_schema, rejected_to_batch, PriceRow,
+    RejectedPrice,
 };
 use crate::model::reason::{QuarantineRecord, ReasonCode};
 use crate::model::time::{date_to_days, parse_lenient_utc};
@@ -25,29 +25,8 @@ use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-/// Lake-relative path of the staged price table.
-pub const PRICES_FILE: &str = "staged/prices/prices.parquet";
-
-/// Lake-relative path of the staged table of rejected price rows (poisoned versions).
-pub const REJECTED_FILE: &str = "staged/prices/rejected.parquet";
-
-/// Read the staged rejected price rows (none when the table was never written).
-pub fn load_rejected_prices(lake: &Lake) -> Result<Vec<RejectedPrice>> {
-    let mut rows = Vec::new();
-    for b in lake.get_parquet(REJECTED_FILE)?.unwrap_or_default() {
-        rejected_from_batch(&b, &mut rows)?;
-    }
-    Ok(rows)
-}
-
-/// Read the staged price table.
-pub fn load_prices(lake: &Lake) -> Result<Vec<PriceRow>> {
-    let mut rows = Vec::new();
-    for b in lake.get_parquet(PRICES_FILE)?.unwrap_or_default() {
-        prices_from_batch(&b, &mut rows)?;
-    }
-    Ok(rows)
-}
+// Former location of the staged price table, kept while open branches merge.
+pub use crate::staged::prices::{load_prices, load_rejected_prices, PRICES_FILE, REJECTED_FILE};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -4,8 +4,7 @@
 
 use crate::emit::manifest::InputFile;
 use crate::error::{Error, Result};
-use crate::store::{sha256_file, Lake};
-use serde::{Deserialize, Serialize};
+use crate::store::sha256_file;
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
@@ -168,50 +167,8 @@ pub fn read_all(path: &Path) -> Result<Vec<u8>> {
     Ok(buf)
 }
 
-/// One ledger entry: a file content already ingested.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct LedgerEntry {
-    /// Path it was first ingested from.
-    pub path: String,
-    /// Bytes.
-    pub bytes: u64,
-    /// Run that ingested it.
-    pub run_id: String,
-}
-
-/// Digests of every file ingested for one kind (`staged/_ledger/<kind>.json`).
-#[derive(Debug, Default, Serialize, Deserialize)]
-pub struct Ledger {
-    /// SHA-256 -> entry.
-    pub files: BTreeMap<String, LedgerEntry>,
-}
-
-fn ledger_path(kind: &str) -> String {
-    format!("staged/_ledger/{kind}.json")
-}
-
-impl Ledger {
-    /// Load the ledger of `kind`.
-    pub fn load(lake: &Lake, kind: &str) -> Result<Ledger> {
-        Ok(lake.get_json(&ledger_path(kind))?.unwrap_or_default())
-    }
-
-    /// Save the ledger of `kind` (after the staged tables it describes).
-    pub fn save(&self, lake: &Lake, kind: &str) -> Result<()> {
-        lake.put_json(&ledger_path(kind), self)
-    }
-}
-
-/// A file this run reads.
-#[derive(Clone, Debug)]
-pub struct FileToRead {
-    /// Where it is.
-    pub path: PathBuf,
-    /// SHA-256, hex.
-    pub sha256: String,
-    /// Size in bytes.
-    pub bytes: u64,
-}
+// Former location of the ledger, kept while open branches merge.
+pub use crate::staged::ledger::{FileToRead, Ledger, LedgerEntry};
 
 /// Digest every file; split into the ones to read and the ones identical to a file already
 /// ingested (or to an earlier file of this run). Returns (to_read, manifest entries).
@@ -243,20 +200,4 @@ pub fn plan_files(files: &[PathBuf], ledger: &Ledger) -> Result<(Vec<FileToRead>
         });
     }
     Ok((to_read, inputs))
-}
-
-impl Ledger {
-    /// Record the files a run read, so that the same contents are skipped next time.
-    pub fn record(&mut self, files: Vec<FileToRead>, run_id: &str) {
-        for f in files {
-            self.files.insert(
-                f.sha256,
-                LedgerEntry {
-                    path: f.path.display().to_string(),
-                    bytes: f.bytes,
-                    run_id: run_id.to_string(),
-                },
-            );
-        }
-    }
 }

@@ -11,6 +11,7 @@ pub mod price;
 pub mod reason;
 pub mod reference;
 pub mod schema;
+pub mod tier;
 pub mod time;
 pub mod units;
 pub mod usage;

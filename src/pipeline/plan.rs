@@ -5,9 +5,9 @@ use crate::emit::manifest::{new_run_id, Manifest};
 use crate::error::{Error, Result};
 use crate::ingest;
 use crate::ingest::source::{expand_paths, plan_files, Ledger};
+use crate::model::tier::{TierPeriod, TierScope};
 use crate::pipeline::config::{expand_env, line_of, resolve_path, PipelineConfig};
 use crate::progress::log;
-use crate::rate::engine::{TierPeriod, TierScope};
 use crate::rate::run::{RateOptions, Shard};
 use crate::reconcile::run::{ReconcileOptions, ReconcileRequest};
 use crate::report;
@@ -295,10 +295,10 @@ pub fn load(path: &Path) -> Result<Plan> {
 
 /// Print what the plan would do, reading the lake but writing nothing.
 pub fn describe(plan: &Plan) -> Result<()> {
-    println!("pipeline {} on lake {}", plan.source.display(), plan.lake);
+    crate::outln!("pipeline {} on lake {}", plan.source.display(), plan.lake);
     let lake_exists = plan.lake.contains("://") || Path::new(&plan.lake).exists();
     if !lake_exists {
-        println!("  the lake does not exist yet: it would be created");
+        crate::outln!("  the lake does not exist yet: it would be created");
     }
     let lake = if lake_exists {
         Some(Lake::open(&plan.lake)?)
@@ -315,7 +315,7 @@ pub fn describe(plan: &Plan) -> Result<()> {
                 };
                 let (to_read, _) = plan_files(&files, &ledger)?;
                 let bytes: u64 = to_read.iter().map(|f| f.bytes).sum();
-                println!(
+                crate::outln!(
                     "  {}. ingest {}: {} files, {} new ({} bytes), {} already ingested",
                     i + 1,
                     kind.as_str(),
@@ -341,22 +341,22 @@ pub fn describe(plan: &Plan) -> Result<()> {
                     }
                     None => Vec::new(),
                 };
-                println!(
+                crate::outln!(
                     "  {}. rate (tier scope {}, tier period {}):",
                     i + 1,
                     opts.scope.as_str(),
                     opts.period.as_string()
                 );
                 if months.is_empty() {
-                    println!("     no month has changed inputs now");
+                    crate::outln!("     no month has changed inputs now");
                 }
                 for mo in months {
-                    println!("     {}: {}", mo.month, mo.why);
+                    crate::outln!("     {}: {}", mo.month, mo.why);
                 }
-                println!("     plus every month the new usage files above touch");
+                crate::outln!("     plus every month the new usage files above touch");
             }
-            Step::Reserve(o) => println!("  {}. reserve as of {}", i + 1, o.as_of),
-            Step::Reconcile(o) => println!(
+            Step::Reserve(o) => crate::outln!("  {}. reserve as of {}", i + 1, o.as_of),
+            Step::Reconcile(o) => crate::outln!(
                 "  {}. reconcile {}{} into {}",
                 i + 1,
                 o.period,
@@ -396,28 +396,35 @@ pub fn execute(plan: &Plan, quiet: bool) -> Result<Manifest> {
         match step {
             Step::Ingest(kind, paths) => {
                 let paths = paths.clone();
-                let cm = match kind {
-                    InputKind::Reference => ingest::reference::ingest_reference(
-                        &lake,
-                        &ingest::reference::IngestReferenceOptions { paths },
-                        &child,
-                    )?,
-                    InputKind::Prices => ingest::prices::ingest_prices(
-                        &lake,
-                        &ingest::prices::IngestPricesOptions { paths },
-                        &child,
-                    )?,
-                    InputKind::Usage => ingest::usage::ingest_usage(
-                        &lake,
-                        &ingest::usage::IngestUsageOptions { paths },
-                        &child,
-                    )?,
-                    InputKind::Reservations => ingest::orders::ingest_orders(
-                        &lake,
-                        &ingest::orders::IngestOrdersOptions { paths },
-                        &child,
-                    )?,
-                };
+                let options = serde_json::json!({ "paths": paths });
+                let cm = crate::emit::journal::run_ingest(
+                    &lake,
+                    &child,
+                    kind.as_str(),
+                    options,
+                    || match kind {
+                        InputKind::Reference => ingest::reference::ingest_reference(
+                            &lake,
+                            &ingest::reference::IngestReferenceOptions { paths },
+                            &child,
+                        ),
+                        InputKind::Prices => ingest::prices::ingest_prices(
+                            &lake,
+                            &ingest::prices::IngestPricesOptions { paths },
+                            &child,
+                        ),
+                        InputKind::Usage => ingest::usage::ingest_usage(
+                            &lake,
+                            &ingest::usage::IngestUsageOptions { paths },
+                            &child,
+                        ),
+                        InputKind::Reservations => ingest::orders::ingest_orders(
+                            &lake,
+                            &ingest::orders::IngestOrdersOptions { paths },
+                            &child,
+                        ),
+                    },
+                )?;
                 if !quiet {
                     report::print_ingest_summary(&cm);
                 }

@@ -5,7 +5,7 @@
 use crate::model::decimal::Dec10;
 use crate::model::price::{PriceRow, RejectedPrice};
 use crate::model::units::Unit;
-use crate::rate::tiers::{PriceTier, TierLadder};
+use crate::pricing::tiers::{PriceTier, TierLadder};
 use std::collections::{BTreeMap, HashMap};
 
 /// Descriptive fields of a version, from its representative row.

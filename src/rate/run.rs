@@ -2,23 +2,22 @@
 //! last run), rate each month, publish its partitions and its quarantine state, and write a
 //! manifest whose counts balance (`staged = rated + quarantined`).
 
-use crate::emit::costs::{col, partition_dir, sum_decimal, usage_batch, PartitionHeader};
+use crate::emit::costs::{partition_dir, sum_decimal, usage_batch, PartitionHeader};
 use crate::emit::manifest::{Manifest, PartitionSummary};
 use crate::emit::quarantine::{count_by_reason, write_quarantine};
 use crate::error::{Error, Result};
-use crate::ingest::prices::{load_prices, load_rejected_prices, PRICES_FILE, REJECTED_FILE};
-use crate::ingest::usage::{month_files, staged_months};
 use crate::model::decimal::Dec10;
 use crate::model::ids::stable_hash64;
-use crate::model::reference::{Organization, Reference, ALL_TABLES};
+use crate::model::reference::{Reference, ALL_TABLES};
 use crate::model::time::{days_to_date, month_of, parse_month};
 use crate::model::usage::{usage_from_batch, UsageRecord, RATING_COLUMNS};
+use crate::pricing::price_book::PriceBook;
 use crate::progress::{log, Progress};
 use crate::rate::engine::{output_order, rate_month, RateContext, RatedRow, TierPeriod, TierScope};
-use crate::rate::price_book::PriceBook;
 use crate::rate::runs::{merge_runs, write_run};
+use crate::staged::prices::{load_prices, load_rejected_prices, PRICES_FILE, REJECTED_FILE};
+use crate::staged::usage::{month_files, staged_months};
 use crate::store::Lake;
-use arrow::array::RecordBatch;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -68,36 +67,8 @@ pub struct RateOptions {
     pub dry_run: bool,
 }
 
-/// Totals of one published partition.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct OrgMonthTotal {
-    /// Organization.
-    pub org: String,
-    /// Month.
-    pub month: String,
-    /// Rows.
-    pub rows: u64,
-    /// Sum of `x_ListCostUsd`.
-    pub list_cost_usd: Dec10,
-    /// Sum of `BilledCost`.
-    pub billed_cost: Dec10,
-    /// Billing currency.
-    pub currency: String,
-}
-
-impl OrgMonthTotal {
-    /// Totals of a cost partition's batch (usage or purchases) of `org` in `month`.
-    pub fn of_batch(org: &Organization, month: &str, batch: &RecordBatch) -> Result<OrgMonthTotal> {
-        Ok(OrgMonthTotal {
-            org: org.id.clone(),
-            month: month.to_string(),
-            rows: batch.num_rows() as u64,
-            list_cost_usd: sum_decimal(batch, col::LIST_COST_USD)?,
-            billed_cost: sum_decimal(batch, col::BILLED_COST)?,
-            currency: org.billing_currency.clone(),
-        })
-    }
-}
+// Former location, kept while open branches merge.
+pub use crate::emit::costs::OrgMonthTotal;
 
 /// What `rate` did.
 #[derive(Debug)]
@@ -436,12 +407,18 @@ impl MonthJob<'_> {
             usd = usd
                 .checked_add(sum_decimal(b, "x_ListCostUsd")?)
                 .ok_or_else(|| Error::Overflow {
-                    context: "summing x_ListCostUsd".into(),
+                    context: format!(
+                        "summing x_ListCostUsd of organization {org_id}, month {}",
+                        self.month
+                    ),
                 })?;
             billed = billed
                 .checked_add(sum_decimal(b, "BilledCost")?)
                 .ok_or_else(|| Error::Overflow {
-                    context: "summing BilledCost".into(),
+                    context: format!(
+                        "summing BilledCost of organization {org_id}, month {}",
+                        self.month
+                    ),
                 })?;
         }
         let path = self.tmp.join(format!(
@@ -474,7 +451,10 @@ impl MonthJob<'_> {
             runs.iter()
                 .try_fold(Dec10::ZERO, |acc, r| acc.checked_add(f(r)))
                 .ok_or_else(|| Error::Overflow {
-                    context: "summing a partition".into(),
+                    context: format!(
+                        "summing the partition of organization {org}, month {}",
+                        self.month
+                    ),
                 })
         };
         let total = OrgMonthTotal {

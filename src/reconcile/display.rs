@@ -4,7 +4,7 @@
 //! earlier.
 
 use crate::model::decimal::Dec10;
-use crate::rate::half_away_from_zero::round_scale10_to;
+use crate::model::half_away_from_zero::round_scale10_to;
 use crate::reconcile::run::{ReconcileReport, VarianceReport};
 use crate::reconcile::variance::{VarianceReason, VarianceSummary};
 use crate::report::minor_unit_amount;
@@ -53,7 +53,7 @@ pub fn render(r: &ReconcileReport) -> String {
 
 /// Print [`render`] to stdout.
 pub fn print_summary(r: &ReconcileReport) {
-    print!("{}", render(r));
+    crate::out!("{}", render(r));
 }
 
 fn variance(s: &mut String, r: &ReconcileReport, v: &VarianceReport) {

@@ -6,10 +6,9 @@
 
 use crate::emit::manifest::{InputFile, Manifest};
 use crate::error::Result;
-use crate::ingest::prices::load_prices;
 use crate::model::decimal::Dec10;
 use crate::model::reference::Reference;
-use crate::rate::price_book::PriceBook;
+use crate::pricing::price_book::PriceBook;
 use crate::reconcile::cycle::retier_costs;
 use crate::reconcile::extract::{
     load_rated_usage, organization_dirs, Extract, OrgSummary, RatedUsage,
@@ -22,6 +21,7 @@ use crate::reconcile::variance::{
 };
 use crate::reconcile::write::{lines_table, summary_table, variance_summary_table, variance_table};
 use crate::reconcile::ReconcileError;
+use crate::staged::prices::{load_prices, load_rejected_prices};
 use crate::store::{sha256_file, Lake};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -267,10 +267,7 @@ pub fn reconcile(lake: &Lake, opts: &ReconcileOptions, run_id: &str) -> Result<R
     let mut notes = Vec::new();
     let periods = periods_to_read(opts, invoice.as_ref(), &mut notes);
     let book = match &invoice {
-        Some(_) => Some(
-            PriceBook::build(&load_prices(lake)?)
-                .poison(&crate::ingest::prices::load_rejected_prices(lake)?),
-        ),
+        Some(_) => Some(PriceBook::build(&load_prices(lake)?).poison(&load_rejected_prices(lake)?)),
         None => None,
     };
     let read = read_rated(lake, opts, &periods, book.as_ref())?;

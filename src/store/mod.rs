@@ -6,6 +6,7 @@
 //! crash therefore leaves the previous version intact and readable, and the staging file,
 //! under a scratch directory ([`scratch`]), is removed by the next run.
 
+pub mod lease;
 mod remote;
 pub mod scratch;
 
@@ -55,6 +56,9 @@ struct Inner {
     session_dir: OnceLock<PathBuf>,
     /// Staging files handed out (unique names).
     staged: AtomicU64,
+    /// Files published (or deleted) through this handle: tells a failed run whether it
+    /// changed the lake (emit::journal).
+    changes: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -113,8 +117,52 @@ impl Lake {
                 session,
                 session_dir: OnceLock::new(),
                 staged: AtomicU64::new(0),
+                changes: AtomicU64::new(0),
             }),
         })
+    }
+
+    /// Open a lake that must exist already: every command but `ingest` and `tenants add`
+    /// (which create one). A path or URL that holds no lake is refused with
+    /// [`Error::NoLake`] (exit 2), and a local path that does not exist is not created.
+    /// A lake is a location with a `staged/` or a `_runs/` entry: the first `ingest` or
+    /// `tenants add` writes both, and every lake written by an earlier version has them,
+    /// so no marker file is needed.
+    pub fn open_existing(location: &str) -> Result<Lake> {
+        let local = match location.strip_prefix("file://") {
+            Some(p) => Some(PathBuf::from(p)),
+            None if !location.contains("://") => Some(PathBuf::from(location)),
+            None => None,
+        };
+        if let Some(root) = &local {
+            if !root.is_dir() {
+                return Err(Error::NoLake {
+                    location: root.display().to_string(),
+                });
+            }
+        }
+        let lake = Lake::open(location)?;
+        if !lake.holds_lake()? {
+            return Err(Error::NoLake {
+                location: lake.root().display().to_string(),
+            });
+        }
+        Ok(lake)
+    }
+
+    /// Whether this location holds a lake (see [`Lake::open_existing`]).
+    pub fn holds_lake(&self) -> Result<bool> {
+        for dir in ["_runs", "staged"] {
+            if !self.list_dir(dir)?.is_empty() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// How many files this handle has published or deleted so far.
+    pub fn changes(&self) -> u64 {
+        self.inner.changes.load(Ordering::Relaxed)
     }
 
     /// Whether the lake lives in an object store.
@@ -178,6 +226,7 @@ impl Lake {
     /// object store. The staging file is gone afterwards.
     pub fn publish(&self, rel: &str, staged: &Path) -> Result<()> {
         crate::faults::maybe_crash("before-rename");
+        self.inner.changes.fetch_add(1, Ordering::Relaxed);
         match &self.inner.backend {
             Backend::Local { root } => {
                 let dest = root.join(rel);
@@ -231,6 +280,7 @@ impl Lake {
     /// Delete a lake-relative file if present, then (locally) its directory if that became
     /// empty.
     pub fn remove_file(&self, rel: &str) -> Result<()> {
+        self.inner.changes.fetch_add(1, Ordering::Relaxed);
         let root = match &self.inner.backend {
             Backend::Local { root } => root,
             Backend::Remote { store, .. } => return store.delete(rel),

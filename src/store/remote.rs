@@ -10,7 +10,10 @@
 use crate::error::{Error, Result};
 use bytes::Bytes;
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, ObjectStoreExt, ObjectStoreScheme, PutPayload, WriteMultipart};
+use object_store::{
+    ObjectStore, ObjectStoreExt, ObjectStoreScheme, PutMode, PutOptions, PutPayload, UpdateVersion,
+    WriteMultipart,
+};
 use std::io::Read;
 use std::ops::Range;
 use std::path::Path;
@@ -209,6 +212,64 @@ impl Remote {
         names.sort();
         names.dedup();
         Ok(names)
+    }
+
+    /// The whole object and its version (ETag and/or version ID), for a conditional
+    /// update; `None` when it does not exist.
+    pub fn get_versioned(&self, rel: &str) -> Result<Option<(Bytes, UpdateVersion)>> {
+        let key = self.key(rel)?;
+        let got = self.runtime.block_on(async {
+            match self.store.get(&key).await {
+                Ok(r) => {
+                    let version = UpdateVersion {
+                        e_tag: r.meta.e_tag.clone(),
+                        version: r.meta.version.clone(),
+                    };
+                    r.bytes().await.map(|b| Some((b, version)))
+                }
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(e) => Err(e),
+            }
+        });
+        got.map_err(self.err(rel))
+    }
+
+    /// A conditional PUT: `None` creates the object only if it is absent, `Some(version)`
+    /// replaces it only if it is still that version. `Ok(false)` when the condition fails
+    /// (another writer got there first). A store that cannot update conditionally falls
+    /// back to a plain overwrite (the lease's documented weaker guarantee there).
+    pub fn put_conditional(
+        &self,
+        rel: &str,
+        data: Vec<u8>,
+        expected: Option<&UpdateVersion>,
+    ) -> Result<bool> {
+        let key = self.key(rel)?;
+        let mode = match expected {
+            None => PutMode::Create,
+            Some(v) => PutMode::Update(v.clone()),
+        };
+        let attempt = |mode: PutMode| {
+            let opts = PutOptions {
+                mode,
+                ..Default::default()
+            };
+            self.runtime.block_on(
+                self.store
+                    .put_opts(&key, PutPayload::from(data.clone()), opts),
+            )
+        };
+        match attempt(mode) {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. })
+            | Err(object_store::Error::Precondition { .. }) => Ok(false),
+            Err(object_store::Error::NotImplemented { .. }) if expected.is_some() => {
+                attempt(PutMode::Overwrite)
+                    .map(|_| true)
+                    .map_err(self.err(rel))
+            }
+            Err(e) => Err(self.err(rel)(e)),
+        }
     }
 
     /// Delete an object; absent is fine.

@@ -103,6 +103,23 @@ impl Owner {
     }
 }
 
+/// This process's identity for the writer lease: host name, process ID, start time.
+pub(crate) fn current_process() -> (String, u32, Option<u64>) {
+    let o = Owner::current();
+    (o.host, o.pid, o.start)
+}
+
+/// Whether a process recorded as (host, pid, start) still runs; `None` when this host
+/// cannot tell (another host, or no `/proc`).
+pub(crate) fn process_alive(host: &str, pid: u32, start: Option<u64>) -> Option<bool> {
+    Owner {
+        host: host.to_string(),
+        pid,
+        start,
+    }
+    .alive()
+}
+
 fn host_name() -> String {
     fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()

@@ -183,3 +183,162 @@ fn leftovers_of_a_crashed_ingest_are_removed_by_the_next_run() {
     };
     assert_eq!(staged(dir.path()), staged(fresh.path()));
 }
+
+/// Usage manifests of a lake that are not in `before` (by run ID).
+fn new_usage_manifests(
+    dir: &Path,
+    before: &BTreeSet<String>,
+) -> Vec<cspcost::emit::manifest::Manifest> {
+    manifests(dir)
+        .into_iter()
+        .filter(|m| m.command == "ingest usage" && !before.contains(&m.run_id))
+        .collect()
+}
+
+fn count(m: &cspcost::emit::manifest::Manifest, key: &str) -> u64 {
+    m.counts.get(key).copied().unwrap_or(0)
+}
+
+fn staged_usage(d: &Path) -> Vec<(String, Vec<String>)> {
+    parquet_snapshot(d)
+        .into_iter()
+        .filter(|(k, _)| k.starts_with("staged/usage/"))
+        .collect()
+}
+
+/// Issue 11, case 7: killed after the ledger is written but before the manifest, an ingest
+/// used to appear in no manifest, and the rerun reported "0 read, N skipped". Now the next
+/// run writes the crashed run's manifest from its journal, with what it read.
+#[test]
+fn an_ingest_killed_after_its_ledger_appears_in_a_manifest_marked_crashed() {
+    let dir = lake();
+    let l = arg(dir.path());
+    ingest_inputs(&l, &SAMPLE_INPUTS[..2], &[]);
+    let dump = arg(&sample("usage/dump-2026-01-20"));
+    let out = cspcost_env(
+        ["ingest", "usage", "--lake", &l, &dump],
+        &[("CSPCOST_CRASH_AT", "ingest-ledger:1")],
+    );
+    assert!(out.status.code().is_none(), "{}", stderr(&out));
+    let pending = files_under(&dir.path().join("_runs/_pending"));
+    assert_eq!(
+        pending.len(),
+        1,
+        "the crashed run's journal stays: {pending:?}"
+    );
+    assert!(manifests(dir.path())
+        .iter()
+        .all(|m| m.command != "ingest usage"));
+
+    let rerun = cspcost(["ingest", "usage", "--lake", &l, &dump]);
+    assert!(rerun.status.success(), "{}", stderr(&rerun));
+    assert!(
+        stderr(&rerun).contains("had crashed; its manifest is written now, marked crashed"),
+        "{}",
+        stderr(&rerun)
+    );
+    let ms = new_usage_manifests(dir.path(), &BTreeSet::new());
+    assert_eq!(ms.len(), 2);
+    let crashed = ms
+        .iter()
+        .find(|m| m.status.as_deref() == Some("crashed"))
+        .unwrap();
+    let again = ms.iter().find(|m| m.status.is_none()).unwrap();
+    assert_eq!(count(crashed, "read"), 241);
+    assert_eq!(count(crashed, "new"), 233);
+    assert_eq!(crashed.quarantined_total(), 8);
+    assert_eq!(
+        count(again, "read"),
+        0,
+        "the rerun skips the files already ingested"
+    );
+    assert_eq!(
+        count(again, "files_skipped_identical"),
+        count(crashed, "files")
+    );
+    let runs = ok(["runs", "--lake", &l]);
+    let line = runs.lines().find(|r| r.contains(&crashed.run_id)).unwrap();
+    assert!(
+        line.contains("ingest usage") && line.contains("crashed: "),
+        "{runs}"
+    );
+    assert!(!dir.path().join("_runs/_pending").exists());
+    assert!(!dir.path().join("_lock").exists());
+}
+
+/// Issue 11, case 7 (second half): killed at every publish of an ingest that restates
+/// earlier usage. After the rerun, every record read is counted in exactly one manifest and
+/// the restatements reported by the crashed run and the rerun add up to those of an
+/// uninterrupted ingest (they used to come out short after a crash mid-publish).
+#[test]
+fn an_ingest_killed_at_every_publish_counts_every_record_and_restatement_once() {
+    let base = lake();
+    let b = arg(base.path());
+    ingest_inputs(&b, &SAMPLE_INPUTS[..3], &[]);
+    let before: BTreeSet<String> = manifests(base.path())
+        .into_iter()
+        .map(|m| m.run_id)
+        .collect();
+    let dump = arg(&sample("usage/dump-2026-02-16"));
+    let whole = lake();
+    copy_dir(base.path(), whole.path());
+    ok(["ingest", "usage", "--lake", &arg(whole.path()), &dump]);
+    let u = new_usage_manifests(whole.path(), &before).remove(0);
+    assert!(
+        count(&u, "restated") > 0,
+        "the second dump restates the first"
+    );
+    let mut crashes = 0;
+    let mut recovered = 0;
+    for n in 1..=60 {
+        let work = lake();
+        copy_dir(base.path(), work.path());
+        let w = arg(work.path());
+        let spec = format!("before-rename:{n}");
+        let out = cspcost_env(
+            ["ingest", "usage", "--lake", &w, &dump],
+            &[("CSPCOST_CRASH_AT", &spec)],
+        );
+        if out.status.success() {
+            break;
+        }
+        crashes += 1;
+        assert!(out.status.code().is_none(), "{spec}: {}", stderr(&out));
+        ok(["ingest", "usage", "--lake", &w, &dump]);
+        assert_eq!(
+            staged_usage(work.path()),
+            staged_usage(whole.path()),
+            "{spec}: staged usage"
+        );
+        let ms = new_usage_manifests(work.path(), &before);
+        let crashed: Vec<_> = ms
+            .iter()
+            .filter(|m| m.status.as_deref() == Some("crashed"))
+            .collect();
+        assert!(crashed.len() <= 1, "{spec}");
+        recovered += crashed.len();
+        let sum = |k: &str| ms.iter().map(|m| count(m, k)).sum::<u64>();
+        assert_eq!(sum("read"), count(&u, "read"), "{spec}: read");
+        assert_eq!(
+            sum("restated") + sum("published_restated"),
+            count(&u, "restated"),
+            "{spec}: restated"
+        );
+        assert_eq!(
+            sum("new") + sum("published_new"),
+            count(&u, "new"),
+            "{spec}: new"
+        );
+        let q: u64 = ms.iter().map(|m| m.quarantined_total()).sum();
+        assert_eq!(q, u.quarantined_total(), "{spec}: quarantined");
+        // The quarantine files on disk match the manifests: one run's worth.
+        let q_files = files_under(&work.path().join("quarantine/stage=ingest"))
+            .into_iter()
+            .filter(|f| !before.iter().any(|r| f.contains(r.as_str())))
+            .count();
+        assert_eq!(q_files, usize::from(u.quarantined_total() > 0), "{spec}");
+        assert!(!work.path().join("_runs/_pending").exists(), "{spec}");
+    }
+    assert!(crashes >= 4, "only {crashes} crash points");
+    assert!(recovered >= 3, "only {recovered} crashed manifests");
+}

@@ -17,3 +17,4 @@ mod rating;
 mod reconcile;
 mod reserve;
 mod shard;
+mod writers;

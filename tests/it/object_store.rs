@@ -273,3 +273,142 @@ fn missing_container_is_an_error_naming_the_location() {
         "credentials must never be printed"
     );
 }
+
+impl Azurite {
+    /// Write one object directly (what another writer's process would have written).
+    fn put(&self, container: &str, key: &str, bytes: Vec<u8>) {
+        let store = object_store::azure::MicrosoftAzureBuilder::new()
+            .with_account(ACCOUNT)
+            .with_access_key(ACCOUNT_KEY)
+            .with_endpoint(format!("{}/{ACCOUNT}", self.blob_url()))
+            .with_allow_http(true)
+            .with_container_name(container)
+            .build()
+            .unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(store.put(&object_store::path::Path::from(key), bytes.into()))
+            .unwrap();
+    }
+}
+
+/// Issue 11 on an object store: a prefix that holds no lake is refused, the writer lease is
+/// taken with conditional PUTs and refuses a second writer, and a SAS token in the lake URL
+/// appears in no output and no object.
+#[test]
+fn azurite_lake_refuses_no_lake_and_a_second_writer_and_never_shows_a_sas_token() {
+    let Some(bin) = azurite_bin() else { return };
+    let azurite = Azurite::start(&bin);
+    azurite.create_container("lakes");
+    let scratch = tempfile::tempdir().unwrap();
+    let mut env = azurite.env();
+    env.push(("CSPCOST_SCRATCH_DIR", arg(scratch.path())));
+    // A short lease: renewed every 250 ms, so the conditional updates run too.
+    env.push(("CSPCOST_LEASE_TTL", "1s".into()));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let sas = "az://lakes/sas/lake?sv=2024-11-04&sp=racwdl&sig=SECRET";
+    let mut seen = String::new();
+    let mut run = |args: &[&str]| {
+        let out = cspcost_env(args, &env);
+        seen.push_str(&String::from_utf8_lossy(&out.stdout));
+        seen.push_str(&String::from_utf8_lossy(&out.stderr));
+        out
+    };
+
+    for args in [
+        &["rate", "--lake", sas][..],
+        &["--log-format", "json", "runs", "--lake", sas],
+        &["quarantine", "--lake", sas],
+    ] {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("no cspcost lake at az://lakes/sas/lake"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+
+    for (kind, rel) in &SAMPLE_INPUTS[..3] {
+        let out = run(&[
+            "--log-format",
+            "json",
+            "ingest",
+            kind,
+            "--lake",
+            sas,
+            &arg(&sample(rel)),
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    for args in [&["rate", "--lake", sas][..], &["runs", "--lake", sas]] {
+        let out = run(args);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+
+    // Another live writer holds the lease (this test process, on this host).
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default();
+    let lease = serde_json::json!({
+        "command": "ingest usage",
+        "holders": [{
+            "run_id": "20260101T000000000000Z-7", "pid": std::process::id(), "host": host,
+            "command": "ingest usage", "started_at": "2026-01-01T00:00:00.000Z",
+            "expires_at": (chrono::Utc::now() + chrono::Duration::seconds(600)).to_rfc3339(),
+        }]
+    });
+    azurite.put(
+        "lakes",
+        "sas/lake/_lock/writer.json",
+        serde_json::to_vec(&lease).unwrap(),
+    );
+    let out = run(&["reserve", "--lake", sas, "--as-of", "2026-02-16"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("az://lakes/sas/lake/_lock/writer.json: the lake is being written by `ingest usage` (run 20260101T000000000000Z-7"),
+        "{}",
+        stderr(&out)
+    );
+    // Expired: taken over, and released at the end (no holder left, object deleted).
+    let expired = serde_json::json!({
+        "command": "ingest usage",
+        "holders": [{
+            "run_id": "20260101T000000000000Z-7", "pid": 1, "host": "another-host",
+            "command": "ingest usage", "started_at": "2026-01-01T00:00:00.000Z",
+            "expires_at": "2026-01-01T00:02:00.000Z",
+        }]
+    });
+    azurite.put(
+        "lakes",
+        "sas/lake/_lock/writer.json",
+        serde_json::to_vec(&expired).unwrap(),
+    );
+    let out = run(&["reserve", "--lake", sas, "--as-of", "2026-02-16"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("took over the writer lease"),
+        "{}",
+        stderr(&out)
+    );
+
+    let mirror = azurite.mirror("lakes", "sas/lake");
+    let files = files_under(mirror.path());
+    assert!(!files.iter().any(|f| f.starts_with("_lock")), "{files:?}");
+    assert!(files.iter().any(|f| f.starts_with("costs/")), "{files:?}");
+    for f in &files {
+        let text =
+            String::from_utf8_lossy(&std::fs::read(mirror.path().join(f)).unwrap()).into_owned();
+        assert!(!text.contains("SECRET"), "{f} holds the SAS signature");
+    }
+    assert!(
+        !seen.contains("SECRET"),
+        "an output holds the SAS signature:\n{seen}"
+    );
+    assert!(!seen.contains("renew"), "every renewal succeeded:\n{seen}");
+    assert!(!seen.contains("taken over by another run"), "{seen}");
+    // Messages name the lake without its query string.
+    assert!(seen.contains("az://lakes/sas/lake"), "{seen}");
+}

@@ -470,7 +470,7 @@ fn bad_arguments_exit_2_listing_every_problem() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr)
         .contains("--as-of '2026-13-01': expected a date YYYY-MM-DD"));
-    // A lake that cannot be created (under a plain file) is I/O: exit 1.
+    // A path that holds no lake is refused (issue 11, case 11): exit 2, nothing created.
     let empty = lake();
     let file = empty.path().join("plain-file");
     std::fs::write(&file, b"x").unwrap();
@@ -481,8 +481,25 @@ fn bad_arguments_exit_2_listing_every_problem() {
         "--as-of",
         AS_OF,
     ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no cspcost lake at"));
+    // A lake that cannot be created (under a plain file) is I/O: exit 1.
+    let out = cspcost([
+        "ingest",
+        "reservations",
+        "--lake",
+        &arg(&file.join("lake")),
+        &arg(&sample("reservations")),
+    ]);
     assert_eq!(out.status.code(), Some(1));
     // No reserve run yet: a sentence, not an error.
+    ok([
+        "ingest",
+        "reference",
+        "--lake",
+        &arg(empty.path()),
+        &arg(&sample("reference")),
+    ]);
     let out = ok(["assets", "--lake", &arg(empty.path())]);
     assert!(out.starts_with("no reservation assets yet"), "{out}");
 }

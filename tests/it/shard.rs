@@ -119,6 +119,8 @@ fn three_concurrent_shards_equal_one_process() {
 
     // Concurrent shards leave no scratch behind, and each has its own state.
     assert!(!sharded.path().join("_tmp").exists());
+    // They shared the writer lease (`rate --shard */3`) and released it together.
+    assert!(!sharded.path().join("_lock").exists());
     let states = files_under(&sharded.path().join("_state"));
     assert_eq!(
         states,
