@@ -393,6 +393,8 @@ SELECT
   NULL::VARCHAR AS x_OrderId, NULL::VARCHAR AS x_ReservationId,
   NULL::BIGINT AS x_InstallmentIndex, NULL::BIGINT AS x_InstallmentCount,
   'duckdb' AS x_RunId,
+  -- billing.md: null for direct customers, the only kind the peer's data set has
+  NULL::DECIMAL(38,10) AS x_ResellerCost,
   organization_id AS org, {q(month)} AS month
 FROM z
 """

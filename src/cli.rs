@@ -64,6 +64,8 @@ pub enum Command {
     /// `ingest` reads (credentials from the environment only).
     #[command(subcommand)]
     Pull(PullCommand),
+    /// Statements of a month per organization and reseller (bills/), optionally issued.
+    Bill(BillArgs),
     /// Past runs (manifests), newest first: start time, duration, command, counts.
     Runs {
         /// Lake directory (or file:// URL).
@@ -161,6 +163,23 @@ pub struct ReconcileArgs {
     pub cost_tolerance: String,
 }
 
+/// `bill` flags.
+#[derive(clap::Args, Debug)]
+pub struct BillArgs {
+    /// Lake directory (or file:// URL).
+    #[arg(long)]
+    pub lake: String,
+    /// Billing month (YYYY-MM).
+    #[arg(long)]
+    pub month: String,
+    /// Only this organization.
+    #[arg(long)]
+    pub org: Option<String>,
+    /// Issue the month's statements: they never change afterwards.
+    #[arg(long)]
+    pub issue: bool,
+}
+
 /// `ingest <kind>`.
 #[derive(Subcommand, Debug)]
 pub enum IngestCommand {
@@ -168,7 +187,8 @@ pub enum IngestCommand {
     Usage(IngestArgs),
     /// Retail Prices pages, Partner Center rate cards, CSV price sheets.
     Prices(IngestArgs),
-    /// partnerships.csv, organizations.csv, tenants.csv, transfers.csv, fx_rates*.csv.
+    /// partnerships.csv, organizations.csv, tenants.csv, transfers.csv, fx_rates*.csv,
+    /// resellers.csv, reservation_settings.csv, reservation_skus.csv, price_lists.csv.
     Reference(IngestArgs),
     /// Reservation orders (CSV or JSON).
     Reservations(IngestArgs),
@@ -512,6 +532,19 @@ pub fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Bill(a) => {
+            let opts = bill_options(&a)?;
+            let lake = Lake::open_existing(&a.lake)?;
+            let run_id = new_run_id();
+            let lease = crate::writer::begin(&lake, &run_id, "bill", None, wait)?;
+            let report = crate::bill::bill(&lake, &opts, &run_id)?;
+            lease.release()?;
+            if !cli.quiet {
+                crate::bill::run::print_summary(&report);
+            }
+            report::log_finished(&report.manifest);
+            Ok(())
+        }
         Command::Runs { lake } => {
             let lake = Lake::open_existing(&lake)?;
             report::print_runs(&crate::emit::manifest::list_manifests(&lake)?);
@@ -690,4 +723,15 @@ pub fn reconcile_options(a: &ReconcileArgs) -> Result<crate::reconcile::run::Rec
     request
         .validate(&|field| format!("--{}", field.replace('_', "-")))
         .map_err(|problems| crate::Error::Config { problems })
+}
+
+/// Validate `bill` flags, reporting every problem at once.
+pub fn bill_options(a: &BillArgs) -> Result<crate::bill::BillOptions> {
+    crate::bill::BillRequest {
+        month: &a.month,
+        org: a.org.as_deref(),
+        issue: a.issue,
+    }
+    .validate(&|field| format!("--{}", field.replace('_', "-")))
+    .map_err(|problems| crate::Error::Config { problems })
 }

@@ -6,6 +6,7 @@
 //! `costs/` partitions; [`reserve`] reservation orders; [`reconcile`] any billing period
 //! against an invoice. [`store`] is the lake, [`emit`] writes what users read.
 
+pub mod bill;
 pub mod cli;
 pub mod emit;
 pub mod error;

@@ -188,6 +188,13 @@ pub fn print_tenant(
         ),
         None => crate::outln!("organization  {} (unknown)", t.organization_id),
     }
+    if let Some(res) = r.billing.reseller_of(&t.organization_id) {
+        crate::outln!(
+            "reseller      {} ({}), invoices the organization",
+            res.id,
+            res.name
+        );
+    }
     crate::outln!(
         "partnership   {} ({})",
         t.partnership_id,
@@ -354,7 +361,10 @@ pub fn print_assets(rows: &[crate::reserve::assets::AssetRow]) {
             vec![
                 a.get("order_id").to_string(),
                 a.get("reservation_id").to_string(),
-                a.organization_id.clone(),
+                match &a.reseller_id {
+                    Some(r) => format!("{} (reseller {r})", a.organization_id),
+                    None => a.organization_id.clone(),
+                },
                 a.status.as_str().to_string(),
                 format!(
                     "{} {}",

@@ -64,6 +64,28 @@ pub mod col {
     pub const TIER_SCOPE: &str = "x_TierScope";
     /// Effective start of the price version that rated the row.
     pub const PRICE_EFFECTIVE_START: &str = "x_PriceEffectiveStart";
+    /// What the partner invoices the reseller for the row (billing.md); null when direct.
+    pub const RESELLER_COST: &str = "x_ResellerCost";
+    /// `Usage-Based`, `One-Time` or `Recurring`.
+    pub const CHARGE_FREQUENCY: &str = "ChargeFrequency";
+    /// `Correction` for usage restated after its month was first published.
+    pub const CHARGE_CLASS: &str = "ChargeClass";
+    /// Service name.
+    pub const SERVICE_NAME: &str = "ServiceName";
+    /// Who issues the invoice.
+    pub const INVOICE_ISSUER_NAME: &str = "InvoiceIssuerName";
+    /// Partnership ID.
+    pub const PARTNERSHIP_ID: &str = "x_PartnershipId";
+    /// FX rate applied.
+    pub const FX_USD_PER_UNIT: &str = "x_FxUsdPerUnit";
+    /// Month of the FX rate applied.
+    pub const FX_RATE_MONTH: &str = "x_FxRateMonth";
+    /// Reservation order ID.
+    pub const ORDER_ID: &str = "x_OrderId";
+    /// 0-based installment index.
+    pub const INSTALLMENT_INDEX: &str = "x_InstallmentIndex";
+    /// Installment count.
+    pub const INSTALLMENT_COUNT: &str = "x_InstallmentCount";
 }
 
 /// Percent-encode an ID for a Hive partition directory name.
@@ -216,6 +238,7 @@ pub fn cost_schema() -> SchemaRef {
             f_i64("x_InstallmentIndex", true),
             f_i64("x_InstallmentCount", true),
             f_str(col::RUN_ID, false),
+            f_dec(col::RESELLER_COST, true),
         ]))
     })
     .clone()
@@ -285,7 +308,11 @@ pub fn usage_batch(h: &PartitionHeader, rows: &[RatedRow], run_id: &str) -> Resu
                     .unwrap_or(r.version.unit_text.as_str()),
             )
         }),
-        a_str(rows.iter().map(name_of)),
+        // billing.md: a reseller invoices its organizations.
+        a_str(
+            rows.iter()
+                .map(|r| r.reseller.map(|x| x.name.as_str()).or_else(|| name_of(r))),
+        ),
         konst("Microsoft"),
         konst("Microsoft"),
         konst("Microsoft"),
@@ -354,6 +381,7 @@ pub fn usage_batch(h: &PartitionHeader, rows: &[RatedRow], run_id: &str) -> Resu
         a_i64(std::iter::repeat_n(None, n)),
         a_i64(std::iter::repeat_n(None, n)),
         konst(run_id),
+        a_dec(rows.iter().map(|r| r.reseller_cost.map(|v| v.0))),
     ]);
     Ok(RecordBatch::try_new(cost_schema(), arrays)?)
 }
@@ -408,7 +436,10 @@ pub fn purchase_batch(
         konst(PRICING_UNIT),
         null_decs(),
         nulls(),
-        strs(&pname),
+        strs(&|c| match c.0.reseller {
+            Some(r) => Some(r.name.clone()),
+            None => pname(c),
+        }),
         konst("Microsoft"),
         konst("Microsoft"),
         konst("Microsoft"),
@@ -449,6 +480,7 @@ pub fn purchase_batch(
         a_i64(charges.iter().map(|c| Some(c.1.index as i64))),
         a_i64(charges.iter().map(|c| Some(c.0.installments.len() as i64))),
         konst(run_id),
+        a_dec(charges.iter().map(|c| c.1.reseller_cost.map(|v| v.0))),
     ]);
     Ok(RecordBatch::try_new(cost_schema(), arrays)?)
 }

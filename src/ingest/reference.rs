@@ -175,7 +175,9 @@ fn parse_table(
                     }
                     Cell::Str(cell.to_ascii_uppercase())
                 }
-                ColKind::Str if name.ends_with("_id") => {
+                // Microsoft's SKU IDs (`DZH318Z0BQ4L/0123`) hold '/' and never name a
+                // directory: only IDs of ours must be directory-safe.
+                ColKind::Str if name.ends_with("_id") && *name != "sku_id" => {
                     if let Err(why) = check_safe_id(cell) {
                         id_problems.push(format!(
                             "{source} line {line}: {name} '{}' {why}",
@@ -263,7 +265,7 @@ pub fn ingest_reference(
     let unknown: Vec<String> = files
         .iter()
         .filter(|f| table_for(f).is_none())
-        .map(|f| format!("{}: not a reference file (expected partnerships.csv, organizations.csv, tenants.csv, transfers.csv or fx_rates*.csv)", f.display()))
+        .map(|f| format!("{}: not a reference file (expected partnerships.csv, organizations.csv, tenants.csv, transfers.csv, fx_rates*.csv, resellers.csv, reservation_settings.csv, reservation_skus.csv or price_lists.csv)", f.display()))
         .collect();
     if !unknown.is_empty() {
         return Err(Error::Config { problems: unknown });
@@ -383,6 +385,9 @@ pub fn ingest_reference(
 
 fn apply_tables(r: &mut Reference, tables: &BTreeMap<&'static str, RefRows>) {
     let text = |c: &Cell| c.text();
+    for (name, rows) in tables {
+        r.billing.apply(name, rows);
+    }
     if let Some(rows) = tables.get("partnerships") {
         r.partnerships = rows
             .iter()

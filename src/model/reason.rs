@@ -39,11 +39,17 @@ pub enum ReasonCode {
     BadBillingFrequency,
     /// Same order ID seen with different content.
     DuplicateOrder,
+    /// A `Monthly` reservation order while monthly billing is disabled (billing.md).
+    MonthlyBillingDisabled,
+    /// The order's billing frequency is not one of its SKU's supported billing cycles.
+    BillingFrequencyNotSupported,
+    /// The order's SKU is not on the holder's (or its reseller's) price list.
+    NotInPriceList,
 }
 
 impl ReasonCode {
     /// Every code, in the spec's order.
-    pub const ALL: [ReasonCode; 17] = [
+    pub const ALL: [ReasonCode; 20] = [
         ReasonCode::Malformed,
         ReasonCode::BadNumber,
         ReasonCode::BadTimestamp,
@@ -61,6 +67,9 @@ impl ReasonCode {
         ReasonCode::BadQuantity,
         ReasonCode::BadBillingFrequency,
         ReasonCode::DuplicateOrder,
+        ReasonCode::MonthlyBillingDisabled,
+        ReasonCode::BillingFrequencyNotSupported,
+        ReasonCode::NotInPriceList,
     ];
 
     /// The code as written in files (`NO_PRICE`).
@@ -83,6 +92,9 @@ impl ReasonCode {
             ReasonCode::BadQuantity => "BAD_QUANTITY",
             ReasonCode::BadBillingFrequency => "BAD_BILLING_FREQUENCY",
             ReasonCode::DuplicateOrder => "DUPLICATE_ORDER",
+            ReasonCode::MonthlyBillingDisabled => "MONTHLY_BILLING_DISABLED",
+            ReasonCode::BillingFrequencyNotSupported => "BILLING_FREQUENCY_NOT_SUPPORTED",
+            ReasonCode::NotInPriceList => "NOT_IN_PRICE_LIST",
         }
     }
 

@@ -53,6 +53,8 @@ pub const ORGANIZATIONS: RefTableDef = RefTableDef {
         ("billing_currency", ColKind::Str, true),
         ("consumption_adjustment_percent", ColKind::Dec, false),
         ("reservation_markup_percent", ColKind::Dec, false),
+        // billing.md: empty = a direct customer; else the reseller that bills it.
+        ("reseller_id", ColKind::Str, false),
     ],
     key: &["organization_id"],
 };
@@ -86,13 +88,57 @@ pub const FX_RATES: RefTableDef = RefTableDef {
     key: &["currency_code", "month"],
 };
 
+/// `resellers.csv` (billing.md): the markup with which the partner invoices a reseller.
+pub const RESELLERS: RefTableDef = RefTableDef {
+    name: "resellers",
+    columns: &[
+        ("reseller_id", ColKind::Str, true),
+        ("reseller_name", ColKind::Str, true),
+        ("billing_currency", ColKind::Str, true),
+        ("consumption_markup_percent", ColKind::Dec, false),
+        ("reservation_markup_percent", ColKind::Dec, false),
+    ],
+    key: &["reseller_id"],
+};
+/// `reservation_settings.csv` (billing.md): `setting,value` of the reservation product.
+pub const RESERVATION_SETTINGS: RefTableDef = RefTableDef {
+    name: "reservation_settings",
+    columns: &[
+        ("setting", ColKind::Str, true),
+        ("value", ColKind::Str, true),
+    ],
+    key: &["setting"],
+};
+/// `reservation_skus.csv` (billing.md): Microsoft's "Supported Billing Cycles" per SKU.
+pub const RESERVATION_SKUS: RefTableDef = RefTableDef {
+    name: "reservation_skus",
+    columns: &[
+        ("sku_id", ColKind::Str, true),
+        ("supported_billing_cycles", ColKind::Str, true),
+    ],
+    key: &["sku_id"],
+};
+/// `price_lists.csv` (billing.md): the SKUs a reseller or organization may order.
+pub const PRICE_LISTS: RefTableDef = RefTableDef {
+    name: "price_lists",
+    columns: &[
+        ("holder_id", ColKind::Str, true),
+        ("sku_id", ColKind::Str, true),
+    ],
+    key: &["holder_id", "sku_id"],
+};
+
 /// Every reference table.
-pub const ALL_TABLES: [&RefTableDef; 5] = [
+pub const ALL_TABLES: [&RefTableDef; 9] = [
     &PARTNERSHIPS,
     &ORGANIZATIONS,
     &TENANTS,
     &TRANSFERS,
     &FX_RATES,
+    &RESELLERS,
+    &RESERVATION_SETTINGS,
+    &RESERVATION_SKUS,
+    &PRICE_LISTS,
 ];
 
 /// A typed cell.
@@ -169,7 +215,17 @@ pub fn load_table(lake: &Lake, def: &RefTableDef) -> Result<RefRows> {
         let c = Cols(b);
         for r in 0..b.num_rows() {
             let mut row = Vec::with_capacity(def.columns.len());
-            for (name, kind, _) in def.columns {
+            for (name, kind, required) in def.columns {
+                // An optional column added later (organizations' `reseller_id`) is absent
+                // from tables staged before it existed: read it as empty.
+                if !required && b.column_by_name(name).is_none() {
+                    row.push(match kind {
+                        ColKind::Str => Cell::Str(String::new()),
+                        ColKind::Dec => Cell::Dec(None),
+                        ColKind::Date => Cell::Date(None),
+                    });
+                    continue;
+                }
                 row.push(match kind {
                     ColKind::Str => Cell::Str(c.str(name)?.value(r).to_string()),
                     ColKind::Dec => Cell::Dec(opt_dec(c.dec(name)?, r).map(Dec10)),
@@ -224,6 +280,9 @@ pub struct Reference {
     pub transfers: BTreeMap<String, NaiveDate>,
     /// (currency, `YYYY-MM`) -> USD per unit.
     pub fx: BTreeMap<(String, String), Dec10>,
+    /// Billing settings (billing.md): resellers, which organization each bills, and the
+    /// reservation product's settings.
+    pub billing: crate::model::billing::BillingReference,
 }
 
 fn s(c: &Cell) -> String {
@@ -243,7 +302,9 @@ impl Reference {
         for row in load_table(lake, &PARTNERSHIPS)? {
             r.partnerships.insert(s(&row[0]), s(&row[1]));
         }
-        for row in load_table(lake, &ORGANIZATIONS)? {
+        let organizations = load_table(lake, &ORGANIZATIONS)?;
+        r.billing.apply(ORGANIZATIONS.name, &organizations);
+        for row in organizations {
             let o = Organization {
                 id: s(&row[0]),
                 name: s(&row[1]),
@@ -269,6 +330,9 @@ impl Reference {
         for row in load_table(lake, &FX_RATES)? {
             r.fx.insert((s(&row[0]), s(&row[2])), d(&row[1]));
         }
+        for def in crate::model::billing::BILLING_TABLES {
+            r.billing.apply(def.name, &load_table(lake, def)?);
+        }
         Ok(r)
     }
 
@@ -282,9 +346,10 @@ impl Reference {
             .copied()
     }
 
-    /// Problems that make the registry unusable (unknown organization or partnership).
+    /// Problems that make the registry unusable (unknown organization or partnership, and
+    /// the billing settings' problems of billing.md).
     pub fn registry_problems(&self) -> Vec<String> {
-        let mut p = Vec::new();
+        let mut p = self.billing.problems(&self.organizations);
         for t in self.tenants.values() {
             if !self.organizations.contains_key(&t.organization_id) {
                 p.push(format!(

@@ -15,7 +15,7 @@ use toml::Spanned;
 pub struct PipelineConfig {
     /// Lake directory or object-store URL.
     pub lake: Spanned<String>,
-    /// Stages to run, in this order: any of `ingest`, `rate`, `reserve`, `reconcile`.
+    /// Stages to run, in this order: any of `ingest`, `rate`, `reserve`, `reconcile`, `bill`.
     pub stages: Spanned<Vec<String>>,
     /// Options of the `pull` stage (fetch inputs from Microsoft's APIs before `ingest`).
     #[serde(default)]
@@ -32,6 +32,21 @@ pub struct PipelineConfig {
     /// Periods of the `reconcile` stage, one table each.
     #[serde(default)]
     pub reconcile: Vec<ReconcileConfig>,
+    /// Options of the `bill` stage.
+    pub bill: Option<BillConfig>,
+}
+
+/// `bill` options (billing.md), validated by the same request type as `cspcost bill`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BillConfig {
+    /// Billing month (`YYYY-MM`).
+    pub month: Spanned<String>,
+    /// Only this organization.
+    pub org: Option<Spanned<String>>,
+    /// Issue the month's statements (they never change afterwards).
+    #[serde(default)]
+    pub issue: bool,
 }
 
 /// Files and directories to ingest, by kind (each read recursively in path order).

@@ -56,6 +56,8 @@ pub enum Step {
     Reconcile(ReconcileOptions),
     /// `pull <what>` into a directory.
     Pull(crate::pull::PullOptions),
+    /// `bill` of one month.
+    Bill(crate::bill::BillOptions),
 }
 
 /// A validated pipeline.
@@ -69,7 +71,7 @@ pub struct Plan {
     pub steps: Vec<Step>,
 }
 
-const STAGES: [&str; 5] = ["pull", "ingest", "rate", "reserve", "reconcile"];
+const STAGES: [&str; 6] = ["pull", "ingest", "rate", "reserve", "reconcile", "bill"];
 
 /// Read and validate a pipeline file; every problem is reported at once with its line.
 pub fn load(path: &Path) -> Result<Plan> {
@@ -314,6 +316,26 @@ pub fn load(path: &Path) -> Result<Plan> {
                     }
                 }
             },
+            "bill" => match &cfg.bill {
+                None => problems.push(format!(
+                    "{}: stage bill is listed but there is no [bill] table naming the month",
+                    at(&cfg.stages.span())
+                )),
+                Some(b) => {
+                    let month = expand(&b.month, &mut problems);
+                    let org = b.org.as_ref().map(|o| expand(o, &mut problems));
+                    let request = crate::bill::BillRequest {
+                        month: &month,
+                        org: org.as_deref(),
+                        issue: b.issue,
+                    };
+                    let line = at(&b.month.span());
+                    match request.validate(&|field| format!("bill.{field}")) {
+                        Ok(opts) => steps.push(Step::Bill(opts)),
+                        Err(p) => problems.extend(p.into_iter().map(|p| format!("{line}: {p}"))),
+                    }
+                }
+            },
             other => problems.push(format!(
                 "{}: unknown stage '{other}'; stages are {}",
                 at(&cfg.stages.span()),
@@ -422,6 +444,16 @@ pub fn describe(plan: &Plan) -> Result<()> {
                     .unwrap_or_default(),
                 o.out.display()
             ),
+            Step::Bill(o) => crate::outln!(
+                "  {}. bill {}{}{}",
+                i + 1,
+                o.month,
+                o.org
+                    .as_ref()
+                    .map(|g| format!(" for organization {g}"))
+                    .unwrap_or_default(),
+                if o.issue { ", issuing it" } else { "" }
+            ),
         }
     }
     Ok(())
@@ -504,6 +536,13 @@ pub fn execute(plan: &Plan, quiet: bool) -> Result<Manifest> {
                     crate::reconcile::display::print_summary(&r);
                 }
                 m.notes.push(format!("reconcile: {}", r.manifest.run_id));
+            }
+            Step::Bill(opts) => {
+                let r = crate::bill::bill(&lake, opts, &child)?;
+                if !quiet {
+                    crate::bill::run::print_summary(&r);
+                }
+                m.notes.push(format!("bill: {}", r.manifest.run_id));
             }
         }
         *m.counts.entry("stages".into()).or_insert(0) += 1;

@@ -8,6 +8,7 @@
 //! exact quotient (`round_minor(700.80 / 1.0854)`, not `round_minor(round10(...))`).
 
 use crate::error::{Error, Result};
+use crate::model::billing::{BillingReference, Reseller};
 use crate::model::currency::minor_unit_digits;
 use crate::model::decimal::{Dec10, ONE_RAW};
 use crate::model::half_away_from_zero::div_round_to;
@@ -180,6 +181,9 @@ pub struct Installment {
     /// The USD amount before FX (`x_ListCostUsd`): `original_unit_price_usd * quantity` split
     /// by the same rule in cents.
     pub list_cost_usd: Dec10,
+    /// What the partner invoices the reseller (`x_ResellerCost`, billing.md):
+    /// `reseller_unit_price * quantity` split by the same rule; `None` for a direct customer.
+    pub reseller_cost: Option<Dec10>,
 }
 
 /// An order that passed every check, with its prices and charges.
@@ -191,6 +195,8 @@ pub struct PricedOrder<'a> {
     pub mapping: &'a TenantMapping,
     /// The organization billed.
     pub organization: &'a Organization,
+    /// The reseller that bills the organization, if any (billing.md).
+    pub reseller: Option<&'a Reseller>,
     /// Term.
     pub term: Term,
     /// Billing frequency.
@@ -209,7 +215,11 @@ pub struct PricedOrder<'a> {
     pub fx_rate_date: NaiveDate,
     /// `round_minor(original_unit_price_usd / fx_usd_per_unit)` ("Pricing Currency" price).
     pub purchase_unit_price: Dec10,
-    /// `round_minor(purchase_unit_price * (1 + markup / 100))`.
+    /// Under a reseller: `round_minor(purchase_unit_price * (1 + reseller markup / 100))`,
+    /// the unit price the partner invoices the reseller.
+    pub reseller_unit_price: Option<Dec10>,
+    /// `round_minor(purchase_unit_price * (1 + markup / 100))` (under a reseller, of
+    /// `reseller_unit_price`).
     pub sell_unit_price: Dec10,
     /// `sell_unit_price * quantity`.
     pub total: Dec10,
@@ -411,7 +421,8 @@ pub fn split_installments(total: Dec10, n: u32, digits: u32) -> Option<Vec<Dec10
 }
 
 /// Price one order, or reject it with the first reason that applies (reservations.md order:
-/// scope, term, quantity, billing frequency, tenant, price, FX). `Err` only when arithmetic
+/// scope, term, quantity, billing frequency, then billing.md's monthly billing, supported
+/// billing cycles and price lists, then tenant, price, FX). `Err` only when arithmetic
 /// leaves DECIMAL(38,10).
 pub fn price_order<'a>(
     order: &'a ReservationOrder,
@@ -453,7 +464,43 @@ pub fn price_order<'a>(
             ),
         );
     };
+    let billing = &reference.billing;
+    if frequency == BillingFrequency::Monthly && !billing.monthly_billing_enabled() {
+        return reject(
+            ReasonCode::MonthlyBillingDisabled,
+            "billing_frequency is Monthly but monthly billing of reservations is disabled (reservation_settings.csv monthly_billing_enabled = false, the default)".to_string(),
+        );
+    }
+    let sku = order.get("sku_id");
+    if let Some(cycles) = billing.supported_cycles(sku) {
+        if !cycles.contains(frequency.as_str()) {
+            let supported: Vec<&str> = cycles.into_iter().collect();
+            return reject(
+                ReasonCode::BillingFrequencyNotSupported,
+                format!(
+                    "sku_id '{sku}' supports only {} billing (reservation_skus.csv), not {}",
+                    supported.join("|"),
+                    frequency.as_str()
+                ),
+            );
+        }
+    }
     let tenant = order.get("customer_tenant_id");
+    let org_id = reference
+        .tenants
+        .get(tenant)
+        .map(|m| m.organization_id.as_str());
+    for (holder, list) in org_id
+        .map(|o| billing.price_lists_of(o))
+        .unwrap_or_default()
+    {
+        if !BillingReference::lists(list, sku) {
+            return reject(
+                ReasonCode::NotInPriceList,
+                format!("sku_id '{sku}' is not in the price list of '{holder}' (price_lists.csv)"),
+            );
+        }
+    }
     let Some((mapping, organization)) = reference
         .tenants
         .get(tenant)
@@ -531,8 +578,17 @@ pub fn price_order<'a>(
     let digits = minor_unit_digits(currency);
     let purchase_unit_price = convert_from_usd(original_unit_price_usd, fx_usd_per_unit, digits)
         .map_err(|_| overflow())?;
+    let reseller = billing.reseller_of(&organization.id);
+    // billing.md: under a reseller, the reseller's markup first, then the organization's
+    // (its reseller's markup towards it), each rounded to the minor unit.
+    let reseller_unit_price = reseller
+        .map(|r| {
+            apply_percent_rounded(purchase_unit_price, r.reservation_markup_percent, digits)
+                .map_err(|_| overflow())
+        })
+        .transpose()?;
     let sell_unit_price = apply_percent_rounded(
-        purchase_unit_price,
+        reseller_unit_price.unwrap_or(purchase_unit_price),
         organization.reservation_markup_percent,
         digits,
     )
@@ -552,6 +608,10 @@ pub fn price_order<'a>(
         times_quantity(original_unit_price_usd)?,
         minor_unit_digits("USD"),
     )?;
+    let reseller_costs = match reseller_unit_price {
+        Some(p) => Some(split(times_quantity(p)?, digits)?),
+        None => None,
+    };
     let installments = (0..n)
         .map(|k| Installment {
             index: k,
@@ -559,6 +619,7 @@ pub fn price_order<'a>(
             billed_cost: billed[k as usize],
             list_cost: list[k as usize],
             list_cost_usd: usd[k as usize],
+            reseller_cost: reseller_costs.as_ref().map(|c| c[k as usize]),
         })
         .collect();
     let expiration = add_months_clamped(purchase_date, term.months()).and_time(purchased.time());
@@ -566,6 +627,7 @@ pub fn price_order<'a>(
         order,
         mapping,
         organization,
+        reseller,
         term,
         frequency,
         quantity,
@@ -575,6 +637,7 @@ pub fn price_order<'a>(
         fx_usd_per_unit,
         fx_rate_date,
         purchase_unit_price,
+        reseller_unit_price,
         sell_unit_price,
         total,
         installments,
@@ -654,6 +717,10 @@ mod tests {
 
     fn reference() -> Reference {
         let mut r = Reference::default();
+        // The worked examples bill monthly; the seed product's default is off.
+        r.billing
+            .settings
+            .insert("monthly_billing_enabled".into(), "true".into());
         for (id, currency, markup) in [
             ("contoso", "EUR", "10"),
             ("fabrikam", "JPY", "8"),

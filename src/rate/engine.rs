@@ -5,6 +5,7 @@
 //! result does not depend on thread count, batch sizes or arrival order.
 
 use crate::error::{Error, Result};
+use crate::model::billing::Reseller;
 use crate::model::decimal::Dec10;
 use crate::model::reason::{QuarantineRecord, ReasonCode};
 use crate::model::reference::{Organization, Reference, TenantMapping};
@@ -42,6 +43,8 @@ pub struct RatedRow<'a> {
     pub mapping: &'a TenantMapping,
     /// Its organization.
     pub org: &'a Organization,
+    /// The reseller that bills the organization, if any (billing.md).
+    pub reseller: Option<&'a Reseller>,
     /// The price version that rated it.
     pub version: &'a PriceVersion,
     /// Quantity in price units.
@@ -62,6 +65,9 @@ pub struct RatedRow<'a> {
     pub list_cost: Dec10,
     /// Billed = effective = contracted cost.
     pub billed_cost: Dec10,
+    /// What the partner invoices the reseller for the row (`x_ResellerCost`, billing.md);
+    /// `None` for a direct customer.
+    pub reseller_cost: Option<Dec10>,
     /// Unit price of the tier where `cum_after` falls, in the billing currency.
     pub list_unit_price: Dec10,
 }
@@ -78,6 +84,7 @@ struct Prepared<'a> {
     rec: &'a UsageRecord,
     mapping: &'a TenantMapping,
     org: &'a Organization,
+    reseller: Option<&'a Reseller>,
     version: &'a PriceVersion,
     ladder: &'a TierLadder,
     pricing_quantity: Dec10,
@@ -204,6 +211,7 @@ fn classify<'a>(
         rec,
         mapping,
         org,
+        reseller: r.billing.reseller_of(&org.id),
         version,
         ladder,
         pricing_quantity,
@@ -248,10 +256,26 @@ fn rate_scope<'a>(mut items: Vec<Prepared<'a>>) -> Result<Vec<RatedRow<'a>>> {
         let alloc = p.ladder.allocate(cum, after).map_err(|_| overflow())?;
         if p.emit {
             let list_cost = to_billing_currency(alloc.cost, p.fx)?;
+            // billing.md: under a reseller the customer's adjustment applies to what the
+            // partner invoices the reseller, each step rounded to 10 decimals.
+            let (reseller_cost, billed_cost) = match p.reseller {
+                Some(r) => {
+                    let rc = apply_percent(list_cost, r.consumption_markup_percent)?;
+                    (
+                        Some(rc),
+                        apply_percent(rc, p.org.consumption_adjustment_percent)?,
+                    )
+                }
+                None => (
+                    None,
+                    apply_percent(list_cost, p.org.consumption_adjustment_percent)?,
+                ),
+            };
             out.push(RatedRow {
                 rec: p.rec,
                 mapping: p.mapping,
                 org: p.org,
+                reseller: p.reseller,
                 version: p.version,
                 pricing_quantity: p.pricing_quantity,
                 cum_before: cum,
@@ -261,7 +285,8 @@ fn rate_scope<'a>(mut items: Vec<Prepared<'a>>) -> Result<Vec<RatedRow<'a>>> {
                 list_cost_usd: alloc.cost,
                 fx_usd_per_unit: p.fx,
                 list_cost,
-                billed_cost: apply_percent(list_cost, p.org.consumption_adjustment_percent)?,
+                billed_cost,
+                reseller_cost,
                 list_unit_price: to_billing_currency(alloc.unit_price, p.fx)?,
             });
         }

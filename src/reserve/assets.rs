@@ -104,6 +104,8 @@ pub struct AssetRow {
     pub source_file: String,
     /// Row or item in it.
     pub source_row: i64,
+    /// The reseller that bills the organization, if any (billing.md).
+    pub reseller_id: Option<String>,
 }
 
 impl AssetRow {
@@ -152,6 +154,7 @@ impl AssetRow {
             billed_so_far: billed_sum,
             source_file: p.order.source_file.clone(),
             source_row: p.order.source_row,
+            reseller_id: p.reseller.map(|r| r.id.clone()),
         }
     }
 
@@ -201,6 +204,7 @@ pub fn asset_schema() -> SchemaRef {
         f_dec("billed_so_far", false),
         f_str("source_file", false),
         f_i64("source_row", false),
+        f_str("reseller_id", true),
     ]);
     Arc::new(Schema::new(fields))
 }
@@ -246,6 +250,7 @@ pub fn assets_to_batch(rows: &[AssetRow]) -> Result<RecordBatch> {
         d(|r| r.billed_so_far),
         s(|r| &r.source_file),
         i(|r| r.source_row),
+        a_str(rows.iter().map(|r| r.reseller_id.as_deref())),
     ]);
     Ok(RecordBatch::try_new(asset_schema(), cols)?)
 }
@@ -295,6 +300,11 @@ pub fn assets_from_batch(b: &RecordBatch, out: &mut Vec<AssetRow>) -> Result<()>
         c.str("source_file")?,
         c.i64("source_row")?,
     );
+    // Assets written before resellers existed have no reseller_id column.
+    let reseller = match b.column_by_name("reseller_id") {
+        Some(_) => Some(c.str("reseller_id")?),
+        None => None,
+    };
     for r in 0..b.num_rows() {
         let mut text = texts.iter().map(|a| a.value(r).to_string());
         let order_text = std::array::from_fn(|k| {
@@ -334,6 +344,7 @@ pub fn assets_from_batch(b: &RecordBatch, out: &mut Vec<AssetRow>) -> Result<()>
             billed_so_far: Dec10(billed.value(r)),
             source_file: sf.value(r).to_string(),
             source_row: sr.value(r),
+            reseller_id: reseller.and_then(|a| opt_str(a, r)).map(str::to_string),
         });
     }
     Ok(())
@@ -442,6 +453,7 @@ mod tests {
             billed_so_far: d("2130.69"),
             source_file: "orders.csv".into(),
             source_row: 2,
+            reseller_id: None,
         };
         let captured = AssetRow {
             price_source: "order".into(),

@@ -2,6 +2,7 @@
 //! through the `cspcost` binary and the library.
 
 mod bench_check;
+mod bill;
 mod cli;
 mod common;
 mod crash;

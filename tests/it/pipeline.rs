@@ -102,7 +102,7 @@ fn config_errors_are_all_reported_with_lines() {
     let cfg = write(
         dir.path(),
         "bad.toml",
-        "lake = \"x\"\nstages = [\"ingest\", \"rate\", \"bill\"]\n[ingest]\nusage = [\"/nonexistent/dump\"]\n[rate]\ntier_scope = \"galaxy\"\nmonths = [\"2026-13\"]\nshard = \"4/2\"\n",
+        "lake = \"x\"\nstages = [\"ingest\", \"rate\", \"publish\"]\n[ingest]\nusage = [\"/nonexistent/dump\"]\n[rate]\ntier_scope = \"galaxy\"\nmonths = [\"2026-13\"]\nshard = \"4/2\"\n",
     );
     let out = cspcost(["run", &arg(&cfg)]);
     assert_eq!(out.status.code(), Some(2));
@@ -112,7 +112,7 @@ fn config_errors_are_all_reported_with_lines() {
         "bad.toml:6: rate.tier_scope 'galaxy'",
         "bad.toml:7: rate.months '2026-13' is not YYYY-MM",
         "bad.toml:8: rate.shard '4/2'",
-        "bad.toml:2: unknown stage 'bill'",
+        "bad.toml:2: unknown stage 'publish'",
     ] {
         assert!(e.contains(needle), "{needle} not in {e}");
     }
