@@ -488,3 +488,22 @@ pub fn cost_rows(path: &Path) -> Vec<Vec<String>> {
     }
     out
 }
+
+/// The Python of a venv that a Makefile target creates under the repository (`make test`
+/// depends on it), e.g. `.venv-airflow`. Missing, the test fails, naming the target, unless
+/// `skip_var` is `1` (which `make test` never sets): then it says so and returns `None`.
+pub fn venv_python(venv: &str, make_target: &str, skip_var: &str) -> Option<PathBuf> {
+    let dir = root().join(venv);
+    // The Makefile touches `.ok` after the last install step: a half-made venv is missing.
+    if dir.join(".ok").exists() {
+        return Some(dir.join("bin/python"));
+    }
+    if std::env::var(skip_var).is_ok_and(|v| v == "1") {
+        eprintln!("skipped: {venv}/ is missing and {skip_var}=1");
+        return None;
+    }
+    panic!(
+        "{}/ is missing or incomplete: run `make {make_target}` (or set {skip_var}=1 to skip)",
+        dir.display()
+    );
+}
