@@ -264,3 +264,58 @@ fn kubernetes_indexed_job_arguments_run_for_every_index() {
         }
     }
 }
+
+/// Validate manifests with `kubernetes-validate` (offline: the schemas ship in the package)
+/// against Kubernetes `version`, strictly (unknown fields are errors).
+fn kubernetes_validate(version: &str, files: &[std::path::PathBuf]) -> Option<(bool, String)> {
+    let py = venv_python(".venv-integ", "integ", "CSPCOST_SKIP_KUBERNETES")?;
+    let out = std::process::Command::new(py.with_file_name("kubernetes-validate"))
+        .args(["--kubernetes-version", version, "--strict"])
+        .args(files)
+        .output()
+        .expect("run kubernetes-validate");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some((out.status.success(), text))
+}
+
+#[test]
+fn kubernetes_manifests_validate_against_the_kubernetes_1_33_schema() {
+    let dir = root().join("deploy/kubernetes");
+    let files: Vec<std::path::PathBuf> = files_under(&dir)
+        .into_iter()
+        .filter(|f| f.ends_with(".yaml"))
+        .map(|f| dir.join(f))
+        .collect();
+    assert_eq!(files.len(), 2, "{files:?}");
+    // 1.33: Indexed Jobs, podFailurePolicy and backoffLimitPerIndex are all GA.
+    let Some((passed, text)) = kubernetes_validate("1.33.0", &files) else {
+        return;
+    };
+    assert!(passed, "{text}");
+    for job in ["job/cspcost-ingest", "job/cspcost-rate"] {
+        assert!(
+            text.contains(&format!("passed for resource {job} against version 1.33")),
+            "{text}"
+        );
+    }
+    // The validator does reject what Kubernetes would: a misspelt field, and the manifests
+    // on a version older than the 1.29 that rate-indexed-job.yaml says it needs.
+    let tmp = lake();
+    let rate = std::fs::read_to_string(&files[1]).unwrap();
+    let bad = write(
+        tmp.path(),
+        "bad.yaml",
+        &rate.replace("backoffLimitPerIndex:", "backoffLimitPerIndx:"),
+    );
+    let (passed, text) = kubernetes_validate("1.33.0", &[bad]).unwrap();
+    assert!(
+        !passed && text.contains("'backoffLimitPerIndx' was unexpected"),
+        "{text}"
+    );
+    let (passed, text) = kubernetes_validate("1.28.0", &files[1..]).unwrap();
+    assert!(!passed, "{text}");
+}
