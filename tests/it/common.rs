@@ -507,3 +507,24 @@ pub fn venv_python(venv: &str, make_target: &str, skip_var: &str) -> Option<Path
         dir.display()
     );
 }
+
+/// `(org, month, rows, billed cost)` of every partition the lake's newest run published, as
+/// its manifest records them, sorted: what readers' per-partition sums must equal.
+pub fn manifest_totals(lake: &Path) -> Vec<(String, String, u64, String)> {
+    let m = &manifests(lake)[0];
+    let mut cli: Vec<_> = m
+        .partitions
+        .iter()
+        .map(|p| {
+            let parts: Vec<&str> = p.path.split('/').collect();
+            (
+                parts[1].trim_start_matches("org=").to_string(),
+                parts[2].trim_start_matches("month=").to_string(),
+                p.rows,
+                p.billed_cost.clone().unwrap(),
+            )
+        })
+        .collect();
+    cli.sort();
+    cli
+}

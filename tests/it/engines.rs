@@ -24,26 +24,6 @@ fn read_with(engine: &str, lake: &Path) -> Option<serde_json::Value> {
     Some(serde_json::from_slice(&out.stdout).expect("json"))
 }
 
-/// `(org, month, rows, billed)` of every usage partition, as the CLI's manifest records it.
-fn cli_totals(lake: &Path) -> Vec<(String, String, u64, String)> {
-    let m = &manifests(lake)[0];
-    let mut cli: Vec<_> = m
-        .partitions
-        .iter()
-        .map(|p| {
-            let parts: Vec<&str> = p.path.split('/').collect();
-            (
-                parts[1].trim_start_matches("org=").to_string(),
-                parts[2].trim_start_matches("month=").to_string(),
-                p.rows,
-                p.billed_cost.clone().unwrap(),
-            )
-        })
-        .collect();
-    cli.sort();
-    cli
-}
-
 fn micros(rfc3339: &str) -> i64 {
     chrono::DateTime::parse_from_rfc3339(rfc3339)
         .unwrap()
@@ -89,7 +69,7 @@ fn check(v: &serde_json::Value, lake: &Path, decimal: &str, instant: &str) {
     assert_eq!(v["last_end_us"], micros("2026-02-16T00:00:00Z"), "{engine}");
     let got: Vec<(String, String, u64, String)> =
         serde_json::from_value(v["totals"].clone()).unwrap();
-    assert_eq!(got, cli_totals(lake), "{engine}: totals");
+    assert_eq!(got, manifest_totals(lake), "{engine}: totals");
     assert_eq!(got.len(), 5);
 }
 
