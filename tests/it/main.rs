@@ -15,4 +15,5 @@ mod props;
 mod rating;
 mod reconcile;
 mod reserve;
+mod s3;
 mod shard;
