@@ -62,7 +62,7 @@ java: ## Java 17 for Spark: installed from Debian's packages when `java` is miss
 demo: build ## Run the whole pipeline on sample_data/ into out/ and print a summary
 	@bash scripts/demo.sh $(BIN) $(OUT)
 
-test: venv azurite airflow integ ## Run every test (unit, integration, property, DuckDB/pyarrow interop, Azurite)
+test: venv azurite airflow integ ## Run every test (unit, integration, property, interop, Azurite, S3, Airflow, Kubernetes)
 	CSPCOST_PYTHON=$(abspath $(PY)) CSPCOST_REQUIRE_INTEROP=1 $(CARGO) test --locked
 
 lint: ## rustfmt check and clippy with warnings as errors
