@@ -3,4 +3,3 @@
 pub mod costs;
 pub mod manifest;
 pub mod quarantine;
-pub mod runs;
