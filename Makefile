@@ -12,8 +12,16 @@ PYDEPS := duckdb==2.0.0 pyarrow==26.0.1
 # Azure Storage emulator for the object-store test; 3.35.0 is the last release for Node 20.
 AZURITE_VERSION := 3.35.0
 AZURITE := node_modules/.azurite-$(AZURITE_VERSION).ok
+# Airflow for the DAG test, in its own venv (its dependency tree is large and pinned by
+# tests/airflow/constraints.txt, which must be regenerated when the version changes).
+AIRFLOW_VERSION := 3.3.2
+AIRFLOW_VENV := .venv-airflow
+# The other engines the README names: an S3 server (moto), Spark, Polars, and the
+# Kubernetes schema validator (its schemas are bundled: validation is offline).
+INTEG_VENV := .venv-integ
+INTEG_DEPS := moto[server]==5.2.5 pyspark==4.3.0 polars==2.1.0 kubernetes-validate==1.37.0
 
-.PHONY: help build demo test unit lint bench venv azurite clean
+.PHONY: help build demo test unit lint bench venv azurite airflow integ java clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -34,10 +42,27 @@ $(AZURITE):
 
 azurite: $(AZURITE) ## Azurite (Azure Storage emulator, from npm) into node_modules/ for the object-store test
 
+$(AIRFLOW_VENV)/.ok: tests/airflow/constraints.txt
+	python3 -m venv $(AIRFLOW_VENV)
+	$(AIRFLOW_VENV)/bin/pip install --quiet --disable-pip-version-check apache-airflow==$(AIRFLOW_VERSION) --constraint tests/airflow/constraints.txt
+	touch $@
+
+airflow: $(AIRFLOW_VENV)/.ok ## Venv with Apache Airflow (pinned) for the DAG test
+
+$(INTEG_VENV)/.ok:
+	python3 -m venv $(INTEG_VENV)
+	$(INTEG_VENV)/bin/pip install --quiet --disable-pip-version-check $(INTEG_DEPS)
+	touch $@
+
+integ: $(INTEG_VENV)/.ok java ## Venv with moto (S3), pyspark, polars, kubernetes-validate; Java for Spark
+
+java: ## Java 17 for Spark: installed from Debian's packages when `java` is missing (needs root)
+	@command -v java >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends openjdk-17-jre-headless; }
+
 demo: build ## Run the whole pipeline on sample_data/ into out/ and print a summary
 	@bash scripts/demo.sh $(BIN) $(OUT)
 
-test: venv azurite ## Run every test (unit, integration, property, DuckDB/pyarrow interop, Azurite)
+test: venv azurite airflow integ ## Run every test (unit, integration, property, interop, Azurite, S3, Airflow, Kubernetes)
 	CSPCOST_PYTHON=$(abspath $(PY)) CSPCOST_REQUIRE_INTEROP=1 $(CARGO) test --locked
 
 lint: ## rustfmt check and clippy with warnings as errors
@@ -48,4 +73,4 @@ bench: venv ## Benchmark cspcost against DuckDB (BENCH_SIZE=1M|10M|100M)
 	@bash benches/run.sh
 
 clean: ## Remove build outputs, the venv and out/
-	rm -rf target $(VENV) $(OUT) node_modules
+	rm -rf target $(VENV) $(AIRFLOW_VENV) $(INTEG_VENV) $(OUT) node_modules

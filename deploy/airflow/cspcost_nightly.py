@@ -12,7 +12,8 @@ Install: put this file in the DAGs folder of workers that have the `cspcost` bin
 (or set CSPCOST_BIN) and the lake's credentials in their environment (AZURE_STORAGE_*,
 AWS_*, GOOGLE_*: docs/operations.md). To run the shards as pods instead, replace the task
 bodies with KubernetesPodOperator.partial(...).expand(arguments=...) on the same image.
-Works with Airflow 2.6+ and 3.x.
+Tested with Airflow 3.3.2 (`airflow dags test`, tests/it/deploy.rs); the Airflow 2 imports
+below are kept for 2.6+ but are not tested.
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ import pendulum
 
 try:  # Airflow 3
     from airflow.sdk import dag, task
+    from airflow.sdk.exceptions import AirflowFailException
 except ImportError:  # Airflow 2
     from airflow.decorators import dag, task
-from airflow.exceptions import AirflowFailException
+    from airflow.exceptions import AirflowFailException
 
 CSPCOST = os.environ.get("CSPCOST_BIN", "cspcost")
 LAKE = os.environ.get("CSPCOST_LAKE", "az://costs/partner-lake")

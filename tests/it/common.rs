@@ -488,3 +488,103 @@ pub fn cost_rows(path: &Path) -> Vec<Vec<String>> {
     }
     out
 }
+
+/// The Python of a venv that a Makefile target creates under the repository (`make test`
+/// depends on it), e.g. `.venv-airflow`. Missing, the test fails, naming the target, unless
+/// `skip_var` is `1` (which `make test` never sets): then it says so and returns `None`.
+pub fn venv_python(venv: &str, make_target: &str, skip_var: &str) -> Option<PathBuf> {
+    let dir = root().join(venv);
+    // The Makefile touches `.ok` after the last install step: a half-made venv is missing.
+    if dir.join(".ok").exists() {
+        return Some(dir.join("bin/python"));
+    }
+    if std::env::var(skip_var).is_ok_and(|v| v == "1") {
+        eprintln!("skipped: {venv}/ is missing and {skip_var}=1");
+        return None;
+    }
+    panic!(
+        "{}/ is missing or incomplete: run `make {make_target}` (or set {skip_var}=1 to skip)",
+        dir.display()
+    );
+}
+
+/// `(org, month, rows, billed cost)` of every partition the lake's newest run published, as
+/// its manifest records them, sorted: what readers' per-partition sums must equal.
+pub fn manifest_totals(lake: &Path) -> Vec<(String, String, u64, String)> {
+    let m = &manifests(lake)[0];
+    let mut cli: Vec<_> = m
+        .partitions
+        .iter()
+        .map(|p| {
+            let parts: Vec<&str> = p.path.split('/').collect();
+            (
+                parts[1].trim_start_matches("org=").to_string(),
+                parts[2].trim_start_matches("month=").to_string(),
+                p.rows,
+                p.billed_cost.clone().unwrap(),
+            )
+        })
+        .collect();
+    cli.sort();
+    cli
+}
+
+/// Copy every object under `prefix/` of an object store into a new local directory, same
+/// layout, so that the local helpers (`files_under`, `parquet_snapshot`) read a remote lake.
+pub fn mirror_store(store: &dyn object_store::ObjectStore, prefix: &str) -> tempfile::TempDir {
+    use object_store::ObjectStoreExt;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = lake();
+    rt.block_on(async {
+        let prefix = object_store::path::Path::from(prefix);
+        let mut pending = vec![prefix.clone()];
+        let mut copied = 0;
+        while let Some(p) = pending.pop() {
+            let listed = store.list_with_delimiter(Some(&p)).await.unwrap();
+            pending.extend(listed.common_prefixes);
+            for o in listed.objects {
+                let rel: Vec<String> = o
+                    .location
+                    .prefix_match(&prefix)
+                    .unwrap()
+                    .map(|p| p.as_ref().to_string())
+                    .collect();
+                let bytes = store.get(&o.location).await.unwrap().bytes().await.unwrap();
+                let path = dir.path().join(rel.join("/"));
+                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                std::fs::write(path, &bytes).unwrap();
+                copied += 1;
+            }
+        }
+        assert!(copied > 0, "nothing under {prefix}");
+    });
+    dir
+}
+
+/// Check a mirrored object-store lake against a local lake of the same inputs: nothing
+/// temporary on the store, the same cost files, the same data in every Parquet file (run IDs
+/// aside). Returns the mirror's snapshot.
+pub fn assert_mirror_equals(
+    mirror: &Path,
+    local: &Path,
+) -> std::collections::BTreeMap<String, Vec<String>> {
+    let costs = |files: Vec<String>| -> Vec<String> {
+        files
+            .into_iter()
+            .filter(|f| f.starts_with("costs/"))
+            .collect()
+    };
+    let remote_files = files_under(mirror);
+    assert!(
+        !remote_files.iter().any(|f| f.starts_with("_tmp")),
+        "scratch work must stay local: {remote_files:?}"
+    );
+    assert_eq!(costs(remote_files), costs(files_under(local)));
+    let remote_data = parquet_snapshot(mirror);
+    assert_eq!(remote_data, parquet_snapshot(local));
+    remote_data
+}

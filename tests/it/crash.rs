@@ -42,7 +42,7 @@ fn data(dir: &Path, rel: &str) -> Vec<String> {
 
 /// Check every published file of `work` is `old`'s version (same bytes) or `new`'s (same
 /// data), and that a file is missing only where one of the versions has none.
-fn old_or_new(work: &Path, old: &Path, new: &Path, what: &str) {
+pub fn old_or_new(work: &Path, old: &Path, new: &Path, what: &str) {
     let (old_files, new_files) = (published(old), published(new));
     let known: BTreeSet<&String> = old_files.iter().chain(&new_files).collect();
     let work_files = published(work);
@@ -73,7 +73,7 @@ fn old_or_new(work: &Path, old: &Path, new: &Path, what: &str) {
 
 /// Every cost partition and rating quarantine file of `a` holds the same data as in `b`
 /// (all columns but the run ID, so also the content digest the writer stores).
-fn same_data(a: &Path, b: &Path, what: &str) {
+pub fn same_data(a: &Path, b: &Path, what: &str) {
     assert_eq!(published(a), published(b), "{what}: files differ");
     for f in published(a) {
         assert!(data(a, &f) == data(b, &f), "{what}: {f} differs");

@@ -72,21 +72,7 @@ fn duckdb_and_pyarrow_read_costs_staged_and_quarantine_with_exact_types() {
     }
     // Sums stay exact decimals in SQL and equal what the CLI recorded per partition.
     assert_eq!(v["sum_type"], "DECIMAL(38,10)");
-    let m = &manifests(dir.path())[0];
-    let mut cli: Vec<(String, String, u64, String)> = m
-        .partitions
-        .iter()
-        .map(|p| {
-            let parts: Vec<&str> = p.path.split('/').collect();
-            (
-                parts[1].trim_start_matches("org=").to_string(),
-                parts[2].trim_start_matches("month=").to_string(),
-                p.rows,
-                p.billed_cost.clone().unwrap(),
-            )
-        })
-        .collect();
-    cli.sort();
+    let cli = manifest_totals(dir.path());
     let sql: Vec<(String, String, u64, String)> = v["totals"]
         .as_array()
         .unwrap()

@@ -10,7 +10,6 @@
 
 use crate::common::*;
 use base64::Engine;
-use object_store::{ObjectStore, ObjectStoreExt};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -145,41 +144,8 @@ impl Azurite {
             .with_container_name(container)
             .build()
             .unwrap();
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let dir = lake();
-        rt.block_on(async {
-            let prefix = object_store::path::Path::from(prefix);
-            let mut pending = vec![prefix.clone()];
-            let mut copied = 0;
-            while let Some(p) = pending.pop() {
-                let listed = store.list_with_delimiter(Some(&p)).await.unwrap();
-                pending.extend(listed.common_prefixes);
-                for o in listed.objects {
-                    let rel: Vec<String> = o
-                        .location
-                        .prefix_match(&prefix)
-                        .unwrap()
-                        .map(|p| p.as_ref().to_string())
-                        .collect();
-                    let bytes = store.get(&o.location).await.unwrap().bytes().await.unwrap();
-                    write_bytes(dir.path(), &rel.join("/"), &bytes);
-                    copied += 1;
-                }
-            }
-            assert!(copied > 0, "nothing under {prefix}");
-        });
-        dir
+        mirror_store(&store, prefix)
     }
-}
-
-fn write_bytes(dir: &std::path::Path, rel: &str, bytes: &[u8]) {
-    let p = dir.join(rel);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, bytes).unwrap();
 }
 
 fn cost_files(files: &[String]) -> Vec<String> {
@@ -208,17 +174,7 @@ fn azurite_lake_holds_the_same_data_as_a_local_lake() {
     let local = rated_sample();
 
     let mirror = azurite.mirror("lakes", "partner/nightly");
-    let remote_files = files_under(mirror.path());
-    assert!(
-        !remote_files.iter().any(|f| f.starts_with("_tmp")),
-        "scratch work must stay local: {remote_files:?}"
-    );
-    assert_eq!(
-        cost_files(&remote_files),
-        cost_files(&files_under(local.path()))
-    );
-    let remote_data = parquet_snapshot(mirror.path());
-    assert_eq!(remote_data, parquet_snapshot(local.path()));
+    let remote_data = assert_mirror_equals(mirror.path(), local.path());
     assert!(remote_data.keys().any(|k| k.starts_with("staged/usage/")));
     assert_eq!(
         remote_data["costs/org=contoso/month=2026-01/usage-0.parquet"].len(),

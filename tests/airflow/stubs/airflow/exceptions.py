@@ -1,2 +1,0 @@
-class AirflowFailException(Exception):
-    """Fail the task without retrying."""
