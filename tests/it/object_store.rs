@@ -10,6 +10,7 @@
 
 use crate::common::*;
 use base64::Engine;
+use object_store::ObjectStoreExt;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
