@@ -86,13 +86,25 @@ pub const FX_RATES: RefTableDef = RefTableDef {
     key: &["currency_code", "month"],
 };
 
+/// Subscription friendly names (`SubAccountName`): `subscriptions.csv`, or Partner Center's
+/// subscription lists as `pull` saves them (`subscriptions/<tenant>.json`).
+pub const SUBSCRIPTIONS: RefTableDef = RefTableDef {
+    name: "subscriptions",
+    columns: &[
+        ("subscription_id", ColKind::Str, true),
+        ("friendly_name", ColKind::Str, true),
+    ],
+    key: &["subscription_id"],
+};
+
 /// Every reference table.
-pub const ALL_TABLES: [&RefTableDef; 5] = [
+pub const ALL_TABLES: [&RefTableDef; 6] = [
     &PARTNERSHIPS,
     &ORGANIZATIONS,
     &TENANTS,
     &TRANSFERS,
     &FX_RATES,
+    &SUBSCRIPTIONS,
 ];
 
 /// A typed cell.
@@ -224,6 +236,9 @@ pub struct Reference {
     pub transfers: BTreeMap<String, NaiveDate>,
     /// (currency, `YYYY-MM`) -> USD per unit.
     pub fx: BTreeMap<(String, String), Dec10>,
+    /// Subscription ID -> friendly name (`SubAccountName`), from Partner Center's
+    /// subscription lists when ingested.
+    pub subscription_names: BTreeMap<String, String>,
 }
 
 fn s(c: &Cell) -> String {
@@ -268,6 +283,9 @@ impl Reference {
         }
         for row in load_table(lake, &FX_RATES)? {
             r.fx.insert((s(&row[0]), s(&row[2])), d(&row[1]));
+        }
+        for row in load_table(lake, &SUBSCRIPTIONS)? {
+            r.subscription_names.insert(s(&row[0]), s(&row[1]));
         }
         Ok(r)
     }

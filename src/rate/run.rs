@@ -191,6 +191,8 @@ struct MonthOutput {
     quarantine: Vec<crate::model::reason::QuarantineRecord>,
     partitions: Vec<PartitionSummary>,
     totals: Vec<OrgMonthTotal>,
+    /// Rated rows per unit string missing from `PricingUnits.csv` (normalised by rule).
+    unknown_units: BTreeMap<String, u64>,
 }
 
 /// One organization's sorted run from one unit of work.
@@ -303,6 +305,7 @@ fn rate_one_month(
         u64,
         Vec<crate::model::reason::QuarantineRecord>,
         Vec<OrgRun>,
+        BTreeMap<String, u64>,
     )> = units
         .par_iter()
         .enumerate()
@@ -328,6 +331,12 @@ fn rate_one_month(
             let mut quarantine = result.quarantine;
             fill_raw(lake, unit_files, &mut quarantine)?;
             let rated = result.rows.len() as u64;
+            let unknown_units = crate::emit::focus::count_unknown_units(
+                result
+                    .rows
+                    .iter()
+                    .flat_map(|r| [Some(r.version.unit_text.as_str()), r.rec.unit.as_deref()]),
+            );
             let mut by_org: HashMap<&str, Vec<RatedRow>> = HashMap::new();
             for row in result.rows {
                 by_org.entry(row.org.id.as_str()).or_default().push(row);
@@ -342,6 +351,7 @@ fn rate_one_month(
                     scope: opts.scope,
                     partnerships: &reference.partnerships,
                     first_published_run: first_published,
+                    subscription_names: &reference.subscription_names,
                 };
                 let batches: Vec<_> = rows
                     .chunks(64 * 1024)
@@ -379,7 +389,7 @@ fn rate_one_month(
                     currency: org.billing_currency.clone(),
                 });
             }
-            Ok((records.len() as u64, rated, quarantine, runs))
+            Ok((records.len() as u64, rated, quarantine, runs, unknown_units))
         })
         .collect::<Result<_>>()?;
     let mut out = MonthOutput {
@@ -388,9 +398,13 @@ fn rate_one_month(
         quarantine: Vec::new(),
         partitions: Vec::new(),
         totals: Vec::new(),
+        unknown_units: BTreeMap::new(),
     };
     let mut by_org: BTreeMap<String, Vec<OrgRun>> = BTreeMap::new();
-    for (staged, rated, q, runs) in phase1 {
+    for (staged, rated, q, runs, unknown) in phase1 {
+        for (u, c) in unknown {
+            *out.unknown_units.entry(u).or_insert(0) += c;
+        }
         out.staged += staged;
         out.rated += rated;
         out.quarantine.extend(q);
@@ -527,6 +541,7 @@ fn rate_in_pool(lake: &Lake, opts: &RateOptions, run_id: &str) -> Result<RateRep
     };
     let (mut staged, mut rated) = (0u64, 0u64);
     let mut all_quarantine = BTreeMap::new();
+    let mut unknown_units: BTreeMap<String, u64> = BTreeMap::new();
     let mut totals = Vec::new();
     let mut progress = Progress::new("rate months", plan.len() as u64, false);
     for (month, _) in &plan {
@@ -546,6 +561,9 @@ fn rate_in_pool(lake: &Lake, opts: &RateOptions, run_id: &str) -> Result<RateRep
         )?;
         staged += out.staged;
         rated += out.rated;
+        for (u, c) in &out.unknown_units {
+            *unknown_units.entry(u.clone()).or_insert(0) += c;
+        }
         let live: BTreeSet<String> = out.totals.iter().map(|t| t.org.clone()).collect();
         m.partitions.extend(out.partitions);
         totals.extend(out.totals);
@@ -594,6 +612,19 @@ fn rate_in_pool(lake: &Lake, opts: &RateOptions, run_id: &str) -> Result<RateRep
     m.counts.insert("rated".into(), rated);
     m.counts.insert("read".into(), staged);
     m.counts.insert("months".into(), plan.len() as u64);
+    // outputs.md: a unit string FOCUS's table lacks is normalised by rule, never silently.
+    if !unknown_units.is_empty() {
+        m.counts
+            .insert("unknown_unit_rows".into(), unknown_units.values().sum());
+        for (u, c) in &unknown_units {
+            let f = crate::emit::focus::focus_unit(u);
+            m.notes.push(format!(
+                "unit '{u}' is not in the FinOps toolkit's PricingUnits.csv: {c} rated rows carry it as '{}' with block size {}",
+                f.unit,
+                f.block.to_plain()
+            ));
+        }
+    }
     m.check_balance("rate", "staged", &["rated"])?;
     lake.put_json(&state_path(opts.shard), &state)?;
     let manifest = m.finish(lake, started)?;
