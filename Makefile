@@ -12,8 +12,12 @@ PYDEPS := duckdb==2.0.0 pyarrow==26.0.1
 # Azure Storage emulator for the object-store test; 3.35.0 is the last release for Node 20.
 AZURITE_VERSION := 3.35.0
 AZURITE := node_modules/.azurite-$(AZURITE_VERSION).ok
+# The FinOps Foundation's FOCUS validator (focus-validator 2.2.1) wrapper; its venv lives in
+# the ignored .venv-focus/ of the clone (the wrapper creates it on first use).
+FOCUS_VALIDATE ?= ../shared/tools/focus-validate
+FOCUS_VENV := $(CURDIR)/.venv-focus
 
-.PHONY: help build demo test unit lint bench venv azurite clean
+.PHONY: help build demo test unit lint bench venv azurite clean focus
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -38,7 +42,10 @@ demo: build ## Run the whole pipeline on sample_data/ into out/ and print a summ
 	@bash scripts/demo.sh $(BIN) $(OUT)
 
 test: venv azurite ## Run every test (unit, integration, property, DuckDB/pyarrow interop, Azurite)
-	CSPCOST_PYTHON=$(abspath $(PY)) CSPCOST_REQUIRE_INTEROP=1 $(CARGO) test --locked
+	CSPCOST_PYTHON=$(abspath $(PY)) CSPCOST_REQUIRE_INTEROP=1 CSPCOST_FOCUS_VALIDATE=$(abspath $(FOCUS_VALIDATE)) $(CARGO) test --locked
+
+focus: ## Run the FOCUS validator on out/ (after make demo)
+	bash $(FOCUS_VALIDATE) $(OUT) $(FOCUS_VENV)
 
 lint: ## rustfmt check and clippy with warnings as errors
 	$(CARGO) fmt --all -- --check
@@ -48,4 +55,4 @@ bench: venv ## Benchmark cspcost against DuckDB (BENCH_SIZE=1M|10M|100M)
 	@bash benches/run.sh
 
 clean: ## Remove build outputs, the venv and out/
-	rm -rf target $(VENV) $(OUT) node_modules
+	rm -rf target $(VENV) $(OUT) node_modules .venv-focus

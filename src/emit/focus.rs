@@ -125,19 +125,47 @@ pub fn focus_unit(raw: &str) -> FocusUnit {
     }
 }
 
-/// Count the unit strings (one per rated row and unit column) missing from
-/// `PricingUnits.csv`, for the rate manifest. Each distinct string is looked up once.
-pub fn count_unknown_units<'a>(
-    units: impl IntoIterator<Item = Option<&'a str>>,
-) -> std::collections::BTreeMap<String, u64> {
-    let mut known: HashMap<&str, bool> = HashMap::new();
-    let mut out = std::collections::BTreeMap::new();
-    for u in units.into_iter().flatten() {
-        if !*known.entry(u).or_insert_with(|| focus_unit(u).known) {
-            *out.entry(u.to_string()).or_insert(0) += 1;
+/// Unit strings missing from `PricingUnits.csv` among rated rows (each row's price unit and
+/// consumed unit), for the rate manifest: how many rows carry at least one, and how many rows
+/// carry each string. Each distinct string is looked up once.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UnknownUnits {
+    /// Rows with at least one unknown unit.
+    pub rows: u64,
+    /// Rows per unknown unit string.
+    pub by_unit: std::collections::BTreeMap<String, u64>,
+}
+
+impl UnknownUnits {
+    /// Count `rows` (each the row's unit strings).
+    pub fn count<'a>(rows: impl IntoIterator<Item = [Option<&'a str>; 2]>) -> UnknownUnits {
+        let mut known: HashMap<&str, bool> = HashMap::new();
+        let mut out = UnknownUnits::default();
+        for units in rows {
+            let mut any = false;
+            let mut seen: Option<&str> = None;
+            for u in units.into_iter().flatten() {
+                if seen == Some(u) {
+                    continue;
+                }
+                seen = Some(u);
+                if !*known.entry(u).or_insert_with(|| focus_unit(u).known) {
+                    any = true;
+                    *out.by_unit.entry(u.to_string()).or_insert(0) += 1;
+                }
+            }
+            out.rows += any as u64;
+        }
+        out
+    }
+
+    /// Add another count.
+    pub fn add(&mut self, o: &UnknownUnits) {
+        self.rows += o.rows;
+        for (u, c) in &o.by_unit {
+            *self.by_unit.entry(u.clone()).or_insert(0) += c;
         }
     }
-    out
 }
 
 /// A FOCUS service: `ServiceName`, `ServiceCategory`, `ServiceSubcategory`.

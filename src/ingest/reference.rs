@@ -111,7 +111,14 @@ fn parse_subscription_list(
             }),
         }
     }
-    Ok((rows, items.len() as u64))
+    // A record is a (subscription ID, name) row, so an item listed under two IDs counts
+    // twice; a rejected item counts once.
+    let rejected = quarantine
+        .iter()
+        .filter(|q| q.source_file == source)
+        .count();
+    let read = rows.len() + rejected;
+    Ok((rows, read as u64))
 }
 
 fn guid_columns(table: &RefTableDef) -> &'static [&'static str] {

@@ -192,8 +192,18 @@ struct MonthOutput {
     partitions: Vec<PartitionSummary>,
     totals: Vec<OrgMonthTotal>,
     /// Rated rows per unit string missing from `PricingUnits.csv` (normalised by rule).
-    unknown_units: BTreeMap<String, u64>,
+    unknown_units: crate::emit::focus::UnknownUnits,
 }
+
+/// What one unit of work produced: staged and rated counts, quarantine, the sorted runs per
+/// organization, and the unit strings missing from `PricingUnits.csv`.
+type UnitOutput = (
+    u64,
+    u64,
+    Vec<crate::model::reason::QuarantineRecord>,
+    Vec<OrgRun>,
+    crate::emit::focus::UnknownUnits,
+);
 
 /// One organization's sorted run from one unit of work.
 struct OrgRun {
@@ -300,13 +310,7 @@ fn rate_one_month(
     let tmp = lake
         .scratch_dir(run_id)?
         .join(format!("rate/month={month}"));
-    let phase1: Vec<(
-        u64,
-        u64,
-        Vec<crate::model::reason::QuarantineRecord>,
-        Vec<OrgRun>,
-        BTreeMap<String, u64>,
-    )> = units
+    let phase1: Vec<UnitOutput> = units
         .par_iter()
         .enumerate()
         .with_max_len(1)
@@ -331,11 +335,11 @@ fn rate_one_month(
             let mut quarantine = result.quarantine;
             fill_raw(lake, unit_files, &mut quarantine)?;
             let rated = result.rows.len() as u64;
-            let unknown_units = crate::emit::focus::count_unknown_units(
+            let unknown_units = crate::emit::focus::UnknownUnits::count(
                 result
                     .rows
                     .iter()
-                    .flat_map(|r| [Some(r.version.unit_text.as_str()), r.rec.unit.as_deref()]),
+                    .map(|r| [Some(r.version.unit_text.as_str()), r.rec.unit.as_deref()]),
             );
             let mut by_org: HashMap<&str, Vec<RatedRow>> = HashMap::new();
             for row in result.rows {
@@ -398,13 +402,11 @@ fn rate_one_month(
         quarantine: Vec::new(),
         partitions: Vec::new(),
         totals: Vec::new(),
-        unknown_units: BTreeMap::new(),
+        unknown_units: Default::default(),
     };
     let mut by_org: BTreeMap<String, Vec<OrgRun>> = BTreeMap::new();
     for (staged, rated, q, runs, unknown) in phase1 {
-        for (u, c) in unknown {
-            *out.unknown_units.entry(u).or_insert(0) += c;
-        }
+        out.unknown_units.add(&unknown);
         out.staged += staged;
         out.rated += rated;
         out.quarantine.extend(q);
@@ -541,7 +543,7 @@ fn rate_in_pool(lake: &Lake, opts: &RateOptions, run_id: &str) -> Result<RateRep
     };
     let (mut staged, mut rated) = (0u64, 0u64);
     let mut all_quarantine = BTreeMap::new();
-    let mut unknown_units: BTreeMap<String, u64> = BTreeMap::new();
+    let mut unknown_units = crate::emit::focus::UnknownUnits::default();
     let mut totals = Vec::new();
     let mut progress = Progress::new("rate months", plan.len() as u64, false);
     for (month, _) in &plan {
@@ -561,9 +563,7 @@ fn rate_in_pool(lake: &Lake, opts: &RateOptions, run_id: &str) -> Result<RateRep
         )?;
         staged += out.staged;
         rated += out.rated;
-        for (u, c) in &out.unknown_units {
-            *unknown_units.entry(u.clone()).or_insert(0) += c;
-        }
+        unknown_units.add(&out.unknown_units);
         let live: BTreeSet<String> = out.totals.iter().map(|t| t.org.clone()).collect();
         m.partitions.extend(out.partitions);
         totals.extend(out.totals);
@@ -613,10 +613,10 @@ fn rate_in_pool(lake: &Lake, opts: &RateOptions, run_id: &str) -> Result<RateRep
     m.counts.insert("read".into(), staged);
     m.counts.insert("months".into(), plan.len() as u64);
     // outputs.md: a unit string FOCUS's table lacks is normalised by rule, never silently.
-    if !unknown_units.is_empty() {
+    if unknown_units.rows > 0 {
         m.counts
-            .insert("unknown_unit_rows".into(), unknown_units.values().sum());
-        for (u, c) in &unknown_units {
+            .insert("unknown_unit_rows".into(), unknown_units.rows);
+        for (u, c) in &unknown_units.by_unit {
             let f = crate::emit::focus::focus_unit(u);
             m.notes.push(format!(
                 "unit '{u}' is not in the FinOps toolkit's PricingUnits.csv: {c} rated rows carry it as '{}' with block size {}",

@@ -6,6 +6,7 @@ mod cli;
 mod common;
 mod crash;
 mod deploy;
+mod focus;
 mod ingest;
 mod interop;
 mod object_store;
