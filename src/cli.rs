@@ -375,7 +375,7 @@ fn tenants(cmd: TenantsCommand) -> Result<()> {
 
 /// Validate `rate` flags, reporting every problem at once.
 pub fn rate_options(a: &RateArgs) -> Result<crate::rate::run::RateOptions> {
-    use crate::rate::engine::{TierPeriod, TierScope};
+    use crate::model::tier::{TierPeriod, TierScope};
     let mut problems = Vec::new();
     let scope = TierScope::parse(&a.tier_scope).unwrap_or_else(|| {
         problems.push(format!(

@@ -115,11 +115,18 @@ impl Error {
         }
     }
 
-    /// An I/O error on `path`.
+    /// An I/O error on `path`; a `.gz` whose data does not decompress is bad input instead.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
-        Error::Io {
-            path: path.into(),
-            source,
+        let path = path.into();
+        if let Some(bad) = source
+            .get_ref()
+            .and_then(|e| e.downcast_ref::<crate::ingest::source::BadGzip>())
+        {
+            return Error::InputFormat {
+                path: path.display().to_string(),
+                expected: bad.to_string(),
+            };
         }
+        Error::Io { path, source }
     }
 }

@@ -13,11 +13,13 @@ pub mod faults;
 pub mod ingest;
 pub mod model;
 pub mod pipeline;
+pub mod pricing;
 pub mod progress;
 pub mod rate;
 pub mod reconcile;
 pub mod report;
 pub mod reserve;
+pub mod staged;
 pub mod store;
 
 pub use error::{Error, Result};

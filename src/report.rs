@@ -197,7 +197,7 @@ pub fn print_tenant(
 /// (`12.95`, `162973`): what a person reads of an aggregate (rating.md §1).
 pub fn minor_unit_amount(v: crate::model::Dec10, currency: &str) -> String {
     let d = crate::model::currency::minor_unit_digits(currency);
-    let r = crate::model::Dec10(crate::rate::half_away_from_zero::round_scale10_to(v.0, d));
+    let r = crate::model::Dec10(crate::model::half_away_from_zero::round_scale10_to(v.0, d));
     r.to_fixed(d)
 }
 
@@ -210,8 +210,8 @@ pub fn money(v: crate::model::Dec10, currency: &str) -> String {
 pub fn print_rate_summary(r: &crate::rate::run::RateReport) {
     let m = &r.manifest;
     println!("rate (run {})", m.run_id);
-    for (month, why) in &r.plan {
-        println!("  {month}: {why}");
+    for mo in &r.plan.months {
+        println!("  {}: {}", mo.month, mo.why);
     }
     let c = |k: &str| m.counts.get(k).copied().unwrap_or(0);
     println!(
@@ -336,7 +336,11 @@ pub fn print_assets(rows: &[crate::reserve::assets::AssetRow]) {
                 a.get("reservation_id").to_string(),
                 a.organization_id.clone(),
                 a.status.as_str().to_string(),
-                format!("{} {}", a.quantity, crate::reserve::pricing::PRICING_UNIT),
+                format!(
+                    "{} {}",
+                    a.quantity,
+                    crate::pricing::reservation::PRICING_UNIT
+                ),
                 instant(a.purchase_date_utc),
                 instant(a.expiration_utc),
                 with_min_digits(a.original_unit_price_usd, 2),

@@ -9,11 +9,12 @@ use crate::error::Result;
 use crate::model::decimal::Dec10;
 use crate::model::reference::Organization;
 use crate::model::schema::*;
+use crate::model::tier::TierScope;
 use crate::model::time::{
     date_to_days, days_to_date, month_of, next_month_start, parse_month, start_of_day_micros,
 };
-use crate::rate::engine::{RatedRow, TierScope};
-use crate::reserve::pricing::{Installment, PriceSource, PricedOrder, PRICING_UNIT};
+use crate::pricing::reservation::{Installment, PriceSource, PricedOrder, PRICING_UNIT};
+use crate::rate::engine::RatedRow;
 use crate::store::Lake;
 use arrow::array::{Array, ArrayRef, RecordBatch};
 use arrow::datatypes::{Schema, SchemaRef};
@@ -720,4 +721,35 @@ pub fn sum_decimal(batch: &RecordBatch, name: &str) -> Result<Dec10> {
         }
     }
     Ok(Dec10(s))
+}
+
+/// Totals of one published partition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OrgMonthTotal {
+    /// Organization.
+    pub org: String,
+    /// Month.
+    pub month: String,
+    /// Rows.
+    pub rows: u64,
+    /// Sum of `x_ListCostUsd`.
+    pub list_cost_usd: Dec10,
+    /// Sum of `BilledCost`.
+    pub billed_cost: Dec10,
+    /// Billing currency.
+    pub currency: String,
+}
+
+impl OrgMonthTotal {
+    /// Totals of a cost partition's batch (usage or purchases) of `org` in `month`.
+    pub fn of_batch(org: &Organization, month: &str, batch: &RecordBatch) -> Result<OrgMonthTotal> {
+        Ok(OrgMonthTotal {
+            org: org.id.clone(),
+            month: month.to_string(),
+            rows: batch.num_rows() as u64,
+            list_cost_usd: sum_decimal(batch, col::LIST_COST_USD)?,
+            billed_cost: sum_decimal(batch, col::BILLED_COST)?,
+            currency: org.billing_currency.clone(),
+        })
+    }
 }

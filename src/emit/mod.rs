@@ -4,4 +4,3 @@ pub mod costs;
 pub mod focus;
 pub mod manifest;
 pub mod quarantine;
-pub mod runs;

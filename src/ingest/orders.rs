@@ -7,14 +7,12 @@ use crate::emit::manifest::{Manifest, PartitionSummary};
 use crate::error::{Error, Result};
 use crate::ingest::json_text::scalar_text;
 use crate::ingest::source::{
-    expand_paths, logical_name, open_reader, plan_files, read_all, Ledger,
+    csv_row_error, expand_paths, logical_name, open_reader, plan_files, read_all, Ledger,
 };
 use crate::ingest::{finish_ingest, record_counts, IngestCounts};
 use crate::model::decimal::Dec10;
 use crate::model::ids::normalize_guid;
-use crate::model::order::{
-    order_schema, orders_from_batch, orders_to_batch, ReservationOrder, ORDER_TEXT_FIELDS,
-};
+use crate::model::order::{order_schema, orders_to_batch, ReservationOrder, ORDER_TEXT_FIELDS};
 use crate::model::reason::{QuarantineRecord, ReasonCode};
 use crate::model::time::{parse_lenient_utc, to_micros};
 use crate::store::Lake;
@@ -23,17 +21,8 @@ use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
-/// Lake-relative path of the staged orders.
-pub const ORDERS_FILE: &str = "staged/reservations/orders.parquet";
-
-/// Read staged orders, in staging order.
-pub fn load_orders(lake: &Lake) -> Result<Vec<ReservationOrder>> {
-    let mut rows = Vec::new();
-    for b in lake.get_parquet(ORDERS_FILE)?.unwrap_or_default() {
-        orders_from_batch(&b, &mut rows)?;
-    }
-    Ok(rows)
-}
+// Former location of the staged orders table, kept while open branches merge.
+pub use crate::staged::orders::{load_orders, ORDERS_FILE};
 
 /// Validate one order given as field -> text.
 #[allow(
@@ -170,9 +159,12 @@ fn parse_orders_file(path: &Path) -> Result<Vec<Outcome>> {
             .from_reader(open_reader(path)?);
         let headers: Vec<String> = rdr
             .headers()
-            .map_err(|e| Error::InputFormat {
-                path: source.clone(),
-                expected: format!("a CSV header row: {e}"),
+            .map_err(|e| match csv_row_error(path, e) {
+                Err(fatal) => fatal,
+                Ok(e) => Error::InputFormat {
+                    path: source.clone(),
+                    expected: format!("a CSV header row: {e}"),
+                },
             })?
             .iter()
             .map(|h| h.trim().trim_start_matches('\u{feff}').to_ascii_lowercase())
@@ -193,17 +185,20 @@ fn parse_orders_file(path: &Path) -> Result<Vec<Outcome>> {
                         &rec.iter().collect::<Vec<_>>().join(","),
                     ));
                 }
-                Err(e) => out.push(Err(Box::new(QuarantineRecord {
-                    reason: ReasonCode::Malformed,
-                    detail: format!("CSV row is not readable: {e}"),
-                    source_file: source.clone(),
-                    source_row: line,
-                    raw: String::new(),
-                    customer_tenant_id: None,
-                    subscription_id: None,
-                    meter_id: None,
-                    usage_date: None,
-                }))),
+                Err(e) => {
+                    let e = csv_row_error(path, e)?;
+                    out.push(Err(Box::new(QuarantineRecord {
+                        reason: ReasonCode::Malformed,
+                        detail: format!("CSV row is not readable: {e}"),
+                        source_file: source.clone(),
+                        source_row: line,
+                        raw: String::new(),
+                        customer_tenant_id: None,
+                        subscription_id: None,
+                        meter_id: None,
+                        usage_date: None,
+                    })))
+                }
             }
         }
         return Ok(out);

@@ -5,10 +5,12 @@
 
 use crate::emit::manifest::{Manifest, PartitionSummary};
 use crate::error::{Error, Result};
-use crate::ingest::source::{expand_paths, logical_name, open_reader, plan_files, Ledger};
+use crate::ingest::source::{
+    csv_row_error, expand_paths, logical_name, open_reader, plan_files, Ledger,
+};
 use crate::ingest::{finish_ingest, record_counts, IngestCounts};
 use crate::model::decimal::Dec10;
-use crate::model::ids::normalize_guid;
+use crate::model::ids::{check_safe_id, normalize_guid, shown_id};
 use crate::model::reason::{QuarantineRecord, ReasonCode};
 use crate::model::reference::*;
 use crate::model::time::{month_of, parse_lenient_utc, parse_month};
@@ -129,11 +131,13 @@ fn guid_columns(table: &RefTableDef) -> &'static [&'static str] {
     }
 }
 
-/// Parse one reference CSV into typed rows, quarantining bad ones.
+/// Parse one reference CSV into typed rows, quarantining bad ones. An ID of ours that is
+/// not safe as a directory name goes to `id_problems` (the run stops with exit 2).
 fn parse_table(
     path: &Path,
     table: &RefTableDef,
     quarantine: &mut Vec<QuarantineRecord>,
+    id_problems: &mut Vec<String>,
 ) -> Result<(RefRows, u64)> {
     let source = path.display().to_string();
     let mut rdr = csv::ReaderBuilder::new()
@@ -141,9 +145,12 @@ fn parse_table(
         .from_reader(open_reader(path)?);
     let headers: Vec<String> = rdr
         .headers()
-        .map_err(|e| Error::InputFormat {
-            path: source.clone(),
-            expected: format!("a CSV header row: {e}"),
+        .map_err(|e| match csv_row_error(path, e) {
+            Err(fatal) => fatal,
+            Ok(e) => Error::InputFormat {
+                path: source.clone(),
+                expected: format!("a CSV header row: {e}"),
+            },
         })?
         .iter()
         .map(|h| column_alias(table, h))
@@ -187,6 +194,7 @@ fn parse_table(
         let rec = match rec {
             Ok(r) => r,
             Err(e) => {
+                let e = csv_row_error(path, e)?;
                 reject(
                     quarantine,
                     ReasonCode::Malformed,
@@ -244,6 +252,15 @@ fn parse_table(
                         ));
                     }
                     Cell::Str(cell.to_ascii_uppercase())
+                }
+                ColKind::Str if name.ends_with("_id") => {
+                    if let Err(why) = check_safe_id(cell) {
+                        id_problems.push(format!(
+                            "{source} line {line}: {name} '{}' {why}",
+                            shown_id(cell)
+                        ));
+                    }
+                    Cell::Str(cell.to_string())
                 }
                 ColKind::Str => Cell::Str(cell.to_string()),
                 ColKind::Dec => match Dec10::parse(cell) {
@@ -333,6 +350,7 @@ pub fn ingest_reference(
     let (to_read, inputs) = plan_files(&files, &ledger)?;
     m.inputs = inputs;
     let mut quarantine = Vec::new();
+    let mut id_problems = Vec::new();
     let mut tables: BTreeMap<&'static str, RefRows> = BTreeMap::new();
     let (mut read, mut new, mut restated, mut unchanged) = (0u64, 0u64, 0u64, 0u64);
     for f in &to_read {
@@ -341,7 +359,7 @@ pub fn ingest_reference(
         let (rows, n) = if is_subscription_list(path) {
             parse_subscription_list(path, &mut quarantine)?
         } else {
-            parse_table(path, def, &mut quarantine)?
+            parse_table(path, def, &mut quarantine, &mut id_problems)?
         };
         read += n;
         let current = match tables.remove(def.name) {
@@ -398,10 +416,30 @@ pub fn ingest_reference(
         }
         tables.insert(def.name, result.into_values().collect());
     }
+    ensure_no_problems(id_problems)?;
     // Validate the registry against the tables as they will be, before writing anything.
     let mut candidate = Reference::load(lake)?;
     apply_tables(&mut candidate, &tables);
-    ensure_no_problems(candidate.registry_problems())?;
+    let problems = candidate.registry_problems();
+    if !problems.is_empty() {
+        // A row rejected above is often the first cause (a bad currency drops its
+        // organization, whose tenants then point to an unknown one): name it first.
+        let mut all: Vec<String> = quarantine
+            .iter()
+            .filter(|q| q.reason != ReasonCode::DuplicateRecord)
+            .map(|q| {
+                format!(
+                    "{} line {}: {} ({}; the row was rejected)",
+                    q.source_file,
+                    q.source_row,
+                    q.detail,
+                    q.reason.as_str()
+                )
+            })
+            .collect();
+        all.extend(problems);
+        return Err(Error::Config { problems: all });
+    }
     record_counts(
         &mut m,
         IngestCounts {
@@ -481,6 +519,11 @@ pub fn tenants_add(
 ) -> Result<TenantMapping> {
     let mut r = Reference::load(lake)?;
     let mut problems = Vec::new();
+    for (flag, id) in [("--org", org), ("--partnership", partnership)] {
+        if let Err(why) = check_safe_id(id) {
+            problems.push(format!("{flag} '{}' {why}", shown_id(id)));
+        }
+    }
     let guid = normalize_guid(tenant);
     if guid.is_none() {
         problems.push(format!("--tenant '{tenant}' is not a GUID"));

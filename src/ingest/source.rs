@@ -4,21 +4,21 @@
 
 use crate::emit::manifest::InputFile;
 use crate::error::{Error, Result};
-use crate::store::{sha256_file, Lake};
-use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use crate::store::sha256_file;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
-/// Expand files and directories into a sorted list of files. Missing paths are collected
-/// and reported together (exit 2).
+/// Expand files and directories into a sorted list of files. Missing paths, broken links
+/// and symbolic-link loops are collected and reported together (exit 2).
 pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     let mut problems = Vec::new();
+    let mut walked = HashMap::new();
     for p in paths {
         if p.is_dir() {
-            walk(p, &mut files)?;
+            walk(p, &mut Vec::new(), &mut walked, &mut files, &mut problems)?;
         } else if p.is_file() {
             files.push(p.clone());
         } else {
@@ -31,7 +31,44 @@ pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+/// A directory's identity whatever path (or symbolic link) reaches it.
+type DirId = (u64, u64);
+
+fn dir_id(dir: &Path) -> Result<DirId> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(dir).map_err(|e| Error::io(dir, e))?;
+    Ok((m.dev(), m.ino()))
+}
+
+/// Walk `dir` in sorted order. Directories are told apart by (device, inode), not by path:
+/// a link back to a directory being walked (`loop -> ..`) is a loop, reported naming the
+/// link instead of recursing until memory runs out; a directory reached a second time
+/// through another link is read once.
+fn walk(
+    dir: &Path,
+    ancestors: &mut Vec<(DirId, PathBuf)>,
+    walked: &mut HashMap<DirId, PathBuf>,
+    out: &mut Vec<PathBuf>,
+    problems: &mut Vec<String>,
+) -> Result<()> {
+    let id = dir_id(dir)?;
+    if let Some((_, first)) = ancestors.iter().find(|(a, _)| *a == id) {
+        problems.push(format!(
+            "{}: symbolic link loop: it leads back to {}, which contains it",
+            dir.display(),
+            first.display()
+        ));
+        return Ok(());
+    }
+    if let Some(first) = walked.get(&id) {
+        crate::progress::log(&format!(
+            "warning: {} is the directory {} already read; its files are read once",
+            dir.display(),
+            first.display()
+        ));
+        return Ok(());
+    }
+    walked.insert(id, dir.to_path_buf());
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| Error::io(dir, e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -42,13 +79,20 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
         })
         .collect();
     entries.sort();
+    ancestors.push((id, dir.to_path_buf()));
     for p in entries {
         if p.is_dir() {
-            walk(&p, out)?;
+            walk(&p, ancestors, walked, out, problems)?;
+        } else if p.is_symlink() && !p.exists() {
+            problems.push(format!(
+                "{}: broken symbolic link (its target does not exist)",
+                p.display()
+            ));
         } else {
             out.push(p);
         }
     }
+    ancestors.pop();
     Ok(())
 }
 
@@ -69,13 +113,49 @@ pub fn open_reader(path: &Path) -> Result<Box<dyn Read + Send>> {
         .map(|e| e.eq_ignore_ascii_case("gz"))
         .unwrap_or(false);
     Ok(if is_gz {
-        Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(
-            1 << 20,
-            f,
+        Box::new(GzChecked(flate2::bufread::MultiGzDecoder::new(
+            BufReader::with_capacity(1 << 20, f),
         )))
     } else {
         Box::new(BufReader::with_capacity(1 << 20, f))
     })
+}
+
+/// Why a `.gz` file could not be decompressed: carried inside the `io::Error` so that
+/// [`Error::io`] reports bad input (exit 2) rather than an I/O failure (exit 1).
+#[derive(Debug, thiserror::Error)]
+#[error("not a complete gzip stream ({0}): the file is truncated or not gzip")]
+pub struct BadGzip(String);
+
+/// A gzip decoder whose complaints about the data become [`BadGzip`]; errors of the file
+/// underneath (a failing disk) stay I/O errors.
+struct GzChecked<R: BufRead>(flate2::bufread::MultiGzDecoder<R>);
+
+impl<R: BufRead> Read for GzChecked<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use std::io::ErrorKind::{InvalidData, InvalidInput, UnexpectedEof};
+        self.0.read(buf).map_err(|e| match e.kind() {
+            InvalidData | InvalidInput | UnexpectedEof => {
+                std::io::Error::new(InvalidData, BadGzip(e.to_string()))
+            }
+            _ => e,
+        })
+    }
+}
+
+/// A CSV reader error that is really the file failing to read (a bad `.gz`, a disk error)
+/// stops the run; any other is the row's own problem, returned to be quarantined.
+pub fn csv_row_error(path: &Path, e: csv::Error) -> Result<csv::Error> {
+    if e.is_io_error() {
+        if let csv::ErrorKind::Io(io) = e.into_kind() {
+            return Err(Error::io(path, io));
+        }
+        return Err(Error::InputFormat {
+            path: path.display().to_string(),
+            expected: "a readable CSV file".into(),
+        });
+    }
+    Ok(e)
 }
 
 /// The whole (decompressed) content of a file as bytes.
@@ -87,50 +167,8 @@ pub fn read_all(path: &Path) -> Result<Vec<u8>> {
     Ok(buf)
 }
 
-/// One ledger entry: a file content already ingested.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct LedgerEntry {
-    /// Path it was first ingested from.
-    pub path: String,
-    /// Bytes.
-    pub bytes: u64,
-    /// Run that ingested it.
-    pub run_id: String,
-}
-
-/// Digests of every file ingested for one kind (`staged/_ledger/<kind>.json`).
-#[derive(Debug, Default, Serialize, Deserialize)]
-pub struct Ledger {
-    /// SHA-256 -> entry.
-    pub files: BTreeMap<String, LedgerEntry>,
-}
-
-fn ledger_path(kind: &str) -> String {
-    format!("staged/_ledger/{kind}.json")
-}
-
-impl Ledger {
-    /// Load the ledger of `kind`.
-    pub fn load(lake: &Lake, kind: &str) -> Result<Ledger> {
-        Ok(lake.get_json(&ledger_path(kind))?.unwrap_or_default())
-    }
-
-    /// Save the ledger of `kind` (after the staged tables it describes).
-    pub fn save(&self, lake: &Lake, kind: &str) -> Result<()> {
-        lake.put_json(&ledger_path(kind), self)
-    }
-}
-
-/// A file this run reads.
-#[derive(Clone, Debug)]
-pub struct FileToRead {
-    /// Where it is.
-    pub path: PathBuf,
-    /// SHA-256, hex.
-    pub sha256: String,
-    /// Size in bytes.
-    pub bytes: u64,
-}
+// Former location of the ledger, kept while open branches merge.
+pub use crate::staged::ledger::{FileToRead, Ledger, LedgerEntry};
 
 /// Digest every file; split into the ones to read and the ones identical to a file already
 /// ingested (or to an earlier file of this run). Returns (to_read, manifest entries).
@@ -162,20 +200,4 @@ pub fn plan_files(files: &[PathBuf], ledger: &Ledger) -> Result<(Vec<FileToRead>
         });
     }
     Ok((to_read, inputs))
-}
-
-impl Ledger {
-    /// Record the files a run read, so that the same contents are skipped next time.
-    pub fn record(&mut self, files: Vec<FileToRead>, run_id: &str) {
-        for f in files {
-            self.files.insert(
-                f.sha256,
-                LedgerEntry {
-                    path: f.path.display().to_string(),
-                    bytes: f.bytes,
-                    run_id: run_id.to_string(),
-                },
-            );
-        }
-    }
 }

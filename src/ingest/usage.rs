@@ -11,7 +11,6 @@ use crate::error::{Error, Result};
 use crate::ingest::source::{expand_paths, plan_files, Ledger};
 use crate::ingest::utilization::{parse_file, Parsed};
 use crate::ingest::{finish_ingest, record_counts, IngestCounts};
-use crate::model::ids::stable_hash64;
 use crate::model::reason::{QuarantineRecord, ReasonCode};
 use crate::model::schema::{hash_at, opt_str, Cols};
 use crate::model::time::{days_to_date, month_of};
@@ -26,44 +25,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs::File;
 use std::path::PathBuf;
 
-/// Hash buckets per month (256: at 10 M records a month, ingest peaks at 0.9 GB instead of
-/// 1.8 GB with 64). The bucket is a hash of the subscription, the default tier
-/// scope key (spec README, Scale): every ladder of the default scope lives in one bucket,
-/// so rating and ingest hold one bucket at a time, not the month.
-pub const BUCKETS: u32 = 256;
 /// Records buffered in memory before the largest buffers spill to disk.
 const SPILL_ROWS: usize = 50_000;
 
-/// Bucket of a subscription.
-pub fn bucket_of(subscription: &str) -> u32 {
-    (stable_hash64(subscription) % BUCKETS as u64) as u32
-}
-
-/// Lake-relative data file of a usage partition.
-pub fn partition_file(month: &str, bucket: u32) -> String {
-    format!("staged/usage/month={month}/bucket={bucket:03}/data.parquet")
-}
-
-/// Months that have staged usage, sorted.
-pub fn staged_months(lake: &Lake) -> Result<Vec<String>> {
-    Ok(lake
-        .list_dir("staged/usage")?
-        .into_iter()
-        .filter_map(|d| d.strip_prefix("month=").map(str::to_string))
-        .collect())
-}
-
-/// Lake-relative data files of a month, sorted by bucket.
-pub fn month_files(lake: &Lake, month: &str) -> Result<Vec<String>> {
-    let dir = format!("staged/usage/month={month}");
-    Ok(lake
-        .list_dir(&dir)?
-        .into_iter()
-        .filter(|b| b.starts_with("bucket="))
-        .map(|b| format!("{dir}/{b}/data.parquet"))
-        .filter(|f| lake.exists(f))
-        .collect())
-}
+// Former location of the staged usage layout, kept while open branches merge.
+pub use crate::staged::usage::{bucket_of, month_files, partition_file, staged_months, BUCKETS};
 
 type PartKey = (String, u32);
 
@@ -104,7 +70,7 @@ impl Spill {
             let mut w = ArrowWriter::try_new(
                 file,
                 usage_schema(),
-                Some(crate::emit::runs::scratch_properties()),
+                Some(crate::store::scratch::scratch_properties()),
             )
             .map_err(perr)?;
             w.write(&usage_to_batch(&rows)?).map_err(perr)?;

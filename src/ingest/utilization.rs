@@ -5,10 +5,10 @@
 
 use crate::error::{Error, Result};
 use crate::ingest::json_text::{canonical_json, decimal_from_raw, scalar_text};
-use crate::ingest::source::{logical_name, open_reader};
+use crate::ingest::source::{csv_row_error, logical_name, open_reader};
 use crate::model::ids::normalize_guid;
 use crate::model::reason::{QuarantineRecord, ReasonCode};
-use crate::model::time::{date_to_days, parse_rfc3339_utc, to_micros};
+use crate::model::time::{date_to_days, is_leap_second, parse_rfc3339_utc, to_micros};
 use crate::model::usage::UsageRecord;
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -86,6 +86,15 @@ struct RawRecord<'a> {
 }
 
 /// Reads one file and hands every record to `sink`. Returns the number of records read.
+///
+/// A `.json` file is an API page or NDJSON. A leading UTF-8 byte order mark is ignored. The
+/// first line that is a JSON record (an object without `items`) makes the file NDJSON and
+/// it streams line by line, memory bounded by one line. When the first line is not one,
+/// the whole file is read: a page if it parses as one, otherwise NDJSON when at least half
+/// of its non-blank lines are records (so a bad first line costs one line, not the file),
+/// otherwise one `MALFORMED` record for the file. Bytes that are not UTF-8 quarantine the
+/// record (line or page item) that holds them, and an empty or blank file is one
+/// `MALFORMED` record: every file yields at least one record, so nothing disappears.
 pub fn parse_file(
     path: &Path,
     run_id: &str,
@@ -101,67 +110,242 @@ pub fn parse_file(
         return parse_csv(path, &ctx, sink);
     }
     let mut reader = BufReader::with_capacity(1 << 20, open_reader(path)?);
-    let mut first = String::new();
-    reader
-        .read_line(&mut first)
-        .map_err(|e| Error::io(path, e))?;
-    let first_is_record = serde_json::from_str::<serde_json::Map<String, Value>>(first.trim())
-        .map(|m| !m.contains_key("items"))
-        .unwrap_or(false);
-    if first_is_record {
+    let read_line = |reader: &mut BufReader<Box<dyn Read + Send>>, buf: &mut Vec<u8>| {
+        buf.clear();
+        reader
+            .read_until(b'\n', buf)
+            .map_err(|e| Error::io(path, e))
+    };
+    // Leading blank lines are skipped (kept for the empty-file record); line numbers count them.
+    let mut leading = Vec::new();
+    let mut first = Vec::new();
+    let mut first_no = 0i64;
+    let mut skipped = 0usize;
+    loop {
+        if read_line(&mut reader, &mut first)? == 0 {
+            return empty_file(&ctx, &leading, sink);
+        }
+        first_no += 1;
+        if first_no == 1 && first.starts_with(BOM) {
+            first.drain(..BOM.len());
+            skipped += BOM.len();
+        }
+        if !is_blank(&first) {
+            break;
+        }
+        leading.extend_from_slice(&first);
+    }
+    let first_kind = std::str::from_utf8(&first)
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Map<String, Value>>(t.trim()).ok())
+        .map(|m| m.contains_key("items"));
+    if first_kind == Some(false) {
         // NDJSON: stream line by line, memory bounded by one line.
         let mut n = 0u64;
-        let mut line_no = 1i64;
+        let mut line_no = first_no;
         let mut line = first;
         loop {
-            if !line.trim().is_empty() {
+            if !is_blank(&line) {
                 n += 1;
-                sink(ctx.record(line.trim(), line_no))?;
+                sink(ctx.ndjson_line(&line, line_no))?;
             }
-            line.clear();
-            if reader
-                .read_line(&mut line)
-                .map_err(|e| Error::io(path, e))?
-                == 0
-            {
+            if read_line(&mut reader, &mut line)? == 0 {
                 break;
             }
             line_no += 1;
         }
         return Ok(n);
     }
-    let mut text = first;
+    let mut bytes = first;
     reader
-        .read_to_string(&mut text)
+        .read_to_end(&mut bytes)
         .map_err(|e| Error::io(path, e))?;
-    if text.trim().is_empty() {
-        return Ok(0);
+    // Valid UTF-8 (the usual case) becomes the text without a copy; only a file with bad
+    // bytes keeps them beside its lossy text.
+    let (lossy, original) = match String::from_utf8(bytes) {
+        Ok(text) => (
+            Lossy {
+                text,
+                bad: Vec::new(),
+            },
+            None,
+        ),
+        Err(e) => {
+            let b = e.into_bytes();
+            (Lossy::of(&b), Some(b))
+        }
+    };
+    let bytes: &[u8] = original.as_deref().unwrap_or(lossy.text.as_bytes());
+    let page = serde_json::from_str::<Page>(&lossy.text);
+    if first_kind.is_none() && !matches!(page, Ok(Page { items: Some(_) })) && mostly_records(bytes)
+    {
+        let mut n = 0u64;
+        for (i, line) in bytes.split_inclusive(|b| *b == b'\n').enumerate() {
+            if !is_blank(line) {
+                n += 1;
+                sink(ctx.ndjson_line(line, first_no + i as i64))?;
+            }
+        }
+        return Ok(n);
     }
-    match serde_json::from_str::<Page>(&text) {
+    match page {
         Ok(Page { items: Some(items) }) => {
             for (i, item) in items.iter().enumerate() {
-                sink(ctx.record(item.get(), i as i64 + 1))?;
+                let row = i as i64 + 1;
+                let text = item.get();
+                let at = text.as_ptr() as usize - lossy.text.as_ptr() as usize;
+                match lossy.first_bad_in(at, at + text.len()) {
+                    Some(bad) => sink(ctx.quarantine(
+                        ReasonCode::Malformed,
+                        format!(
+                            "item {row} of {} holds bytes that are not UTF-8 ({} at byte {} of the file); the record is kept as lossy text",
+                            ctx.source,
+                            hex_bytes(&bad.bytes),
+                            skipped + leading.len() + bad.file_offset
+                        ),
+                        row,
+                        text,
+                    ))?,
+                    None => sink(ctx.record(text, row))?,
+                }
             }
             Ok(items.len() as u64)
         }
         Ok(Page { items: None }) => {
             sink(ctx.quarantine(
                 ReasonCode::Malformed,
-                "the file is a JSON object without an `items` array: not a utilization page".into(),
+                format!(
+                    "{} is a JSON object without an `items` array: not a utilization page",
+                    ctx.source
+                ),
                 0,
-                &text,
+                &lossy.text,
             ))?;
             Ok(1)
         }
         Err(e) => {
             sink(ctx.quarantine(
                 ReasonCode::Malformed,
-                format!("the file is neither a utilization page nor NDJSON: {e}"),
+                format!(
+                    "{} is neither a utilization page nor NDJSON: {e}",
+                    ctx.source
+                ),
                 0,
-                &text,
+                &lossy.text,
             ))?;
             Ok(1)
         }
+    }
+}
+
+/// Why a timestamp was refused, as a sentence naming the field, value, record and file.
+fn bad_time(field: &str, text: &str, row: i64, source: &str) -> String {
+    if is_leap_second(text) {
+        format!("{field} '{text}' of record {row} of {source} is a leap second (:60); cspcost refuses it rather than move the record to the next day")
+    } else {
+        format!("{field} '{text}' is not an RFC 3339 time with an offset")
+    }
+}
+
+/// The UTF-8 byte order mark some Windows tools write at the start of a file.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+fn is_blank(line: &[u8]) -> bool {
+    line.iter().all(u8::is_ascii_whitespace)
+}
+
+/// An empty or blank file is one `MALFORMED` record: "0 read" would hide a failed download.
+fn empty_file(
+    ctx: &FileCtx,
+    content: &[u8],
+    sink: &mut dyn FnMut(Parsed) -> Result<()>,
+) -> Result<u64> {
+    let what = if content.is_empty() {
+        "is empty (0 bytes)".to_string()
+    } else {
+        format!("holds only whitespace ({} bytes)", content.len())
+    };
+    sink(ctx.quarantine(
+        ReasonCode::Malformed,
+        format!("{} {what}: no utilization page or record", ctx.source),
+        0,
+        &String::from_utf8_lossy(content),
+    ))?;
+    Ok(1)
+}
+
+/// Whether at least half of the non-blank lines (and at least one) are JSON records, the
+/// test that keeps an NDJSON file whose first line is bad an NDJSON file.
+fn mostly_records(bytes: &[u8]) -> bool {
+    let (mut lines, mut records) = (0usize, 0usize);
+    for line in bytes.split(|b| *b == b'\n').filter(|l| !is_blank(l)) {
+        lines += 1;
+        let is_record = std::str::from_utf8(line)
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Map<String, Value>>(t.trim()).ok())
+            .is_some_and(|m| !m.contains_key("items"));
+        records += usize::from(is_record);
+    }
+    records > 0 && records * 2 >= lines
+}
+
+/// `0xff 0xfe` for a detail sentence.
+fn hex_bytes(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|b| format!("0x{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A run of bytes that are not UTF-8, where it sits in the lossy text and in the file.
+struct BadBytes {
+    text_offset: usize,
+    file_offset: usize,
+    bytes: Vec<u8>,
+}
+
+/// A file's text with every invalid UTF-8 sequence replaced by U+FFFD, remembering where
+/// each replacement is, so that only the record holding one is quarantined.
+struct Lossy {
+    text: String,
+    bad: Vec<BadBytes>,
+}
+
+impl Lossy {
+    fn of(bytes: &[u8]) -> Lossy {
+        let mut text = String::with_capacity(bytes.len());
+        let mut bad: Vec<BadBytes> = Vec::new();
+        let mut file_offset = 0;
+        for chunk in bytes.utf8_chunks() {
+            text.push_str(chunk.valid());
+            file_offset += chunk.valid().len();
+            if !chunk.invalid().is_empty() {
+                // Adjacent invalid sequences (`0xff 0xfe`) are reported as one run.
+                match bad.last_mut() {
+                    Some(last)
+                        if chunk.valid().is_empty()
+                            && last.file_offset + last.bytes.len() == file_offset =>
+                    {
+                        last.bytes.extend_from_slice(chunk.invalid());
+                    }
+                    _ => bad.push(BadBytes {
+                        text_offset: text.len(),
+                        file_offset,
+                        bytes: chunk.invalid().to_vec(),
+                    }),
+                }
+                text.push(char::REPLACEMENT_CHARACTER);
+                file_offset += chunk.invalid().len();
+            }
+        }
+        Lossy { text, bad }
+    }
+
+    /// The first invalid sequence inside text bytes `[start, end)`.
+    fn first_bad_in(&self, start: usize, end: usize) -> Option<&BadBytes> {
+        let i = self.bad.partition_point(|b| b.text_offset < start);
+        self.bad.get(i).filter(|b| b.text_offset < end)
     }
 }
 
@@ -220,6 +404,31 @@ impl FileCtx<'_> {
         }))
     }
 
+    /// One NDJSON line (with its line ending): invalid UTF-8 quarantines the line alone.
+    fn ndjson_line(&self, line: &[u8], line_no: i64) -> Parsed {
+        match std::str::from_utf8(line) {
+            Ok(text) => self.record(text.trim(), line_no),
+            Err(e) => {
+                let lossy = Lossy::of(line);
+                let bytes = lossy
+                    .bad
+                    .first()
+                    .map(|b| hex_bytes(&b.bytes))
+                    .unwrap_or_default();
+                self.quarantine(
+                    ReasonCode::Malformed,
+                    format!(
+                        "line {line_no} of {} holds bytes that are not UTF-8 ({bytes} at byte {} of the line); the record is kept as lossy text",
+                        self.source,
+                        e.valid_up_to()
+                    ),
+                    line_no,
+                    lossy.text.trim(),
+                )
+            }
+        }
+    }
+
     /// Validate one record's JSON text.
     fn record(&self, text: &str, row: i64) -> Parsed {
         let rec: RawRecord = match serde_json::from_str(text) {
@@ -227,7 +436,10 @@ impl FileCtx<'_> {
             Err(e) => {
                 return self.quarantine(
                     ReasonCode::Malformed,
-                    format!("record is not a valid utilization record: {e}"),
+                    format!(
+                        "record {row} of {} is not a valid utilization record: {e}",
+                        self.source
+                    ),
                     row,
                     text,
                 )
@@ -290,7 +502,7 @@ impl FileCtx<'_> {
         let Some(start) = parse_rfc3339_utc(&start_raw) else {
             return self.quarantine_with(
                 ReasonCode::BadTimestamp,
-                format!("usageStartTime '{start_raw}' is not an RFC 3339 time with an offset"),
+                bad_time("usageStartTime", &start_raw, row, self.source),
                 row,
                 text,
                 partial,
@@ -300,7 +512,7 @@ impl FileCtx<'_> {
         let Some(end) = parse_rfc3339_utc(&end_raw) else {
             return self.quarantine_with(
                 ReasonCode::BadTimestamp,
-                format!("usageEndTime '{end_raw}' is not an RFC 3339 time with an offset"),
+                bad_time("usageEndTime", &end_raw, row, self.source),
                 row,
                 text,
                 partial,
@@ -458,9 +670,12 @@ fn parse_csv(
         .from_reader(open_reader(path)?);
     let headers: Vec<String> = rdr
         .headers()
-        .map_err(|e| Error::InputFormat {
-            path: ctx.source.to_string(),
-            expected: format!("a CSV header row: {e}"),
+        .map_err(|e| match csv_row_error(path, e) {
+            Err(fatal) => fatal,
+            Ok(e) => Error::InputFormat {
+                path: ctx.source.to_string(),
+                expected: format!("a CSV header row: {e}"),
+            },
         })?
         .iter()
         .map(|h| h.trim().trim_start_matches('\u{feff}').to_ascii_lowercase())
@@ -475,17 +690,46 @@ fn parse_csv(
         })
         .collect();
     let mut n = 0u64;
-    for (i, row) in rdr.records().enumerate() {
+    for (i, row) in rdr.byte_records().enumerate() {
         n += 1;
         let line = i as i64 + 2;
         let row = match row {
             Ok(r) => r,
             Err(e) => {
+                let e = csv_row_error(path, e)?;
                 sink(ctx.quarantine(
                     ReasonCode::Malformed,
-                    format!("CSV row is not readable: {e}"),
+                    format!(
+                        "line {line} of {}: CSV row is not readable: {e}",
+                        ctx.source
+                    ),
                     line,
                     "",
+                ))?;
+                continue;
+            }
+        };
+        // Bytes that are not UTF-8 quarantine this row only, kept as lossy text.
+        let row = match csv::StringRecord::from_byte_record(row) {
+            Ok(r) => r,
+            Err(e) => {
+                let (column, valid_up_to) = (e.utf8_error().field(), e.utf8_error().valid_up_to());
+                let bytes = e.into_byte_record();
+                let raw = bytes
+                    .iter()
+                    .map(String::from_utf8_lossy)
+                    .collect::<Vec<_>>()
+                    .join(",");
+                let name = headers.get(column).map(String::as_str).unwrap_or("?");
+                sink(ctx.quarantine(
+                    ReasonCode::Malformed,
+                    format!(
+                        "line {line} of {}: column {name} holds bytes that are not UTF-8 (at byte {} of the cell); the record is kept as lossy text",
+                        ctx.source,
+                        valid_up_to
+                    ),
+                    line,
+                    &raw,
                 ))?;
                 continue;
             }
@@ -549,6 +793,28 @@ fn parse_csv(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lossy_text_remembers_where_the_bad_bytes_were() {
+        let l = Lossy::of(b"ab\xff\xfecd\xc3");
+        assert_eq!(l.text, "ab\u{fffd}\u{fffd}cd\u{fffd}");
+        let found: Vec<(usize, usize, Vec<u8>)> = l
+            .bad
+            .iter()
+            .map(|b| (b.text_offset, b.file_offset, b.bytes.clone()))
+            .collect();
+        assert_eq!(found, vec![(2, 2, vec![0xff, 0xfe]), (10, 6, vec![0xc3])]);
+        assert!(l.first_bad_in(0, 2).is_none());
+        assert_eq!(l.first_bad_in(0, 3).map(|b| b.file_offset), Some(2));
+        assert_eq!(l.first_bad_in(3, 11).map(|b| b.file_offset), Some(6));
+    }
+
+    #[test]
+    fn mostly_records_tells_ndjson_from_a_broken_page() {
+        assert!(mostly_records(b"oops\n{\"a\":1}\n"));
+        assert!(!mostly_records(b"{\n  \"items\": [\n    {\"a\":1}\n"));
+        assert!(!mostly_records(b"   \n"));
+    }
 
     #[test]
     fn route_is_read_from_the_path() {

@@ -2,7 +2,7 @@
 //! the Parquet `DECIMAL(38,10)` columns. Parsing reads a number's *text* (JSON token or CSV
 //! cell), including exponents like `1.5E-7`; nothing ever passes through a float.
 
-use crate::rate::half_away_from_zero::{div_round, pow10};
+use crate::model::half_away_from_zero::{div_round, pow10};
 use std::fmt;
 
 /// Fractional digits of every stored amount and quantity.

@@ -20,6 +20,47 @@ pub fn normalize_guid(text: &str) -> Option<String> {
     Some(t.to_ascii_lowercase())
 }
 
+/// Longest organization, partnership or reseller ID. IDs become partition directory names
+/// (`costs/org=<id>/`): a file system refuses names above 255 bytes, and an ID of 300
+/// characters would make `rate` fail for every organization of the month.
+pub const MAX_ID_LEN: usize = 128;
+
+/// Checks an ID of ours (organization, partnership, reseller): 1 to [`MAX_ID_LEN`]
+/// characters of letters, digits, `-`, `_` and `.`, so that it is safe as a directory name
+/// on every file system and object store. `Err` says why, as the end of a sentence.
+pub fn check_safe_id(text: &str) -> Result<(), String> {
+    let n = text.chars().count();
+    if n == 0 {
+        return Err("is empty".into());
+    }
+    if n > MAX_ID_LEN {
+        return Err(format!(
+            "is {n} characters long; IDs are at most {MAX_ID_LEN} characters"
+        ));
+    }
+    if let Some(c) = text
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+    {
+        return Err(format!(
+            "holds {c:?}; IDs are letters, digits, '-', '_' and '.' only"
+        ));
+    }
+    if text == "." || text == ".." {
+        return Err("is a relative directory name".into());
+    }
+    Ok(())
+}
+
+/// An ID cut to a readable length for an error message.
+pub fn shown_id(text: &str) -> String {
+    if text.chars().count() <= 40 {
+        text.to_string()
+    } else {
+        format!("{}...", text.chars().take(40).collect::<String>())
+    }
+}
+
 /// Stable 64-bit hash of a text (xxh3): used for buckets and shards, identical on every
 /// machine and release.
 pub fn stable_hash64(text: &str) -> u64 {
@@ -29,6 +70,23 @@ pub fn stable_hash64(text: &str) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn safe_ids() {
+        assert!(check_safe_id("contoso").is_ok());
+        assert!(check_safe_id("p-eu_1.x").is_ok());
+        assert!(check_safe_id(&"a".repeat(128)).is_ok());
+        assert_eq!(
+            check_safe_id(&"a".repeat(129)).unwrap_err(),
+            "is 129 characters long; IDs are at most 128 characters"
+        );
+        assert_eq!(
+            check_safe_id("a/b").unwrap_err(),
+            "holds '/'; IDs are letters, digits, '-', '_' and '.' only"
+        );
+        assert!(check_safe_id("").is_err());
+        assert!(check_safe_id("..").is_err());
+    }
 
     #[test]
     fn guids_fold_to_lowercase() {

@@ -1,14 +1,16 @@
-//! Typed records, the decimal type, units, identifiers, times, reason codes and the Arrow
+//! Typed records, the decimal type and the one rounding module, units, identifiers, times, reason codes and the Arrow
 //! schemas of every staged and published table.
 
 pub mod currency;
 pub mod decimal;
+pub mod half_away_from_zero;
 pub mod ids;
 pub mod order;
 pub mod price;
 pub mod reason;
 pub mod reference;
 pub mod schema;
+pub mod tier;
 pub mod time;
 pub mod units;
 pub mod usage;

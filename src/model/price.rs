@@ -243,3 +243,78 @@ pub fn prices_from_batch(b: &RecordBatch, out: &mut Vec<PriceRow>) -> Result<()>
     }
     Ok(())
 }
+
+/// A price row rejected at ingest whose meter and effective date could still be read: its
+/// price version is incomplete, so rating quarantines the records it would rate
+/// (`PRICE_CONFLICT`, inputs.md §2) instead of rating them on the remaining tiers. Staged in
+/// `staged/prices/rejected.parquet`, one row per rejected price row.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct RejectedPrice {
+    /// Meter GUID, lowercase.
+    pub meter_id: String,
+    /// Date of `effectiveStartDate`, days since epoch.
+    pub effective_start: i32,
+    /// File the rejected row came from.
+    pub source_file: String,
+    /// Row/item within the file.
+    pub source_row: i64,
+    /// Reason code it was quarantined with at ingest.
+    pub reason: String,
+    /// The ingest quarantine's detail sentence.
+    pub detail: String,
+}
+
+/// Schema of the staged rejected-price table.
+pub fn rejected_price_schema() -> SchemaRef {
+    static S: OnceLock<SchemaRef> = OnceLock::new();
+    S.get_or_init(|| {
+        Arc::new(Schema::new(vec![
+            f_str("meter_id", false),
+            f_date("effective_start_date", false),
+            f_str("source_file", false),
+            f_i64("source_row", false),
+            f_str("reason", false),
+            f_str("detail", false),
+        ]))
+    })
+    .clone()
+}
+
+/// Rejected rows to a batch.
+pub fn rejected_to_batch(rows: &[RejectedPrice]) -> Result<RecordBatch> {
+    Ok(RecordBatch::try_new(
+        rejected_price_schema(),
+        vec![
+            a_str(rows.iter().map(|r| Some(r.meter_id.as_str()))),
+            a_date(rows.iter().map(|r| Some(r.effective_start))),
+            a_str(rows.iter().map(|r| Some(r.source_file.as_str()))),
+            a_i64(rows.iter().map(|r| Some(r.source_row))),
+            a_str(rows.iter().map(|r| Some(r.reason.as_str()))),
+            a_str(rows.iter().map(|r| Some(r.detail.as_str()))),
+        ],
+    )?)
+}
+
+/// A batch of rejected rows back to rows.
+pub fn rejected_from_batch(b: &RecordBatch, out: &mut Vec<RejectedPrice>) -> Result<()> {
+    let c = Cols(b);
+    let (meter, eff, sf, sr, reason, detail) = (
+        c.str("meter_id")?,
+        c.date("effective_start_date")?,
+        c.str("source_file")?,
+        c.i64("source_row")?,
+        c.str("reason")?,
+        c.str("detail")?,
+    );
+    for i in 0..b.num_rows() {
+        out.push(RejectedPrice {
+            meter_id: meter.value(i).to_string(),
+            effective_start: eff.value(i),
+            source_file: sf.value(i).to_string(),
+            source_row: sr.value(i),
+            reason: reason.value(i).to_string(),
+            detail: detail.value(i).to_string(),
+        });
+    }
+    Ok(())
+}

@@ -1,16 +1,24 @@
 //! Timestamps and dates: utilization times are RFC 3339 with an offset and become UTC
 //! instants; the usage date is the UTC date of the start (rating.md §2).
 
-use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, TimeZone, Timelike, Utc};
 
 /// Days from 1970-01-01 to 0001-01-01 in chrono's day count, for Arrow `Date32`.
 const UNIX_EPOCH_DAYS_FROM_CE: i32 = 719_163;
 
-/// Parse an RFC 3339 timestamp that carries an offset (`Z` or `-07:00`).
+/// Parse an RFC 3339 timestamp that carries an offset (`Z` or `-07:00`). A leap second
+/// (`23:59:60Z`) is refused: chrono would keep it on the earlier day while its microseconds
+/// fall on the next, so the usage date and `ChargePeriodStart` would disagree.
 pub fn parse_rfc3339_utc(text: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(text.trim())
         .ok()
+        .filter(|t| t.nanosecond() < 1_000_000_000)
         .map(|t| t.with_timezone(&Utc))
+}
+
+/// Whether `text` is a valid RFC 3339 time except that it names a leap second (`:60`).
+pub fn is_leap_second(text: &str) -> bool {
+    DateTime::parse_from_rfc3339(text.trim()).is_ok_and(|t| t.nanosecond() >= 1_000_000_000)
 }
 
 /// Parse a timestamp that may lack an offset (rate cards, invoice API): no offset means UTC.
@@ -27,7 +35,8 @@ pub fn parse_lenient_utc(text: &str) -> Option<DateTime<Utc>> {
         "%m/%d/%Y %H:%M:%S",
     ] {
         if let Ok(n) = NaiveDateTime::parse_from_str(t, fmt) {
-            return Some(Utc.from_utc_datetime(&n));
+            // A leap second is refused here too (see parse_rfc3339_utc).
+            return (n.nanosecond() < 1_000_000_000).then(|| Utc.from_utc_datetime(&n));
         }
     }
     for fmt in ["%Y-%m-%d", "%m/%d/%Y"] {

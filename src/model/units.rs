@@ -2,7 +2,7 @@
 //! usage quantity can be converted into the price's unit before it climbs the tier ladder.
 
 use crate::model::decimal::Dec10;
-use crate::rate::half_away_from_zero::div_round;
+use crate::model::half_away_from_zero::div_round;
 
 /// A parsed unit: `multiplier` of `base` (e.g. `100 Hours` is 100 of `hour`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

@@ -5,9 +5,9 @@ use crate::emit::manifest::{new_run_id, Manifest};
 use crate::error::{Error, Result};
 use crate::ingest;
 use crate::ingest::source::{expand_paths, plan_files, Ledger};
+use crate::model::tier::{TierPeriod, TierScope};
 use crate::pipeline::config::{expand_env, line_of, resolve_path, PipelineConfig};
 use crate::progress::log;
-use crate::rate::engine::{TierPeriod, TierScope};
 use crate::rate::run::{RateOptions, Shard};
 use crate::reconcile::run::{ReconcileOptions, ReconcileRequest};
 use crate::report;
@@ -315,6 +315,7 @@ pub fn describe(plan: &Plan) -> Result<()> {
                             &new_run_id(),
                         )?
                         .plan
+                        .months
                     }
                     None => Vec::new(),
                 };
@@ -327,8 +328,8 @@ pub fn describe(plan: &Plan) -> Result<()> {
                 if months.is_empty() {
                     println!("     no month has changed inputs now");
                 }
-                for (m, why) in months {
-                    println!("     {m}: {why}");
+                for mo in months {
+                    println!("     {}: {}", mo.month, mo.why);
                 }
                 println!("     plus every month the new usage files above touch");
             }

@@ -5,95 +5,21 @@
 //! result does not depend on thread count, batch sizes or arrival order.
 
 use crate::error::{Error, Result};
-use crate::model::decimal::{Dec10, ONE_RAW, SCALE};
+use crate::model::decimal::Dec10;
 use crate::model::reason::{QuarantineRecord, ReasonCode};
 use crate::model::reference::{Organization, Reference, TenantMapping};
 use crate::model::time::{date_to_days, days_to_date};
 use crate::model::units::Unit;
 use crate::model::usage::UsageRecord;
-use crate::rate::half_away_from_zero::div_round_to;
-use crate::rate::price_book::{PriceBook, PriceVersion};
-use crate::rate::tiers::TierLadder;
-use chrono::{Datelike, NaiveDate};
+use crate::pricing::price_book::{PriceBook, PriceVersion};
+use crate::pricing::tiers::TierLadder;
 use rayon::prelude::*;
 use std::collections::HashMap;
 
-/// What accumulates on one ladder (rating.md §6).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TierScope {
-    /// `(subscription, meter, period)`, the default.
-    #[default]
-    Subscription,
-    /// `(customer tenant, meter, period)`.
-    Customer,
-    /// `(organization, meter, period)`.
-    Organization,
-}
-
-impl TierScope {
-    /// Name as written in `x_TierScope` and options.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TierScope::Subscription => "subscription",
-            TierScope::Customer => "customer",
-            TierScope::Organization => "organization",
-        }
-    }
-
-    /// Parse an option value.
-    pub fn parse(s: &str) -> Option<TierScope> {
-        match s {
-            "subscription" => Some(TierScope::Subscription),
-            "customer" => Some(TierScope::Customer),
-            "organization" => Some(TierScope::Organization),
-            _ => None,
-        }
-    }
-}
-
-/// Over which period tiers accumulate (rating.md §6).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum TierPeriod {
-    /// The calendar month, the default.
-    #[default]
-    CalendarMonth,
-    /// The partner's billing cycle starting on this day (1..=28) of each month.
-    BillingCycle(u32),
-}
-
-impl TierPeriod {
-    /// Parse `calendar_month` or `billing_cycle:<day>`.
-    pub fn parse(s: &str) -> Option<TierPeriod> {
-        if s == "calendar_month" {
-            return Some(TierPeriod::CalendarMonth);
-        }
-        let day: u32 = s.strip_prefix("billing_cycle:")?.parse().ok()?;
-        (1..=28)
-            .contains(&day)
-            .then_some(TierPeriod::BillingCycle(day))
-    }
-
-    /// Written form.
-    pub fn as_string(self) -> String {
-        match self {
-            TierPeriod::CalendarMonth => "calendar_month".into(),
-            TierPeriod::BillingCycle(d) => format!("billing_cycle:{d}"),
-        }
-    }
-
-    /// First day of the period containing `day`.
-    pub fn period_start(self, day: NaiveDate) -> NaiveDate {
-        match self {
-            TierPeriod::CalendarMonth => day.with_day(1).unwrap_or(day),
-            TierPeriod::BillingCycle(d) if day.day() >= d => day.with_day(d).unwrap_or(day),
-            TierPeriod::BillingCycle(d) => {
-                let prev = day.with_day(1).and_then(|f| f.pred_opt()).unwrap_or(day);
-                prev.with_day(d).unwrap_or(prev)
-            }
-        }
-    }
-}
+// Former locations, kept while open branches merge.
+pub use crate::model::tier::{TierPeriod, TierScope};
+pub use crate::pricing::fx::{convert_from_usd, to_billing_currency};
+pub use crate::pricing::markup::{apply_percent, apply_percent_rounded};
 
 /// Everything a month is rated against.
 pub struct RateContext<'a> {
@@ -159,40 +85,6 @@ struct Prepared<'a> {
     pricing_quantity: Dec10,
     fx: Dec10,
     emit: bool,
-}
-
-/// `ListCost = round10(usd / fx)`, exact.
-pub fn to_billing_currency(usd: Dec10, fx_usd_per_unit: Dec10) -> Result<Dec10> {
-    convert_from_usd(usd, fx_usd_per_unit, SCALE)
-}
-
-/// `round_digits(usd / fx)`, exact: the quotient is rounded once, half away from zero, to
-/// `digits` decimals (10 for rated rows, the currency's minor unit for reservation prices).
-pub fn convert_from_usd(usd: Dec10, fx_usd_per_unit: Dec10, digits: u32) -> Result<Dec10> {
-    let num = usd.0.checked_mul(ONE_RAW);
-    num.and_then(|n| div_round_to(n, fx_usd_per_unit.0, digits))
-        .map(Dec10)
-        .ok_or_else(|| Error::Overflow {
-            context: "converting USD to the billing currency".into(),
-        })
-}
-
-/// `round10(cost * (1 + percent/100))`, exact.
-pub fn apply_percent(cost: Dec10, percent: Dec10) -> Result<Dec10> {
-    apply_percent_rounded(cost, percent, SCALE)
-}
-
-/// `round_digits(cost * (1 + percent/100))`, exact, rounded once to `digits` decimals.
-pub fn apply_percent_rounded(cost: Dec10, percent: Dec10, digits: u32) -> Result<Dec10> {
-    let overflow = || Error::Overflow {
-        context: "applying the adjustment percent".into(),
-    };
-    let hundred = 100 * ONE_RAW;
-    let factor = hundred.checked_add(percent.0).ok_or_else(overflow)?;
-    let num = cost.0.checked_mul(factor).ok_or_else(overflow)?;
-    div_round_to(num, hundred, digits)
-        .map(Dec10)
-        .ok_or_else(overflow)
 }
 
 fn quarantine(rec: &UsageRecord, reason: ReasonCode, detail: String) -> Box<QuarantineRecord> {
@@ -465,6 +357,7 @@ fn output_key<'b>(r: &'b RatedRow) -> OutputKey<'b> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::NaiveDate;
 
     #[test]
     fn fx_and_markup_worked_example() {

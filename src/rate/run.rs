@@ -2,23 +2,22 @@
 //! last run), rate each month, publish its partitions and its quarantine state, and write a
 //! manifest whose counts balance (`staged = rated + quarantined`).
 
-use crate::emit::costs::{col, partition_dir, sum_decimal, usage_batch, PartitionHeader};
+use crate::emit::costs::{partition_dir, sum_decimal, usage_batch, PartitionHeader};
 use crate::emit::manifest::{Manifest, PartitionSummary};
 use crate::emit::quarantine::{count_by_reason, write_quarantine};
-use crate::emit::runs::{merge_runs, write_run};
 use crate::error::{Error, Result};
-use crate::ingest::prices::{load_prices, PRICES_FILE};
-use crate::ingest::usage::{month_files, staged_months};
 use crate::model::decimal::Dec10;
 use crate::model::ids::stable_hash64;
-use crate::model::reference::{Organization, Reference, ALL_TABLES};
+use crate::model::reference::{Reference, ALL_TABLES};
 use crate::model::time::{days_to_date, month_of, parse_month};
 use crate::model::usage::{usage_from_batch, UsageRecord, RATING_COLUMNS};
+use crate::pricing::price_book::PriceBook;
 use crate::progress::{log, Progress};
 use crate::rate::engine::{output_order, rate_month, RateContext, RatedRow, TierPeriod, TierScope};
-use crate::rate::price_book::PriceBook;
+use crate::rate::runs::{merge_runs, write_run};
+use crate::staged::prices::{load_prices, load_rejected_prices, PRICES_FILE, REJECTED_FILE};
+use crate::staged::usage::{month_files, staged_months};
 use crate::store::Lake;
-use arrow::array::RecordBatch;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -68,36 +67,8 @@ pub struct RateOptions {
     pub dry_run: bool,
 }
 
-/// Totals of one published partition.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct OrgMonthTotal {
-    /// Organization.
-    pub org: String,
-    /// Month.
-    pub month: String,
-    /// Rows.
-    pub rows: u64,
-    /// Sum of `x_ListCostUsd`.
-    pub list_cost_usd: Dec10,
-    /// Sum of `BilledCost`.
-    pub billed_cost: Dec10,
-    /// Billing currency.
-    pub currency: String,
-}
-
-impl OrgMonthTotal {
-    /// Totals of a cost partition's batch (usage or purchases) of `org` in `month`.
-    pub fn of_batch(org: &Organization, month: &str, batch: &RecordBatch) -> Result<OrgMonthTotal> {
-        Ok(OrgMonthTotal {
-            org: org.id.clone(),
-            month: month.to_string(),
-            rows: batch.num_rows() as u64,
-            list_cost_usd: sum_decimal(batch, col::LIST_COST_USD)?,
-            billed_cost: sum_decimal(batch, col::BILLED_COST)?,
-            currency: org.billing_currency.clone(),
-        })
-    }
-}
+// Former location, kept while open branches merge.
+pub use crate::emit::costs::OrgMonthTotal;
 
 /// What `rate` did.
 #[derive(Debug)]
@@ -109,7 +80,7 @@ pub struct RateReport {
     /// Month -> reason -> count.
     pub quarantined: BTreeMap<String, BTreeMap<String, u64>>,
     /// Months rated and why.
-    pub plan: Vec<(String, String)>,
+    pub plan: RatePlan,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -161,6 +132,10 @@ fn fingerprint(lake: &Lake, month: &str, opts: &RateOptions) -> Result<String> {
     for f in files {
         h.update(format!("{f}={}\n", lake.version_tag(&f)?.unwrap_or_default()).as_bytes());
     }
+    // Only when present, so lakes without rejected prices keep their fingerprints.
+    if let Some(tag) = lake.version_tag(REJECTED_FILE)? {
+        h.update(format!("{REJECTED_FILE}={tag}\n").as_bytes());
+    }
     Ok(hex::encode(h.finalize()))
 }
 
@@ -191,19 +166,9 @@ struct MonthOutput {
     quarantine: Vec<crate::model::reason::QuarantineRecord>,
     partitions: Vec<PartitionSummary>,
     totals: Vec<OrgMonthTotal>,
-    /// Rated rows per unit string missing from `PricingUnits.csv` (normalised by rule).
+    /// Rated rows with unit strings missing from `PricingUnits.csv` (normalised by rule).
     unknown_units: crate::emit::focus::UnknownUnits,
 }
-
-/// What one unit of work produced: staged and rated counts, quarantine, the sorted runs per
-/// organization, and the unit strings missing from `PricingUnits.csv`.
-type UnitOutput = (
-    u64,
-    u64,
-    Vec<crate::model::reason::QuarantineRecord>,
-    Vec<OrgRun>,
-    crate::emit::focus::UnknownUnits,
-);
 
 /// One organization's sorted run from one unit of work.
 struct OrgRun {
@@ -262,139 +227,282 @@ fn fill_raw(
     Ok(())
 }
 
-/// Rate one month in two phases. Phase 1, per unit of work (a bucket of subscriptions; the
-/// whole month for the customer and organization scopes, whose ladders span buckets): load, rate, and spill one
-/// sorted run per organization. Phase 2, per organization: merge its runs into the partition.
-/// Memory is bounded by the largest unit, not by the month.
-fn rate_one_month(
-    lake: &Lake,
-    ctx: &RateContext,
-    reference: &Reference,
-    opts: &RateOptions,
-    month: &str,
-    first_published: Option<&str>,
-    run_id: &str,
-) -> Result<MonthOutput> {
-    let owned = |r: &UsageRecord| match opts.shard {
-        None => true,
-        Some(s) => match reference.tenants.get(&r.customer_tenant_id) {
-            Some(t) => s.owns(&t.organization_id),
-            None => s.owns(&r.customer_tenant_id),
-        },
+/// One month `rate` will rate, why, and the fingerprint of its inputs now (recorded in the
+/// state once the month is published).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MonthToRate {
+    /// `YYYY-MM`.
+    pub month: String,
+    /// A sentence: requested, never rated, or inputs changed.
+    pub why: String,
+    /// Digest of every input the month's rating depends on.
+    pub fingerprint: String,
+}
+
+/// What `rate` will do, decided before anything is written: `--dry-run` prints it, execution
+/// consumes it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RatePlan {
+    /// Months in the order they are rated.
+    pub months: Vec<MonthToRate>,
+}
+
+/// Decide which months to rate: those given, else those whose fingerprint differs from the
+/// state of the last run (or that were never rated).
+pub fn plan_rate(lake: &Lake, opts: &RateOptions) -> Result<RatePlan> {
+    let state: RateState = lake.get_json(&state_path(opts.shard))?.unwrap_or_default();
+    let candidates = if opts.months.is_empty() {
+        staged_months(lake)?
+    } else {
+        opts.months.clone()
     };
-    let files = month_files(lake, month)?;
-    let cycle_reach = match opts.period {
-        TierPeriod::BillingCycle(_) => previous_month(month).map(|prev| {
-            let first_day = parse_month(month)
-                .map(crate::model::time::date_to_days)
-                .unwrap_or(0);
-            let start =
-                crate::model::time::date_to_days(opts.period.period_start(days_to_date(first_day)));
-            (prev, start, first_day)
-        }),
-        TierPeriod::CalendarMonth => None,
+    let mut months = Vec::new();
+    for month in candidates {
+        let fingerprint = fingerprint(lake, &month, opts)?;
+        let why = match state.months.get(&month) {
+            _ if !opts.months.is_empty() => "requested with --month",
+            None => "never rated",
+            Some(s) if s.fingerprint != fingerprint => {
+                "inputs changed since the last rate (usage, prices, reference or options)"
+            }
+            Some(_) => continue,
+        };
+        months.push(MonthToRate {
+            month,
+            why: why.to_string(),
+            fingerprint,
+        });
+    }
+    Ok(RatePlan { months })
+}
+
+/// Where a month's rating reaches back into the previous month (billing-cycle tiers): that
+/// month, and the day numbers `[start, first_day)` of the cycle's part in it.
+struct CycleReach {
+    previous: String,
+    start: i32,
+    first_day: i32,
+}
+
+fn cycle_reach(opts: &RateOptions, month: &str) -> Option<CycleReach> {
+    let TierPeriod::BillingCycle(_) = opts.period else {
+        return None;
     };
-    let earlier_of = |file: &str| -> Option<String> {
-        let (prev, _, _) = cycle_reach.as_ref()?;
+    let previous = previous_month(month)?;
+    let first_day = parse_month(month)
+        .map(crate::model::time::date_to_days)
+        .unwrap_or(0);
+    let start = crate::model::time::date_to_days(opts.period.period_start(days_to_date(first_day)));
+    Some(CycleReach {
+        previous,
+        start,
+        first_day,
+    })
+}
+
+/// Everything rating one month needs, shared by its units of work.
+struct MonthJob<'a> {
+    lake: &'a Lake,
+    ctx: &'a RateContext<'a>,
+    reference: &'a Reference,
+    opts: &'a RateOptions,
+    month: &'a str,
+    first_published: Option<&'a str>,
+    run_id: &'a str,
+    reach: Option<CycleReach>,
+    tmp: std::path::PathBuf,
+}
+
+/// What rating one unit of work produced.
+struct UnitOutput {
+    staged: u64,
+    rated: u64,
+    quarantine: Vec<crate::model::reason::QuarantineRecord>,
+    runs: Vec<OrgRun>,
+    /// Rated rows with unit strings missing from `PricingUnits.csv`.
+    unknown_units: crate::emit::focus::UnknownUnits,
+}
+
+/// One organization's published partition of the month.
+struct MergedPartition {
+    summary: PartitionSummary,
+    total: OrgMonthTotal,
+}
+
+impl MonthJob<'_> {
+    /// Whether this process rates the record (its organization, or its tenant when unmapped,
+    /// is in the shard).
+    fn owns(&self, r: &UsageRecord) -> bool {
+        match self.opts.shard {
+            None => true,
+            Some(s) => match self.reference.tenants.get(&r.customer_tenant_id) {
+                Some(t) => s.owns(&t.organization_id),
+                None => s.owns(&r.customer_tenant_id),
+            },
+        }
+    }
+
+    /// The same bucket of the previous month, when billing-cycle tiers reach into it.
+    fn earlier_file(&self, file: &str) -> Option<String> {
+        let reach = self.reach.as_ref()?;
         let bucket = file.split('/').find(|p| p.starts_with("bucket="))?;
-        let f = format!("staged/usage/month={prev}/{bucket}/data.parquet");
-        lake.exists(&f).then_some(f)
-    };
+        let f = format!(
+            "staged/usage/month={}/{bucket}/data.parquet",
+            reach.previous
+        );
+        self.lake.exists(&f).then_some(f)
+    }
+
+    /// Phase 1 for one unit: load its records (and the cycle's earlier part), rate them, and
+    /// spill one sorted run per organization.
+    fn rate_unit(&self, unit: usize, unit_files: &[String]) -> Result<UnitOutput> {
+        let mut records = Vec::new();
+        let mut earlier = Vec::new();
+        for f in unit_files {
+            records.extend(load_for_rating(self.lake, f)?);
+            if let (Some(e), Some(reach)) = (self.earlier_file(f), self.reach.as_ref()) {
+                earlier.extend(
+                    load_for_rating(self.lake, &e)?
+                        .into_iter()
+                        .filter(|r| r.usage_date >= reach.start && r.usage_date < reach.first_day),
+                );
+            }
+        }
+        records.retain(|r| self.owns(r));
+        earlier.retain(|r| self.owns(r));
+        let result = rate_month(self.ctx, self.month, &records, &earlier)?;
+        let mut quarantine = result.quarantine;
+        fill_raw(self.lake, unit_files, &mut quarantine)?;
+        let rated = result.rows.len() as u64;
+        let unknown_units = crate::emit::focus::UnknownUnits::count(
+            result
+                .rows
+                .iter()
+                .map(|r| [Some(r.version.unit_text.as_str()), r.rec.unit.as_deref()]),
+        );
+        let mut by_org: HashMap<&str, Vec<RatedRow>> = HashMap::new();
+        for row in result.rows {
+            by_org.entry(row.org.id.as_str()).or_default().push(row);
+        }
+        let runs = by_org
+            .into_iter()
+            .map(|(org_id, rows)| self.spill_org_run(unit, org_id, rows))
+            .collect::<Result<_>>()?;
+        Ok(UnitOutput {
+            staged: records.len() as u64,
+            rated,
+            quarantine,
+            runs,
+            unknown_units,
+        })
+    }
+
+    /// Sort one organization's rows of a unit into output order and write them as a run.
+    fn spill_org_run(&self, unit: usize, org_id: &str, mut rows: Vec<RatedRow>) -> Result<OrgRun> {
+        rows.sort_by(output_order);
+        let org = rows[0].org;
+        let header = PartitionHeader {
+            org,
+            month: self.month,
+            scope: self.opts.scope,
+            partnerships: &self.reference.partnerships,
+            first_published_run: self.first_published,
+            subscription_names: &self.reference.subscription_names,
+        };
+        let batches: Vec<_> = rows
+            .chunks(64 * 1024)
+            .map(|c| usage_batch(&header, c, self.run_id))
+            .collect::<Result<_>>()?;
+        let mut usd = Dec10::ZERO;
+        let mut billed = Dec10::ZERO;
+        for b in &batches {
+            usd = usd
+                .checked_add(sum_decimal(b, "x_ListCostUsd")?)
+                .ok_or_else(|| Error::Overflow {
+                    context: "summing x_ListCostUsd".into(),
+                })?;
+            billed = billed
+                .checked_add(sum_decimal(b, "BilledCost")?)
+                .ok_or_else(|| Error::Overflow {
+                    context: "summing BilledCost".into(),
+                })?;
+        }
+        let path = self.tmp.join(format!(
+            "org={}/unit-{unit:05}.parquet",
+            crate::emit::costs::partition_value(org_id)
+        ));
+        let mut digest = crate::emit::costs::ContentHasher::new();
+        for b in &batches {
+            crate::emit::costs::hash_batch_buffers(b, &mut digest);
+        }
+        write_run(&path, &batches)?;
+        Ok(OrgRun {
+            org: org_id.to_string(),
+            path,
+            digest: digest.finish(),
+            list_cost_usd: usd,
+            billed_cost: billed,
+            currency: org.billing_currency.clone(),
+        })
+    }
+
+    /// Phase 2 for one organization: merge its runs (in unit order) into its partition.
+    fn merge_org(&self, org: String, mut runs: Vec<OrgRun>) -> Result<MergedPartition> {
+        runs.sort_by(|a, b| a.path.cmp(&b.path));
+        let rel = format!("{}/usage-0.parquet", partition_dir(&org, self.month));
+        let paths: Vec<_> = runs.iter().map(|r| r.path.clone()).collect();
+        let digest = crate::emit::costs::combine_digests(runs.iter().map(|r| r.digest.as_str()));
+        let merged = merge_runs(self.lake, &rel, &paths, &digest)?;
+        let sum = |f: fn(&OrgRun) -> Dec10| {
+            runs.iter()
+                .try_fold(Dec10::ZERO, |acc, r| acc.checked_add(f(r)))
+                .ok_or_else(|| Error::Overflow {
+                    context: "summing a partition".into(),
+                })
+        };
+        let total = OrgMonthTotal {
+            org: org.clone(),
+            month: self.month.to_string(),
+            rows: merged.rows,
+            list_cost_usd: sum(|r| r.list_cost_usd)?,
+            billed_cost: sum(|r| r.billed_cost)?,
+            currency: runs[0].currency.clone(),
+        };
+        let action = if merged.written {
+            "written"
+        } else {
+            "unchanged"
+        };
+        Ok(MergedPartition {
+            summary: PartitionSummary {
+                path: rel,
+                rows: merged.rows,
+                billed_cost: Some(total.billed_cost.to_string()),
+                action: action.into(),
+            },
+            total,
+        })
+    }
+}
+
+/// Rate one month in two phases. Phase 1, per unit of work (a bucket of subscriptions; the
+/// whole month for the customer and organization scopes, whose ladders span buckets): load,
+/// rate, and spill one sorted run per organization. Phase 2, per organization: merge its runs
+/// into the partition. Memory is bounded by the largest unit, not by the month.
+fn rate_one_month(job: &MonthJob) -> Result<MonthOutput> {
+    let files = month_files(job.lake, job.month)?;
     // Buckets hash the subscription: the default scope's ladders never span buckets; the
     // customer and organization scopes rate the month as one unit.
-    let units: Vec<Vec<String>> = if opts.scope == TierScope::Subscription {
+    let units: Vec<Vec<String>> = if job.opts.scope == TierScope::Subscription {
         files.iter().map(|f| vec![f.clone()]).collect()
     } else {
         vec![files.clone()]
     };
-    let tmp = lake
-        .scratch_dir(run_id)?
-        .join(format!("rate/month={month}"));
     let phase1: Vec<UnitOutput> = units
         .par_iter()
         .enumerate()
         .with_max_len(1)
-        .map(|(unit, unit_files)| {
-            let mut records = Vec::new();
-            let mut earlier = Vec::new();
-            for f in unit_files {
-                records.extend(load_for_rating(lake, f)?);
-                if let (Some(e), Some((_, start, first_day))) =
-                    (earlier_of(f), cycle_reach.as_ref())
-                {
-                    earlier.extend(
-                        load_for_rating(lake, &e)?
-                            .into_iter()
-                            .filter(|r| r.usage_date >= *start && r.usage_date < *first_day),
-                    );
-                }
-            }
-            records.retain(|r| owned(r));
-            earlier.retain(|r| owned(r));
-            let result = rate_month(ctx, month, &records, &earlier)?;
-            let mut quarantine = result.quarantine;
-            fill_raw(lake, unit_files, &mut quarantine)?;
-            let rated = result.rows.len() as u64;
-            let unknown_units = crate::emit::focus::UnknownUnits::count(
-                result
-                    .rows
-                    .iter()
-                    .map(|r| [Some(r.version.unit_text.as_str()), r.rec.unit.as_deref()]),
-            );
-            let mut by_org: HashMap<&str, Vec<RatedRow>> = HashMap::new();
-            for row in result.rows {
-                by_org.entry(row.org.id.as_str()).or_default().push(row);
-            }
-            let mut runs = Vec::new();
-            for (org_id, mut rows) in by_org {
-                rows.sort_by(output_order);
-                let org = rows[0].org;
-                let header = PartitionHeader {
-                    org,
-                    month,
-                    scope: opts.scope,
-                    partnerships: &reference.partnerships,
-                    first_published_run: first_published,
-                    subscription_names: &reference.subscription_names,
-                };
-                let batches: Vec<_> = rows
-                    .chunks(64 * 1024)
-                    .map(|c| usage_batch(&header, c, run_id))
-                    .collect::<Result<_>>()?;
-                let mut usd = Dec10::ZERO;
-                let mut billed = Dec10::ZERO;
-                for b in &batches {
-                    usd = usd
-                        .checked_add(sum_decimal(b, "x_ListCostUsd")?)
-                        .ok_or_else(|| Error::Overflow {
-                            context: "summing x_ListCostUsd".into(),
-                        })?;
-                    billed = billed
-                        .checked_add(sum_decimal(b, "BilledCost")?)
-                        .ok_or_else(|| Error::Overflow {
-                            context: "summing BilledCost".into(),
-                        })?;
-                }
-                let path = tmp.join(format!(
-                    "org={}/unit-{unit:05}.parquet",
-                    crate::emit::costs::partition_value(org_id)
-                ));
-                let mut digest = crate::emit::costs::ContentHasher::new();
-                for b in &batches {
-                    crate::emit::costs::hash_batch_buffers(b, &mut digest);
-                }
-                write_run(&path, &batches)?;
-                runs.push(OrgRun {
-                    org: org_id.to_string(),
-                    path,
-                    digest: digest.finish(),
-                    list_cost_usd: usd,
-                    billed_cost: billed,
-                    currency: org.billing_currency.clone(),
-                });
-            }
-            Ok((records.len() as u64, rated, quarantine, runs, unknown_units))
-        })
+        .map(|(unit, unit_files)| job.rate_unit(unit, unit_files))
         .collect::<Result<_>>()?;
     let mut out = MonthOutput {
         staged: 0,
@@ -405,63 +513,27 @@ fn rate_one_month(
         unknown_units: Default::default(),
     };
     let mut by_org: BTreeMap<String, Vec<OrgRun>> = BTreeMap::new();
-    for (staged, rated, q, runs, unknown) in phase1 {
-        out.unknown_units.add(&unknown);
-        out.staged += staged;
-        out.rated += rated;
-        out.quarantine.extend(q);
-        for r in runs {
+    for unit in phase1 {
+        out.unknown_units.add(&unit.unknown_units);
+        out.staged += unit.staged;
+        out.rated += unit.rated;
+        out.quarantine.extend(unit.quarantine);
+        for r in unit.runs {
             by_org.entry(r.org.clone()).or_default().push(r);
         }
     }
     out.quarantine
         .sort_by(|a, b| (&a.source_file, a.source_row).cmp(&(&b.source_file, b.source_row)));
     let by_org: Vec<(String, Vec<OrgRun>)> = by_org.into_iter().collect();
-    let merged: Vec<(PartitionSummary, OrgMonthTotal)> = by_org
+    let merged: Vec<MergedPartition> = by_org
         .into_par_iter()
         .with_max_len(1)
-        .map(|(org, mut runs)| {
-            runs.sort_by(|a, b| a.path.cmp(&b.path));
-            let rel = format!("{}/usage-0.parquet", partition_dir(&org, month));
-            let paths: Vec<_> = runs.iter().map(|r| r.path.clone()).collect();
-            let digest =
-                crate::emit::costs::combine_digests(runs.iter().map(|r| r.digest.as_str()));
-            let merged = merge_runs(lake, &rel, &paths, &digest)?;
-            let sum = |f: fn(&OrgRun) -> Dec10| {
-                runs.iter()
-                    .try_fold(Dec10::ZERO, |acc, r| acc.checked_add(f(r)))
-                    .ok_or_else(|| Error::Overflow {
-                        context: "summing a partition".into(),
-                    })
-            };
-            let total = OrgMonthTotal {
-                org: org.clone(),
-                month: month.to_string(),
-                rows: merged.rows,
-                list_cost_usd: sum(|r| r.list_cost_usd)?,
-                billed_cost: sum(|r| r.billed_cost)?,
-                currency: runs[0].currency.clone(),
-            };
-            let action = if merged.written {
-                "written"
-            } else {
-                "unchanged"
-            };
-            Ok((
-                PartitionSummary {
-                    path: rel,
-                    rows: merged.rows,
-                    billed_cost: Some(total.billed_cost.to_string()),
-                    action: action.into(),
-                },
-                total,
-            ))
-        })
+        .map(|(org, runs)| job.merge_org(org, runs))
         .collect::<Result<_>>()?;
-    lake.remove_scratch(run_id);
-    for (p, t) in merged {
-        out.partitions.push(p);
-        out.totals.push(t);
+    job.lake.remove_scratch(job.run_id);
+    for p in merged {
+        out.partitions.push(p.summary);
+        out.totals.push(p.total);
     }
     Ok(out)
 }
@@ -477,7 +549,7 @@ pub fn rate(lake: &Lake, opts: &RateOptions, run_id: &str) -> Result<RateReport>
 
 fn rate_in_pool(lake: &Lake, opts: &RateOptions, run_id: &str) -> Result<RateReport> {
     let started = std::time::Instant::now();
-    let mut m = Manifest::start(
+    let m = Manifest::start(
         run_id,
         "rate",
         serde_json::json!({
@@ -496,34 +568,11 @@ fn rate_in_pool(lake: &Lake, opts: &RateOptions, run_id: &str) -> Result<RateRep
     if !problems.is_empty() {
         return Err(Error::Config { problems });
     }
-    let mut state: RateState = lake.get_json(&state_path(opts.shard))?.unwrap_or_default();
-    let mut plan = Vec::new();
-    let candidates = if opts.months.is_empty() {
-        staged_months(lake)?
-    } else {
-        opts.months.clone()
-    };
-    let mut fingerprints = BTreeMap::new();
-    for mo in candidates {
-        let fp = fingerprint(lake, &mo, opts)?;
-        let why = match state.months.get(&mo) {
-            _ if !opts.months.is_empty() => Some("requested with --month".to_string()),
-            None => Some("never rated".to_string()),
-            Some(s) if s.fingerprint != fp => Some(
-                "inputs changed since the last rate (usage, prices, reference or options)"
-                    .to_string(),
-            ),
-            Some(_) => None,
-        };
-        if let Some(why) = why {
-            plan.push((mo.clone(), why));
-            fingerprints.insert(mo, fp);
-        }
+    let plan = plan_rate(lake, opts)?;
+    for mo in &plan.months {
+        log(&format!("rate {}: {}", mo.month, mo.why));
     }
-    for (mo, why) in &plan {
-        log(&format!("rate {mo}: {why}"));
-    }
-    if plan.is_empty() {
+    if plan.months.is_empty() {
         log("rate: every month is up to date; nothing to rate");
     }
     if opts.dry_run {
@@ -534,9 +583,23 @@ fn rate_in_pool(lake: &Lake, opts: &RateOptions, run_id: &str) -> Result<RateRep
             plan,
         });
     }
-    let book = PriceBook::build(&load_prices(lake)?);
+    execute_plan(lake, opts, run_id, &reference, plan, m, started)
+}
+
+/// Rate and publish every month of the plan, then record the state and the manifest.
+fn execute_plan(
+    lake: &Lake,
+    opts: &RateOptions,
+    run_id: &str,
+    reference: &Reference,
+    plan: RatePlan,
+    mut m: Manifest,
+    started: std::time::Instant,
+) -> Result<RateReport> {
+    let mut state: RateState = lake.get_json(&state_path(opts.shard))?.unwrap_or_default();
+    let book = PriceBook::build(&load_prices(lake)?).poison(&load_rejected_prices(lake)?);
     let ctx = RateContext {
-        reference: &reference,
+        reference,
         book: &book,
         scope: opts.scope,
         period: opts.period,
@@ -545,73 +608,54 @@ fn rate_in_pool(lake: &Lake, opts: &RateOptions, run_id: &str) -> Result<RateRep
     let mut all_quarantine = BTreeMap::new();
     let mut unknown_units = crate::emit::focus::UnknownUnits::default();
     let mut totals = Vec::new();
-    let mut progress = Progress::new("rate months", plan.len() as u64, false);
-    for (month, _) in &plan {
+    let mut progress = Progress::new("rate months", plan.months.len() as u64, false);
+    for mo in &plan.months {
+        let month = &mo.month;
         let first_published = state
             .months
             .get(month)
             .map(|s| s.first_published_run.clone())
             .filter(|s| !s.is_empty());
-        let out = rate_one_month(
+        let job = MonthJob {
             lake,
-            &ctx,
-            &reference,
+            ctx: &ctx,
+            reference,
             opts,
             month,
-            first_published.as_deref(),
+            first_published: first_published.as_deref(),
             run_id,
-        )?;
+            reach: cycle_reach(opts, month),
+            tmp: lake
+                .scratch_dir(run_id)?
+                .join(format!("rate/month={month}")),
+        };
+        let out = rate_one_month(&job)?;
         staged += out.staged;
         rated += out.rated;
         unknown_units.add(&out.unknown_units);
         let live: BTreeSet<String> = out.totals.iter().map(|t| t.org.clone()).collect();
         m.partitions.extend(out.partitions);
         totals.extend(out.totals);
-        // Partitions whose rows all disappeared (tenant removed, usage restated away).
-        for org_dir in lake.list_dir("costs")? {
-            let org_id = partition_id(&org_dir);
-            if live.contains(&org_id) || opts.shard.map(|s| !s.owns(&org_id)).unwrap_or(false) {
-                continue;
-            }
-            let dir = format!("costs/{org_dir}/month={month}");
-            for f in lake.list_dir(&dir)? {
-                if f.starts_with("usage-") && f.ends_with(".parquet") {
-                    lake.remove_file(&format!("{dir}/{f}"))?;
-                    m.partitions.push(PartitionSummary {
-                        path: format!("{dir}/{f}"),
-                        rows: 0,
-                        billed_cost: None,
-                        action: "deleted".into(),
-                    });
-                }
-            }
-        }
-        let qfile = format!(
-            "quarantine/stage=rate/month={month}/part-{}.parquet",
-            opts.shard
-                .map(|s| format!("{}-of-{}", s.index, s.count))
-                .unwrap_or_else(|| "0".into())
-        );
-        write_quarantine(lake, &qfile, run_id, &out.quarantine)?;
-        let counts = count_by_reason(&out.quarantine);
+        m.partitions
+            .extend(delete_vanished_partitions(lake, month, &live, opts.shard)?);
+        let counts = publish_quarantine(lake, month, opts.shard, run_id, &out.quarantine)?;
         for (k, v) in &counts {
             *m.quarantined.entry(k.clone()).or_insert(0) += v;
         }
         all_quarantine.insert(month.clone(), counts);
-        let fp = fingerprints.get(month).cloned().unwrap_or_default();
         let entry = state.months.entry(month.clone()).or_default();
-        entry.fingerprint = fp.clone();
+        entry.fingerprint = mo.fingerprint.clone();
         if entry.first_published_run.is_empty() {
             entry.first_published_run = run_id.to_string();
         }
-        m.months.insert(month.clone(), fp);
+        m.months.insert(month.clone(), mo.fingerprint.clone());
         progress.inc(1);
     }
     progress.finish();
     m.counts.insert("staged".into(), staged);
     m.counts.insert("rated".into(), rated);
     m.counts.insert("read".into(), staged);
-    m.counts.insert("months".into(), plan.len() as u64);
+    m.counts.insert("months".into(), plan.months.len() as u64);
     // outputs.md: a unit string FOCUS's table lacks is normalised by rule, never silently.
     if unknown_units.rows > 0 {
         m.counts
@@ -635,6 +679,54 @@ fn rate_in_pool(lake: &Lake, opts: &RateOptions, run_id: &str) -> Result<RateRep
         quarantined: all_quarantine,
         plan,
     })
+}
+
+/// Delete the month's usage files of organizations (in this shard) that have no rows any more
+/// (tenant removed, usage restated away), returning what was deleted for the manifest.
+fn delete_vanished_partitions(
+    lake: &Lake,
+    month: &str,
+    live: &BTreeSet<String>,
+    shard: Option<Shard>,
+) -> Result<Vec<PartitionSummary>> {
+    let mut deleted = Vec::new();
+    for org_dir in lake.list_dir("costs")? {
+        let org_id = partition_id(&org_dir);
+        if live.contains(&org_id) || shard.map(|s| !s.owns(&org_id)).unwrap_or(false) {
+            continue;
+        }
+        let dir = format!("costs/{org_dir}/month={month}");
+        for f in lake.list_dir(&dir)? {
+            if f.starts_with("usage-") && f.ends_with(".parquet") {
+                lake.remove_file(&format!("{dir}/{f}"))?;
+                deleted.push(PartitionSummary {
+                    path: format!("{dir}/{f}"),
+                    rows: 0,
+                    billed_cost: None,
+                    action: "deleted".into(),
+                });
+            }
+        }
+    }
+    Ok(deleted)
+}
+
+/// Replace the month's rating quarantine (state, one file per shard) and count it by reason.
+fn publish_quarantine(
+    lake: &Lake,
+    month: &str,
+    shard: Option<Shard>,
+    run_id: &str,
+    quarantine: &[crate::model::reason::QuarantineRecord],
+) -> Result<BTreeMap<String, u64>> {
+    let qfile = format!(
+        "quarantine/stage=rate/month={month}/part-{}.parquet",
+        shard
+            .map(|s| format!("{}-of-{}", s.index, s.count))
+            .unwrap_or_else(|| "0".into())
+    );
+    write_quarantine(lake, &qfile, run_id, quarantine)?;
+    Ok(count_by_reason(quarantine))
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! invoice's own charge period instead of the calendar month, as rating with
 //! `tier_period = billing_cycle` would (rating.md §4, §6). The tier math is the rating
 //! engine's: each row's price version comes from [`PriceBook::version_at`] and its cost from
-//! [`TierLadder::allocate`](crate::rate::tiers::TierLadder::allocate) on the running total of
+//! [`TierLadder::allocate`](crate::pricing::tiers::TierLadder::allocate) on the running total of
 //! its scope, so no second implementation of tiers exists.
 //!
 //! Only rated rows are re-tiered: a record quarantined by `rate` did not accumulate on the
@@ -10,9 +10,9 @@
 
 use crate::error::{Error, Result};
 use crate::model::decimal::Dec10;
+use crate::model::tier::TierScope;
 use crate::model::time::days_to_date;
-use crate::rate::engine::TierScope;
-use crate::rate::price_book::PriceBook;
+use crate::pricing::price_book::PriceBook;
 use crate::reconcile::extract::RatedUsage;
 use crate::reconcile::ReconcileError;
 use rayon::prelude::*;

@@ -4,7 +4,7 @@
 //! earlier.
 
 use crate::model::decimal::Dec10;
-use crate::rate::half_away_from_zero::round_scale10_to;
+use crate::model::half_away_from_zero::round_scale10_to;
 use crate::reconcile::run::{ReconcileReport, VarianceReport};
 use crate::reconcile::variance::{VarianceReason, VarianceSummary};
 use crate::report::minor_unit_amount;

@@ -8,7 +8,7 @@ use crate::emit::costs::{col, partition_value};
 use crate::error::{Error, Result};
 use crate::model::decimal::Dec10;
 use crate::model::schema::{opt_dec, opt_str, Cols};
-use crate::rate::engine::TierScope;
+use crate::model::tier::TierScope;
 use crate::store::Lake;
 use arrow::array::Array;
 use std::collections::{BTreeMap, BTreeSet, HashMap};

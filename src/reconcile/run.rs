@@ -6,10 +6,9 @@
 
 use crate::emit::manifest::{InputFile, Manifest};
 use crate::error::Result;
-use crate::ingest::prices::load_prices;
 use crate::model::decimal::Dec10;
 use crate::model::reference::Reference;
-use crate::rate::price_book::PriceBook;
+use crate::pricing::price_book::PriceBook;
 use crate::reconcile::cycle::retier_costs;
 use crate::reconcile::extract::{
     load_rated_usage, organization_dirs, Extract, OrgSummary, RatedUsage,
@@ -22,6 +21,7 @@ use crate::reconcile::variance::{
 };
 use crate::reconcile::write::{lines_table, summary_table, variance_summary_table, variance_table};
 use crate::reconcile::ReconcileError;
+use crate::staged::prices::{load_prices, load_rejected_prices};
 use crate::store::{sha256_file, Lake};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -265,74 +265,13 @@ pub fn reconcile(lake: &Lake, opts: &ReconcileOptions, run_id: &str) -> Result<R
     }
     let reference = Reference::load(lake)?;
     let mut notes = Vec::new();
-
-    let mut periods: BTreeSet<Period> = [opts.period].into();
-    if let Some(inv) = &invoice {
-        periods.extend(inv.lines.iter().map(|l| l.charge_period));
-        if !inv.lines.is_empty() && !inv.lines.iter().any(|l| l.charge_period == opts.period) {
-            notes.push(format!(
-                "no invoice line has the charge period {}: computed lines of that period are MISSING_IN_INVOICE; give the invoice's cycle as --from/--to",
-                opts.period
-            ));
-        }
-        let others: BTreeSet<Period> = periods
-            .iter()
-            .filter(|p| **p != opts.period)
-            .copied()
-            .collect();
-        if !others.is_empty() {
-            let shown: Vec<String> = others.iter().map(Period::to_string).collect();
-            notes.push(format!(
-                "invoice lines of charge period(s) {} are compared with the usage of their own period",
-                shown.join(", ")
-            ));
-        }
-    }
-    let months: Vec<String> = periods
-        .iter()
-        .flat_map(Period::months)
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
+    let periods = periods_to_read(opts, invoice.as_ref(), &mut notes);
     let book = match &invoice {
-        Some(_) => Some(PriceBook::build(&load_prices(lake)?)),
+        Some(_) => Some(PriceBook::build(&load_prices(lake)?).poison(&load_rejected_prices(lake)?)),
         None => None,
     };
-
-    let daily = opts.grain == Grain::Daily;
-    let tenant_ok = |t: &str| opts.tenant.as_deref().is_none_or(|x| x == t);
-    let mut extract = Extract::default();
-    let mut computed = Computed::default();
-    let mut rows_read = 0u64;
-    for org_dir in organization_dirs(lake, opts.org.as_deref())? {
-        let in_any = |d: i32| periods.iter().any(|p| p.contains_days(d));
-        let rows = load_rated_usage(lake, &org_dir, &months, &in_any)?;
-        rows_read += rows.len() as u64;
-        extract.add_rows(
-            rows.iter().filter(|r| {
-                opts.period.contains_days(r.usage_date) && tenant_ok(&r.customer_tenant_id)
-            }),
-            daily,
-        )?;
-        if let Some(book) = &book {
-            for p in &periods {
-                let in_p: Vec<&RatedUsage> = rows
-                    .iter()
-                    .filter(|r| p.contains_days(r.usage_date))
-                    .collect();
-                // Re-tier before filtering by tenant: a customer or organization ladder
-                // climbs on every tenant's usage, as it did when the month was rated.
-                let costs = retier_costs(&in_p, book)?;
-                let (kept, kept_costs): (Vec<&RatedUsage>, Vec<Dec10>) = in_p
-                    .into_iter()
-                    .zip(costs)
-                    .filter(|(r, _)| tenant_ok(&r.customer_tenant_id))
-                    .unzip();
-                computed.add_period(*p, &kept, &kept_costs)?;
-            }
-        }
-    }
-    let orgs = extract.summary()?;
+    let read = read_rated(lake, opts, &periods, book.as_ref())?;
+    let orgs = read.extract.summary()?;
     let rows: u64 = orgs.iter().map(|o| o.rows).sum();
     if rows == 0 {
         notes.push(format!(
@@ -342,13 +281,14 @@ pub fn reconcile(lake: &Lake, opts: &ReconcileOptions, run_id: &str) -> Result<R
         ));
     }
 
+    let daily = opts.grain == Grain::Daily;
     let out = Lake::open(&opts.out.display().to_string())?;
-    let mut files = lines_table(&extract, daily).write(&out, "lines", true)?;
+    let mut files = lines_table(&read.extract, daily).write(&out, "lines", true)?;
     files.extend(summary_table(&orgs).write(&out, "summary", false)?);
 
     let variance = match invoice {
         Some(inv) => {
-            let v = compare(opts, &reference, inv, map.as_ref(), &computed)?;
+            let v = compare(opts, &reference, inv, map.as_ref(), &read.computed)?;
             files.extend(variance_table(&v.lines).write(&out, "variance", true)?);
             files.extend(variance_summary_table(&v.summaries, &v.currency).write(
                 &out,
@@ -364,23 +304,8 @@ pub fn reconcile(lake: &Lake, opts: &ReconcileOptions, run_id: &str) -> Result<R
         None => None,
     };
 
-    m.counts.insert("rows_read".into(), rows_read);
-    m.counts.insert("rows".into(), rows);
-    m.counts.insert("lines".into(), extract.lines.len() as u64);
-    if let Some(v) = &variance {
-        m.counts.insert("invoice_lines".into(), v.invoice_lines);
-        m.counts
-            .insert("variance_lines".into(), v.lines.len() as u64);
-        let mut keys = Vec::new();
-        for r in VarianceReason::ALL {
-            let key = format!("variance_{}", r.as_str());
-            let n = v.lines.iter().filter(|l| l.reason == r).count() as u64;
-            m.counts.insert(key.clone(), n);
-            keys.push(key);
-        }
-        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-        m.check_balance("reconcile", "variance_lines", &keys)?;
-    }
+    let lines = read.extract.lines.len() as u64;
+    record_counts(&mut m, read.rows_read, rows, lines, variance.as_ref())?;
     m.notes = notes.clone();
     m.notes.push(format!(
         "wrote {} to {}",
@@ -395,11 +320,131 @@ pub fn reconcile(lake: &Lake, opts: &ReconcileOptions, run_id: &str) -> Result<R
         out: opts.out.clone(),
         files,
         rows,
-        lines: extract.lines.len() as u64,
+        lines,
         orgs,
         variance,
         notes,
     })
+}
+
+/// The requested period plus every charge period of the invoice, with a note for the reader
+/// when the invoice does not have the requested period or has others.
+fn periods_to_read(
+    opts: &ReconcileOptions,
+    invoice: Option<&Invoice>,
+    notes: &mut Vec<String>,
+) -> BTreeSet<Period> {
+    let mut periods: BTreeSet<Period> = [opts.period].into();
+    let Some(inv) = invoice else {
+        return periods;
+    };
+    periods.extend(inv.lines.iter().map(|l| l.charge_period));
+    if !inv.lines.is_empty() && !inv.lines.iter().any(|l| l.charge_period == opts.period) {
+        notes.push(format!(
+            "no invoice line has the charge period {}: computed lines of that period are MISSING_IN_INVOICE; give the invoice's cycle as --from/--to",
+            opts.period
+        ));
+    }
+    let others: BTreeSet<Period> = periods
+        .iter()
+        .filter(|p| **p != opts.period)
+        .copied()
+        .collect();
+    if !others.is_empty() {
+        let shown: Vec<String> = others.iter().map(Period::to_string).collect();
+        notes.push(format!(
+            "invoice lines of charge period(s) {} are compared with the usage of their own period",
+            shown.join(", ")
+        ));
+    }
+    periods
+}
+
+/// What the rated rows of the periods gave: the extract of the requested period, the
+/// computed side of every charge period (with an invoice), and how many rows were read.
+struct RatedRead {
+    extract: Extract,
+    computed: Computed,
+    rows_read: u64,
+}
+
+/// Read the rated rows of the months the periods touch, one organization at a time, into the
+/// extract and (with a price book, that is with an invoice) the re-tiered computed side.
+fn read_rated(
+    lake: &Lake,
+    opts: &ReconcileOptions,
+    periods: &BTreeSet<Period>,
+    book: Option<&PriceBook>,
+) -> Result<RatedRead> {
+    let months: Vec<String> = periods
+        .iter()
+        .flat_map(Period::months)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let daily = opts.grain == Grain::Daily;
+    let tenant_ok = |t: &str| opts.tenant.as_deref().is_none_or(|x| x == t);
+    let mut read = RatedRead {
+        extract: Extract::default(),
+        computed: Computed::default(),
+        rows_read: 0,
+    };
+    for org_dir in organization_dirs(lake, opts.org.as_deref())? {
+        let in_any = |d: i32| periods.iter().any(|p| p.contains_days(d));
+        let rows = load_rated_usage(lake, &org_dir, &months, &in_any)?;
+        read.rows_read += rows.len() as u64;
+        read.extract.add_rows(
+            rows.iter().filter(|r| {
+                opts.period.contains_days(r.usage_date) && tenant_ok(&r.customer_tenant_id)
+            }),
+            daily,
+        )?;
+        let Some(book) = book else { continue };
+        for p in periods {
+            let in_p: Vec<&RatedUsage> = rows
+                .iter()
+                .filter(|r| p.contains_days(r.usage_date))
+                .collect();
+            // Re-tier before filtering by tenant: a customer or organization ladder climbs
+            // on every tenant's usage, as it did when the month was rated.
+            let costs = retier_costs(&in_p, book)?;
+            let (kept, kept_costs): (Vec<&RatedUsage>, Vec<Dec10>) = in_p
+                .into_iter()
+                .zip(costs)
+                .filter(|(r, _)| tenant_ok(&r.customer_tenant_id))
+                .unzip();
+            read.computed.add_period(*p, &kept, &kept_costs)?;
+        }
+    }
+    Ok(read)
+}
+
+/// The manifest's counts; with an invoice, variance lines balance against their reasons.
+fn record_counts(
+    m: &mut Manifest,
+    rows_read: u64,
+    rows: u64,
+    lines: u64,
+    variance: Option<&VarianceReport>,
+) -> Result<()> {
+    m.counts.insert("rows_read".into(), rows_read);
+    m.counts.insert("rows".into(), rows);
+    m.counts.insert("lines".into(), lines);
+    let Some(v) = variance else {
+        return Ok(());
+    };
+    m.counts.insert("invoice_lines".into(), v.invoice_lines);
+    m.counts
+        .insert("variance_lines".into(), v.lines.len() as u64);
+    let mut keys = Vec::new();
+    for r in VarianceReason::ALL {
+        let key = format!("variance_{}", r.as_str());
+        let n = v.lines.iter().filter(|l| l.reason == r).count() as u64;
+        m.counts.insert(key.clone(), n);
+        keys.push(key);
+    }
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    m.check_balance("reconcile", "variance_lines", &keys)
 }
 
 /// The invoice side, the match, the join and the summaries.

@@ -11,10 +11,10 @@
 
 use crate::error::{Error, Result};
 use crate::model::decimal::{Dec10, ONE_RAW};
+use crate::model::half_away_from_zero::div_round;
 use crate::model::ids::normalize_guid;
 use crate::model::units::Unit;
-use crate::rate::engine::to_billing_currency;
-use crate::rate::half_away_from_zero::div_round;
+use crate::pricing::fx::to_billing_currency;
 use crate::reconcile::extract::{add_to, RatedUsage};
 use crate::reconcile::invoice::{InvoiceLine, SubscriptionMap};
 use crate::reconcile::period::Period;

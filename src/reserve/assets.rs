@@ -9,7 +9,7 @@ use crate::model::order::{order_field_index, ORDER_TEXT_FIELDS};
 use crate::model::reference::{ensure_no_problems, Reference};
 use crate::model::schema::*;
 use crate::model::time::{date_to_days, days_to_date};
-use crate::reserve::pricing::{PricedOrder, PRICING_UNIT};
+use crate::pricing::reservation::{PricedOrder, PRICING_UNIT};
 use crate::store::Lake;
 use arrow::array::{Array, ArrayRef, RecordBatch};
 use arrow::datatypes::{Field, Schema, SchemaRef};

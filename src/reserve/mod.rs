@@ -1,8 +1,11 @@
 //! Stage 3, reserve: Azure Plan reservation orders priced with Microsoft's FX rates and the
 //! organization's markup, billed one-time or monthly as `Purchase` rows in `costs/`, and kept
-//! as assets with their expiration (reservations.md). [`pricing`] is the pure part;
-//! [`run`] reads the lake and writes the outputs; [`assets`] is the assets table.
+//! as assets with their expiration (reservations.md). The pure part is
+//! [`crate::pricing::reservation`]; [`run`] reads the lake and writes the outputs; [`assets`]
+//! is the assets table.
 
 pub mod assets;
-pub mod pricing;
 pub mod run;
+
+// Former location, kept while branches written against it are merged.
+pub use crate::pricing::reservation as pricing;

@@ -6,18 +6,18 @@
 //! Every run reprices all staged orders, so the purchases files of partitions that no longer
 //! have charges are deleted; `usage-*.parquet` files belong to `rate` and are never touched.
 
+use crate::emit::costs::OrgMonthTotal;
 use crate::emit::costs::{partition_dir, purchase_batch, write_if_changed, PurchaseCharge};
 use crate::emit::manifest::{InputFile, Manifest, PartitionSummary};
 use crate::emit::quarantine::{count_by_reason, write_quarantine};
 use crate::error::Result;
-use crate::ingest::orders::{load_orders, ORDERS_FILE};
-use crate::ingest::prices::{load_prices, PRICES_FILE};
 use crate::model::reference::{ensure_no_problems, Reference, ALL_TABLES};
 use crate::model::time::month_of;
+use crate::pricing::reservation::{occurrences, price_order, Occurrence, ReservationPrices};
 use crate::progress::log;
-use crate::rate::run::OrgMonthTotal;
 use crate::reserve::assets::{assets_to_batch, expired_count, AssetRow, ASSETS_FILE};
-use crate::reserve::pricing::{occurrences, price_order, Occurrence, ReservationPrices};
+use crate::staged::orders::{load_orders, ORDERS_FILE};
+use crate::staged::prices::{load_prices, PRICES_FILE};
 use crate::store::Lake;
 use chrono::NaiveDate;
 use std::collections::{BTreeMap, BTreeSet};

@@ -7,6 +7,7 @@ mod common;
 mod crash;
 mod deploy;
 mod focus;
+mod hostile;
 mod ingest;
 mod interop;
 mod object_store;

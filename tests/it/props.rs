@@ -5,9 +5,9 @@
 use cspcost::model::decimal::Dec10;
 use cspcost::model::reference::{Organization, Reference, TenantMapping};
 use cspcost::model::usage::UsageRecord;
+use cspcost::pricing::price_book::PriceBook;
+use cspcost::pricing::tiers::{PriceTier, TierLadder};
 use cspcost::rate::engine::{rate_month, RateContext, TierPeriod, TierScope};
-use cspcost::rate::price_book::PriceBook;
-use cspcost::rate::tiers::{PriceTier, TierLadder};
 use proptest::prelude::*;
 
 /// Quantities with up to 10 decimals, up to 10^6 units.

@@ -2,7 +2,7 @@
 //! telescoping allocation `round10(C(after)) - round10(C(before))`. No I/O here.
 
 use crate::model::decimal::{Dec10, ONE_RAW};
-use crate::rate::half_away_from_zero::div_round;
+use crate::model::half_away_from_zero::div_round;
 
 /// One tier: from `minimum` (price units) up to the next tier's minimum, at `unit_price` USD.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

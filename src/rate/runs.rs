@@ -7,6 +7,7 @@
 use crate::emit::costs::{cost_schema, CONTENT_KEY};
 use crate::error::{Error, Result};
 use crate::model::schema::Cols;
+use crate::store::scratch::scratch_properties;
 use crate::store::Lake;
 use arrow::array::{Array, RecordBatch, StringArray};
 use arrow::compute::concat_batches;
@@ -21,17 +22,6 @@ use std::path::{Path, PathBuf};
 /// Rows per batch and per row group written to a partition (fixed, so the content digest is
 /// deterministic; small enough that a merge holds little).
 const OUT_BATCH_ROWS: usize = 32 * 1024;
-
-/// Writer settings for files that live only until a merge: no compression, no dictionaries,
-/// no statistics (nobody prunes on them; computing min/max of every string column cost a
-/// tenth of `rate`'s time).
-pub fn scratch_properties() -> WriterProperties {
-    WriterProperties::builder()
-        .set_compression(Compression::UNCOMPRESSED)
-        .set_dictionary_enabled(false)
-        .set_statistics_enabled(parquet::file::properties::EnabledStatistics::None)
-        .build()
-}
 
 /// Write one sorted run (it lives only until the merge).
 pub fn write_run(path: &Path, batches: &[RecordBatch]) -> Result<()> {

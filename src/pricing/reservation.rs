@@ -1,15 +1,16 @@
 //! Pure pricing of Azure Plan reservation orders (reservations.md), no I/O: validate an
 //! order, find its USD unit price, convert it with Microsoft's FX rate of the purchase month,
 //! add the organization's markup, and split the total into installments that sum to it
-//! exactly. The `reserve` stage ([`crate::reserve::run`]) feeds it staged orders, price rows
+//! exactly. The `reserve` stage feeds it staged orders, price rows
 //! and reference data and writes what it returns.
 //!
-//! Every rounding goes through [`crate::rate::half_away_from_zero`], once per value, from the
+//! Every rounding goes through [`crate::model::half_away_from_zero`], once per value, from the
 //! exact quotient (`round_minor(700.80 / 1.0854)`, not `round_minor(round10(...))`).
 
 use crate::error::{Error, Result};
 use crate::model::currency::minor_unit_digits;
 use crate::model::decimal::{Dec10, ONE_RAW};
+use crate::model::half_away_from_zero::div_round_to;
 use crate::model::order::{ReservationOrder, ORDER_TEXT_FIELDS};
 use crate::model::price::PriceRow;
 use crate::model::reason::{QuarantineRecord, ReasonCode};
@@ -17,8 +18,8 @@ use crate::model::reference::{Organization, Reference, TenantMapping};
 use crate::model::time::{
     add_months_clamped, date_to_days, days_to_date, from_micros, month_of, to_micros,
 };
-use crate::rate::engine::{apply_percent_rounded, convert_from_usd};
-use crate::rate::half_away_from_zero::div_round_to;
+use crate::pricing::fx::convert_from_usd;
+use crate::pricing::markup::apply_percent_rounded;
 use chrono::{Datelike, NaiveDate, TimeZone, Utc};
 use std::collections::{BTreeSet, HashMap};
 

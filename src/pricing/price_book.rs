@@ -3,9 +3,9 @@
 //! cannot be settled by `isPrimaryMeterRegion` is kept as a conflict.
 
 use crate::model::decimal::Dec10;
-use crate::model::price::PriceRow;
+use crate::model::price::{PriceRow, RejectedPrice};
 use crate::model::units::Unit;
-use crate::rate::tiers::{PriceTier, TierLadder};
+use crate::pricing::tiers::{PriceTier, TierLadder};
 use std::collections::{BTreeMap, HashMap};
 
 /// Descriptive fields of a version, from its representative row.
@@ -101,6 +101,48 @@ impl PriceBook {
         PriceBook { meters }
     }
 
+    /// Mark the versions that lost a row at price ingest as unusable: their records are
+    /// `PRICE_CONFLICT` naming the rejected row, never rated on the remaining tiers. A version
+    /// whose every row was rejected still exists, so that its dates do not fall back to the
+    /// previous version.
+    pub fn poison(mut self, rejected: &[RejectedPrice]) -> PriceBook {
+        let mut by_version: BTreeMap<(&str, i32), Vec<&RejectedPrice>> = BTreeMap::new();
+        for r in rejected {
+            by_version
+                .entry((r.meter_id.as_str(), r.effective_start))
+                .or_default()
+                .push(r);
+        }
+        for ((meter, eff), rows) in by_version {
+            let first = rows[0];
+            let more = match rows.len() - 1 {
+                0 => String::new(),
+                1 => " (and 1 more rejected row)".to_string(),
+                n => format!(" (and {n} more rejected rows)"),
+            };
+            let why = format!(
+                "row {} of {} was rejected at price ingest ({}: {}){more}, so this version is incomplete and rates nothing",
+                first.source_row, first.source_file, first.reason, first.detail
+            );
+            let versions = self.meters.entry(meter.to_string()).or_default();
+            let i = versions.partition_point(|v| v.effective_start < eff);
+            match versions.get_mut(i).filter(|v| v.effective_start == eff) {
+                Some(v) => v.ladder = Err(why),
+                None => versions.insert(
+                    i,
+                    PriceVersion {
+                        effective_start: eff,
+                        ladder: Err(why),
+                        unit_text: String::new(),
+                        unit: Unit::parse(""),
+                        meta: PriceMeta::default(),
+                    },
+                ),
+            }
+        }
+        self
+    }
+
     /// The version of `meter` in effect on `day` (latest start on or before it).
     pub fn version_at(&self, meter: &str, day: i32) -> Option<&PriceVersion> {
         let versions = self.meters.get(meter)?;
@@ -138,7 +180,18 @@ fn ladder_of(rows: &[&PriceRow]) -> Result<TierLadder, String> {
             if primary.len() == 1 {
                 primary[0]
             } else {
-                let shown: Vec<String> = prices.iter().map(|p| p.to_plain()).collect();
+                // Name every disagreeing row, so the price sheet can be fixed.
+                let shown: Vec<String> = rows
+                    .iter()
+                    .map(|r| {
+                        format!(
+                            "{} at row {} of {}",
+                            r.unit_price.to_plain(),
+                            r.source_row,
+                            r.source_file
+                        )
+                    })
+                    .collect();
                 return Err(format!(
                     "tier {} has {} different prices ({}) and {} primary-region rows settle it",
                     min.to_plain(),
@@ -186,6 +239,43 @@ mod tests {
                 Dec10::parse(price).unwrap(),
             )
         }
+    }
+
+    fn rejected(meter: &str, eff: i32, row: i64) -> RejectedPrice {
+        RejectedPrice {
+            meter_id: meter.into(),
+            effective_start: eff,
+            source_file: "sheet.csv".into(),
+            source_row: row,
+            reason: "BAD_NUMBER".into(),
+            detail: "tierMinimumUnits \"five\" is not a decimal number".into(),
+        }
+    }
+
+    #[test]
+    fn a_rejected_row_poisons_its_version_even_without_other_rows() {
+        let b = PriceBook::build(&[
+            row("m", 10, "0", "1", None, "Consumption", "USD"),
+            row("m", 20, "0", "2", None, "Consumption", "USD"),
+        ])
+        .poison(&[
+            rejected("m", 20, 7),
+            rejected("m", 20, 9),
+            rejected("m", 30, 4),
+        ]);
+        assert!(b.version_at("m", 15).unwrap().ladder.is_ok());
+        assert_eq!(
+            b.version_at("m", 25).unwrap().ladder.clone().unwrap_err(),
+            "row 7 of sheet.csv was rejected at price ingest (BAD_NUMBER: tierMinimumUnits \"five\" is not a decimal number) (and 1 more rejected row), so this version is incomplete and rates nothing"
+        );
+        // Version 30 had no usable row: it still exists, so day 31 does not fall back to 20.
+        let v = b.version_at("m", 31).unwrap();
+        assert_eq!(v.effective_start, 30);
+        assert!(v
+            .ladder
+            .clone()
+            .unwrap_err()
+            .starts_with("row 4 of sheet.csv"));
     }
 
     #[test]

@@ -1,0 +1,43 @@
+//! Staged usage (`staged/usage/month=<YYYY-MM>/bucket=<BB>/data.parquet`): the partition
+//! layout that `ingest usage` writes and `rate` reads, one month and subscription bucket a
+//! file. The schema and record conversion are in [`crate::model::usage`].
+
+use crate::error::Result;
+use crate::model::ids::stable_hash64;
+use crate::store::Lake;
+
+/// Hash buckets per month (256: at 10 M records a month, ingest peaks at 0.9 GB instead of
+/// 1.8 GB with 64). The bucket is a hash of the subscription, the default tier
+/// scope key (spec README, Scale): every ladder of the default scope lives in one bucket,
+/// so rating and ingest hold one bucket at a time, not the month.
+pub const BUCKETS: u32 = 256;
+/// Bucket of a subscription.
+pub fn bucket_of(subscription: &str) -> u32 {
+    (stable_hash64(subscription) % BUCKETS as u64) as u32
+}
+
+/// Lake-relative data file of a usage partition.
+pub fn partition_file(month: &str, bucket: u32) -> String {
+    format!("staged/usage/month={month}/bucket={bucket:03}/data.parquet")
+}
+
+/// Months that have staged usage, sorted.
+pub fn staged_months(lake: &Lake) -> Result<Vec<String>> {
+    Ok(lake
+        .list_dir("staged/usage")?
+        .into_iter()
+        .filter_map(|d| d.strip_prefix("month=").map(str::to_string))
+        .collect())
+}
+
+/// Lake-relative data files of a month, sorted by bucket.
+pub fn month_files(lake: &Lake, month: &str) -> Result<Vec<String>> {
+    let dir = format!("staged/usage/month={month}");
+    Ok(lake
+        .list_dir(&dir)?
+        .into_iter()
+        .filter(|b| b.starts_with("bucket="))
+        .map(|b| format!("{dir}/{b}/data.parquet"))
+        .filter(|f| lake.exists(f))
+        .collect())
+}
