@@ -21,7 +21,12 @@ AIRFLOW_VENV := .venv-airflow
 INTEG_VENV := .venv-integ
 INTEG_DEPS := moto[server]==5.2.5 pyspark==4.3.0 polars==2.1.0 kubernetes-validate==1.37.0
 
-.PHONY: help build demo test unit lint bench venv azurite airflow integ java clean
+# The FinOps Foundation's FOCUS validator (focus-validator 2.2.1) wrapper; its venv lives in
+# the ignored .venv-focus/ of the clone (the wrapper creates it on first use).
+FOCUS_VALIDATE ?= ../shared/tools/focus-validate
+FOCUS_VENV := $(CURDIR)/.venv-focus
+
+.PHONY: help build demo test unit lint bench venv azurite airflow integ java clean focus
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -62,8 +67,11 @@ java: ## Java 17 for Spark: installed from Debian's packages when `java` is miss
 demo: build ## Run the whole pipeline on sample_data/ into out/ and print a summary
 	@bash scripts/demo.sh $(BIN) $(OUT)
 
-test: venv azurite airflow integ ## Run every test (unit, integration, property, interop, Azurite, S3, Airflow, Kubernetes)
-	CSPCOST_PYTHON=$(abspath $(PY)) CSPCOST_REQUIRE_INTEROP=1 $(CARGO) test --locked
+test: venv azurite airflow integ ## Run every test (unit, integration, property, interop, FOCUS validator, Azurite, S3, Airflow, Kubernetes)
+	CSPCOST_PYTHON=$(abspath $(PY)) CSPCOST_REQUIRE_INTEROP=1 CSPCOST_FOCUS_VALIDATE=$(abspath $(FOCUS_VALIDATE)) $(CARGO) test --locked
+
+focus: ## Run the FOCUS validator on out/ (after make demo)
+	bash $(FOCUS_VALIDATE) $(OUT) $(FOCUS_VENV)
 
 lint: ## rustfmt check and clippy with warnings as errors
 	$(CARGO) fmt --all -- --check
@@ -73,4 +81,4 @@ bench: venv ## Benchmark cspcost against DuckDB (BENCH_SIZE=1M|10M|100M)
 	@bash benches/run.sh
 
 clean: ## Remove build outputs, the venv and out/
-	rm -rf target $(VENV) $(AIRFLOW_VENV) $(INTEG_VENV) $(OUT) node_modules
+	rm -rf target $(VENV) $(AIRFLOW_VENV) $(INTEG_VENV) $(OUT) node_modules .venv-focus

@@ -156,6 +156,14 @@ def load_reference(con, lake, month):
         )
     else:
         con.execute("CREATE TEMP TABLE transfers (subscription_id VARCHAR, transferred_in_on DATE)")
+    subscriptions = os.path.join(ref, "subscriptions.parquet")
+    if os.path.exists(subscriptions):
+        con.execute(
+            f"""CREATE TEMP TABLE sub_names AS SELECT subscription_id, friendly_name
+                FROM read_parquet({q(subscriptions)})"""
+        )
+    else:
+        con.execute("CREATE TEMP TABLE sub_names (subscription_id VARCHAR, friendly_name VARCHAR)")
     # USD pay-as-you-go rows only (rating.md section 3).
     con.execute(
         f"""CREATE TEMP TABLE p AS SELECT * FROM read_parquet({q(prices)})
@@ -240,20 +248,87 @@ SELECT txt,
 FROM f
 """
 
-# Hive partition value encoding of cspcost (partition_value): keep [A-Za-z0-9._-], %XX the rest.
-FOCUS_CATEGORY = """CASE lower(coalesce(m.service_family, m.meter_category, ''))
-    WHEN 'compute' THEN 'Compute' WHEN 'virtual machines' THEN 'Compute' WHEN 'cloud services' THEN 'Compute'
-    WHEN 'containers' THEN 'Compute' WHEN 'azure app service' THEN 'Compute'
-    WHEN 'storage' THEN 'Storage'
-    WHEN 'networking' THEN 'Networking' WHEN 'bandwidth' THEN 'Networking' WHEN 'expressroute' THEN 'Networking'
-    WHEN 'databases' THEN 'Databases' WHEN 'sql database' THEN 'Databases'
-    WHEN 'analytics' THEN 'Analytics' WHEN 'log analytics' THEN 'Analytics'
-    WHEN 'ai + machine learning' THEN 'AI and Machine Learning'
-    WHEN 'internet of things' THEN 'Internet of Things'
-    WHEN 'management and governance' THEN 'Management and Governance'
-    WHEN 'azure monitor' THEN 'Management and Governance'
-    WHEN 'security' THEN 'Security' WHEN 'developer tools' THEN 'Developer Tools'
-    WHEN 'integration' THEN 'Integration' WHEN 'web' THEN 'Web' ELSE 'Other' END"""
+# The FinOps toolkit's open data that cspcost embeds (data/finops-toolkit/, outputs.md "FOCUS
+# conformance"), read here from the same files.
+TOOLKIT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "finops-toolkit")
+
+
+def load_focus_tables(con):
+    """FOCUS units of every unit text (PricingUnits.csv: thousands separators stripped, exact
+    key first, then trimmed and lowercased; else the rule of src/emit/focus.rs) and the
+    service table (Services.csv)."""
+    con.execute(
+        f"""CREATE TEMP TABLE pu AS
+            SELECT regexp_replace(UnitOfMeasure, '([0-9]),([0-9])', '\\1\\2', 'g') AS k,
+                   DistinctUnits AS unit, PricingBlockSize::DECIMAL(38,10) AS block,
+                   row_number() OVER () AS rn
+            FROM read_csv({q(os.path.join(TOOLKIT, 'PricingUnits.csv'))}, header = true,
+                          all_varchar = true, quote = '"', strict_mode = false)"""
+    )
+    con.execute(
+        r"""CREATE TEMP TABLE focus_units AS
+            WITH t AS (
+              SELECT u.txt, u.mult, u.base,
+                     regexp_replace(u.txt, '([0-9]),([0-9])', '', 'g') AS k
+              FROM units u
+            ), e AS (
+              SELECT t.*, (SELECT arg_min(pu.unit, pu.rn) FROM pu WHERE pu.k = t.k) AS eu,
+                     (SELECT arg_min(pu.block, pu.rn) FROM pu WHERE pu.k = t.k) AS eb,
+                     (SELECT arg_min(pu.unit, pu.rn) FROM pu WHERE lower(trim(pu.k)) = lower(trim(t.k))) AS lu,
+                     (SELECT arg_min(pu.block, pu.rn) FROM pu WHERE lower(trim(pu.k)) = lower(trim(t.k))) AS lb
+              FROM t
+            ), r AS (
+              SELECT e.*, trim(k) AS tk, regexp_extract(trim(k), '^[0-9.]*') AS num FROM e
+            ), s AS (
+              SELECT r.*,
+                     CASE WHEN num <> '' AND mult <> coalesce(TRY_CAST(num AS DECIMAL(38,10)), 1)
+                          THEN substr(tk, length(num) + 2) ELSE substr(tk, length(num) + 1) END AS rest0
+              FROM r
+            ), v AS (
+              SELECT s.*, trim(ltrim(trim(rest0), '/')) AS rest FROM s
+            )
+            SELECT txt,
+                   coalesce(eu, lu,
+                     CASE WHEN base = lower(regexp_replace(txt, '\s', '', 'g'))
+                          THEN coalesce(nullif(regexp_replace(trim(txt), '\s+', ' ', 'g'), ''), 'Units')
+                          WHEN rest = '' THEN 'Units'
+                          ELSE regexp_replace(upper(substr(rest, 1, 1)) || substr(rest, 2), '\s+', ' ', 'g') END) AS unit,
+                   coalesce(eb, lb,
+                     CASE WHEN base = lower(regexp_replace(txt, '\s', '', 'g')) THEN 1::DECIMAL(38,10)
+                          ELSE mult END) AS block
+            FROM v"""
+    )
+    con.execute(
+        f"""CREATE TEMP TABLE services AS
+            SELECT lower(trim(ConsumedService)) AS consumed, lower(trim(ResourceType)) AS rtype,
+                   trim(ServiceName) AS name, trim(ServiceCategory) AS category,
+                   trim(ServiceSubcategory) AS subcategory, row_number() OVER () AS rn
+            FROM read_csv({q(os.path.join(TOOLKIT, 'Services.csv'))}, header = true,
+                          all_varchar = true)
+            WHERE coalesce(trim(ServiceName), '') <> '' AND coalesce(trim(ServiceCategory), '') <> ''"""
+    )
+    # by resource type: the row whose consumed service is the type's namespace, else the first
+    con.execute(
+        """CREATE TEMP TABLE service_by_type AS
+           SELECT rtype, arg_min(name, (consumed <> split_part(rtype, '/', 1), rn)) AS name,
+                  arg_min(category, (consumed <> split_part(rtype, '/', 1), rn)) AS category,
+                  arg_min(subcategory, (consumed <> split_part(rtype, '/', 1), rn)) AS subcategory
+           FROM services GROUP BY rtype"""
+    )
+    con.execute(
+        """CREATE TEMP TABLE service_by_name AS
+           SELECT lower(name) AS lname, arg_min(name, rn) AS name, arg_min(category, rn) AS category,
+                  arg_min(subcategory, rn) AS subcategory
+           FROM services GROUP BY lower(name)"""
+    )
+
+
+# ResourceType of a resource URI (src/emit/focus.rs resource_type): provider namespace and type
+# path after the last /providers/, lowercase; null without a provider type.
+RESOURCE_SEGMENTS = r"""list_filter(string_split(regexp_extract(lower(resource_uri), '.*/providers/(.*)$', 1), '/'),
+                    lambda x: x <> '')"""
+RESOURCE_TYPE = r"""CASE WHEN len(rt_seg) >= 2
+    THEN rt_seg[1] || '/' || array_to_string(list_filter(rt_seg[2:], lambda x, i: i % 2 = 1), '/') END"""
 
 
 def rate(con, lake, month, out):
@@ -265,6 +340,7 @@ def rate(con, lake, month, out):
             WHERE unit IS NOT NULL AND unit NOT IN (SELECT txt FROM unit_text)"""
     )
     con.execute(UNIT_PARSE)
+    load_focus_tables(con)
     # The version in effect on each day of the month (the latest effective start on or before
     # it), so that records find theirs with an equality join.
     con.execute(
@@ -297,8 +373,10 @@ k AS (
          o.organization_name, o.billing_currency, o.adj,
          CASE WHEN upper(o.billing_currency) = 'USD' THEN 1::DECIMAL(38,10) ELSE fx.usd_per_unit END AS fx,
          m.unit_of_measure, m.meter_name AS p_meter_name, m.service_name AS p_service_name,
-         {FOCUS_CATEGORY} AS service_category,
          m.meter_subcategory AS p_meter_subcategory, m.sku_id AS p_sku_id,
+         fp.unit AS pricing_unit, fp.block AS pricing_block,
+         coalesce(fc.unit, fp.unit) AS consumed_unit,
+         coalesce(sn.friendly_name, v.subscription_id) AS sub_account_name,
          m.arm_region_name AS p_arm_region_name, m.location AS p_location,
          -- q_price = round10(q * mu / mp); the same unit or no usage unit: q as is
          CASE WHEN v.unit IS NULL OR uu.mult = up.mult THEN v.quantity
@@ -310,6 +388,9 @@ k AS (
   JOIN meta m ON m.meter_id = v.meter_id AND m.eff = v.eff
   JOIN units up ON up.txt = m.unit_of_measure
   LEFT JOIN units uu ON uu.txt = v.unit
+  JOIN focus_units fp ON fp.txt = m.unit_of_measure
+  LEFT JOIN focus_units fc ON fc.txt = v.unit
+  LEFT JOIN sub_names sn ON sn.subscription_id = v.subscription_id
   LEFT JOIN fx ON fx.currency = upper(o.billing_currency)
   WHERE v.quantity >= 0
     AND (tr.transferred_in_on IS NULL OR v.usage_date >= tr.transferred_in_on)
@@ -348,11 +429,25 @@ y AS (
               ELSE coalesce(at_before[-1].price, 0) END AS last_price
   FROM x
 ),
-z AS (
+z0 AS (
   SELECT y.*,
          dec10(div_round(raw10(usd) * {ONE}, raw10(fx))) AS list_cost,
-         dec10(div_round(raw10(last_price) * {ONE}, raw10(fx))) AS list_unit_price
+         dec10(div_round(raw10(last_price) * {ONE}, raw10(fx))) AS list_unit_price,
+         {RESOURCE_SEGMENTS} AS rt_seg
   FROM y
+),
+z1 AS (SELECT z0.*, {RESOURCE_TYPE} AS resource_type FROM z0),
+-- the service: by resource type in Services.csv, else the price sheet's name matching a
+-- toolkit name, else that name (or Other) in category Other
+z AS (
+  SELECT z1.*,
+         coalesce(st.name, sb.name, nullif(trim(coalesce(p_service_name, meter_category)), ''), 'Other') AS service_name,
+         coalesce(st.category, sb.category, 'Other') AS service_category,
+         coalesce(st.subcategory, sb.subcategory, 'Other (Other)') AS service_subcategory
+  FROM z1
+  LEFT JOIN service_by_type st ON st.rtype = z1.resource_type
+  LEFT JOIN service_by_name sb ON st.rtype IS NULL
+       AND sb.lname = lower(trim(coalesce(p_service_name, meter_category)))
 )
 SELECT
   organization_id AS BillingAccountId, organization_name AS BillingAccountName,
@@ -366,14 +461,13 @@ SELECT
   dec10(div_round(raw10(list_cost) * (100 * {ONE} + raw10(adj)), 100 * {ONE})) AS ContractedCost,
   ContractedCost AS EffectiveCost, ContractedCost AS BilledCost,
   list_unit_price AS ListUnitPrice,
-  q AS PricingQuantity, unit_of_measure AS PricingUnit,
-  quantity AS ConsumedQuantity, coalesce(unit, unit_of_measure) AS ConsumedUnit,
-  partnership_name AS InvoiceIssuerName,
-  'Microsoft' AS ProviderName, 'Microsoft' AS PublisherName, 'Microsoft' AS HostProviderName,
-  partnership_name AS ServiceProviderName,
-  coalesce(p_service_name, meter_category) AS ServiceName,
-  service_category AS ServiceCategory,
-  coalesce(p_meter_subcategory, meter_subcategory) AS ServiceSubcategory,
+  q AS PricingQuantity, pricing_unit AS PricingUnit,
+  quantity AS ConsumedQuantity, consumed_unit AS ConsumedUnit,
+  partnership_name AS InvoiceIssuerName, partnership_name AS ProviderName,
+  'Microsoft' AS PublisherName, 'Microsoft' AS HostProviderName,
+  'Microsoft' AS ServiceProviderName,
+  service_name AS ServiceName, service_category AS ServiceCategory,
+  service_subcategory AS ServiceSubcategory,
   coalesce(nullif(p_arm_region_name, ''), location) AS RegionId,
   coalesce(p_location, meter_region) AS RegionName,
   nullif(resource_uri, '') AS ResourceId,
@@ -381,6 +475,19 @@ SELECT
   subscription_id AS SubAccountId,
   nullif(p_sku_id, '') AS SkuId, p_meter_name AS SkuMeter,
   tags AS Tags,
+  'Customer' AS BillingAccountType, sub_account_name AS SubAccountName,
+  'Subscription' AS SubAccountType, organization_id || '-' || {q(month)} AS InvoiceId,
+  'Standard' AS PricingCategory, 'USD' AS PricingCurrency,
+  dec10(div_round(raw10(list_unit_price) * (100 * {ONE} + raw10(adj)), 100 * {ONE})) AS ContractedUnitPrice,
+  last_price::DECIMAL(38,10) AS PricingCurrencyListUnitPrice,
+  last_price::DECIMAL(38,10) AS PricingCurrencyContractedUnitPrice,
+  usd AS PricingCurrencyEffectiveCost,
+  meter_id || ':' || rtrim(rtrim(last_min::DECIMAL(38,10)::VARCHAR, '0'), '.') || ':' || eff::VARCHAR AS SkuPriceId,
+  resource_type AS ResourceType,
+  NULL::VARCHAR AS CommitmentDiscountId, NULL::VARCHAR AS CommitmentDiscountType,
+  NULL::VARCHAR AS CommitmentDiscountCategory, NULL::VARCHAR AS CommitmentDiscountName,
+  NULL::DECIMAL(38,10) AS CommitmentDiscountQuantity, NULL::VARCHAR AS CommitmentDiscountUnit,
+  NULL::VARCHAR AS CommitmentDiscountStatus,
   customer_tenant_id AS x_CustomerTenantId, organization_id AS x_OrganizationId,
   partnership_id AS x_PartnershipId, {q(month)} AS x_BillingMonth,
   usage_date AS x_UsageDate, meter_id AS x_MeterId,
@@ -392,6 +499,7 @@ SELECT
   source_file AS x_SourceFile, source_row AS x_SourceRow,
   NULL::VARCHAR AS x_OrderId, NULL::VARCHAR AS x_ReservationId,
   NULL::BIGINT AS x_InstallmentIndex, NULL::BIGINT AS x_InstallmentCount,
+  unit_of_measure AS x_PricingUnitDescription, pricing_block AS x_PricingBlockSize,
   'duckdb' AS x_RunId,
   -- billing.md: null for direct customers, the only kind the peer's data set has
   NULL::DECIMAL(38,10) AS x_ResellerCost,
@@ -431,7 +539,10 @@ COMPARED = [
     "PricingQuantity", "PricingUnit", "ConsumedQuantity", "ConsumedUnit",
     "ChargeDescription", "ServiceName", "ServiceCategory", "ServiceSubcategory", "RegionId",
     "RegionName", "ResourceId", "ResourceName", "SubAccountId", "SkuId", "SkuMeter", "Tags",
-    "InvoiceIssuerName", "x_CustomerTenantId", "x_PartnershipId", "x_UsageDate", "x_MeterId",
+    "InvoiceIssuerName", "ProviderName", "ServiceProviderName", "SubAccountName", "InvoiceId",
+    "ContractedUnitPrice", "PricingCurrencyListUnitPrice", "PricingCurrencyContractedUnitPrice",
+    "PricingCurrencyEffectiveCost", "SkuPriceId", "ResourceType", "x_PricingUnitDescription",
+    "x_PricingBlockSize", "x_CustomerTenantId", "x_PartnershipId", "x_UsageDate", "x_MeterId",
     "x_ListCostUsd", "x_FxUsdPerUnit", "x_CumulativeQuantityBefore",
     "x_CumulativeQuantityAfter", "x_TierFirstMinimum", "x_TierLastMinimum",
     "x_PriceEffectiveStart", "org", "month",

@@ -4,20 +4,36 @@
 //! file whose content is unchanged is left untouched, so a rerun with the same inputs is
 //! byte-identical (its `x_RunId` stays the run that first wrote that content).
 
+use crate::emit::focus::{self, focus_unit, FocusUnit};
 use crate::error::Result;
 use crate::model::decimal::Dec10;
 use crate::model::reference::Organization;
 use crate::model::schema::*;
 use crate::model::tier::TierScope;
 use crate::model::time::{
-    date_to_days, month_of, next_month_start, parse_month, start_of_day_micros,
+    date_to_days, days_to_date, month_of, next_month_start, parse_month, start_of_day_micros,
 };
 use crate::pricing::reservation::{Installment, PriceSource, PricedOrder, PRICING_UNIT};
 use crate::rate::engine::RatedRow;
 use crate::store::Lake;
 use arrow::array::{Array, ArrayRef, RecordBatch};
 use arrow::datatypes::{Schema, SchemaRef};
+use std::collections::HashMap;
 use std::sync::Arc;
+
+/// `PublisherName`, `ServiceProviderName`, `HostProviderName` (outputs.md: Azure is not
+/// white-labelled; the partner is `ProviderName` and `InvoiceIssuerName`).
+pub const MICROSOFT: &str = "Microsoft";
+/// `BillingAccountType`: the billing account is the partner's customer (organization).
+pub const BILLING_ACCOUNT_TYPE: &str = "Customer";
+/// `SubAccountType`.
+pub const SUB_ACCOUNT_TYPE: &str = "Subscription";
+/// `PricingCategory`: pay-as-you-go list prices (no negotiated or commitment pricing yet).
+pub const PRICING_CATEGORY: &str = "Standard";
+/// `PricingCurrency`: Microsoft prices Azure plan meters and reservations in USD.
+pub const PRICING_CURRENCY: &str = "USD";
+/// `ResourceType` of a reservation (its `ResourceId` is the reservation's qualified ID).
+pub const RESERVATION_RESOURCE_TYPE: &str = "microsoft.capacity/reservationorders/reservations";
 
 /// Metadata key holding the digest of a partition's content (all columns but `x_RunId`).
 pub const CONTENT_KEY: &str = "cspcost.content_sha256";
@@ -106,28 +122,6 @@ pub fn partition_dir(org: &str, month: &str) -> String {
     format!("costs/org={}/month={month}", partition_value(org))
 }
 
-/// FOCUS category from the price sheet's `serviceFamily` (or the rate card's category).
-pub fn focus_service_category(family: Option<&str>, category: Option<&str>) -> &'static str {
-    let key = family.or(category).unwrap_or("").to_ascii_lowercase();
-    match key.as_str() {
-        "compute" | "virtual machines" | "cloud services" | "containers" | "azure app service" => {
-            "Compute"
-        }
-        "storage" => "Storage",
-        "networking" | "bandwidth" | "expressroute" => "Networking",
-        "databases" | "sql database" => "Databases",
-        "analytics" | "log analytics" => "Analytics",
-        "ai + machine learning" => "AI and Machine Learning",
-        "internet of things" => "Internet of Things",
-        "management and governance" | "azure monitor" => "Management and Governance",
-        "security" => "Security",
-        "developer tools" => "Developer Tools",
-        "integration" => "Integration",
-        "web" => "Web",
-        _ => "Other",
-    }
-}
-
 fn resource_name(uri: &str) -> Option<&str> {
     uri.rsplit('/').find(|s| !s.is_empty())
 }
@@ -144,6 +138,15 @@ pub struct PartitionHeader<'a> {
     pub partnerships: &'a std::collections::BTreeMap<String, String>,
     /// Records staged after this run ID restate an already published month.
     pub first_published_run: Option<&'a str>,
+    /// Subscription friendly names by ID (`SubAccountName`; the ID when unknown).
+    pub subscription_names: &'a std::collections::BTreeMap<String, String>,
+}
+
+impl PartitionHeader<'_> {
+    /// `SubAccountName` of a subscription: its friendly name when known, else its ID.
+    pub fn subscription_name<'s>(&'s self, id: &'s str) -> &'s str {
+        self.subscription_names.get(id).map_or(id, |s| s.as_str())
+    }
 }
 
 /// `BillingPeriodStart` and `BillingPeriodEnd` of a `YYYY-MM` month: its first instant and
@@ -216,6 +219,26 @@ pub fn cost_schema() -> SchemaRef {
             f_str("SkuId", true),
             f_str("SkuMeter", true),
             f_str("Tags", true),
+            // FOCUS conformance columns (outputs.md "FOCUS conformance").
+            f_str("BillingAccountType", false),
+            f_str("SubAccountName", true),
+            f_str("SubAccountType", true),
+            f_str("InvoiceId", false),
+            f_str("PricingCategory", true),
+            f_str("PricingCurrency", false),
+            f_dec("ContractedUnitPrice", true),
+            f_dec("PricingCurrencyListUnitPrice", true),
+            f_dec("PricingCurrencyContractedUnitPrice", true),
+            f_dec("PricingCurrencyEffectiveCost", false),
+            f_str("SkuPriceId", true),
+            f_str("ResourceType", true),
+            f_str("CommitmentDiscountId", true),
+            f_str("CommitmentDiscountType", true),
+            f_str("CommitmentDiscountCategory", true),
+            f_str("CommitmentDiscountName", true),
+            f_dec("CommitmentDiscountQuantity", true),
+            f_str("CommitmentDiscountUnit", true),
+            f_str("CommitmentDiscountStatus", true),
             f_str("x_CustomerTenantId", true),
             f_str("x_OrganizationId", false),
             f_str("x_PartnershipId", true),
@@ -237,6 +260,8 @@ pub fn cost_schema() -> SchemaRef {
             f_str("x_ReservationId", true),
             f_i64("x_InstallmentIndex", true),
             f_i64("x_InstallmentCount", true),
+            f_str("x_PricingUnitDescription", true),
+            f_dec("x_PricingBlockSize", true),
             f_str(col::RUN_ID, false),
             f_dec(col::RESELLER_COST, true),
         ]))
@@ -272,7 +297,58 @@ pub fn usage_batch(h: &PartitionHeader, rows: &[RatedRow], run_id: &str) -> Resu
             .find(|(id, _)| *id == r.mapping.partnership_id)
             .map(|(_, n)| n.as_str())
     };
+    // A partition holds a handful of unit strings: map each once.
+    let mut units: HashMap<&str, FocusUnit> = HashMap::new();
+    for r in rows {
+        for u in [Some(r.version.unit_text.as_str()), r.rec.unit.as_deref()]
+            .into_iter()
+            .flatten()
+        {
+            units.entry(u).or_insert_with(|| focus_unit(u));
+        }
+    }
+    let unit_of = |u: &str| units.get(u).map(|f| f.unit.as_str());
+    let resource_types: Vec<Option<String>> = rows
+        .iter()
+        .map(|r| focus::resource_type(&r.rec.resource_uri))
+        .collect();
+    let services: Vec<focus::Service> = rows
+        .iter()
+        .zip(&resource_types)
+        .map(|(r, rt)| {
+            focus::usage_service(
+                rt.as_deref(),
+                r.version
+                    .meta
+                    .service_name
+                    .as_deref()
+                    .or(r.rec.meter_category.as_deref()),
+            )
+        })
+        .collect();
+    let contracted_unit_prices: Vec<Option<i128>> = rows
+        .iter()
+        .map(|r| {
+            crate::rate::engine::apply_percent(
+                r.list_unit_price,
+                r.org.consumption_adjustment_percent,
+            )
+            .map(dec)
+        })
+        .collect::<Result<_>>()?;
+    let invoice = focus::invoice_id(&org.id, h.month);
+    let sku_price_ids: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            focus::usage_sku_price_id(
+                &r.rec.meter_id,
+                r.tier_last_minimum,
+                &days_to_date(r.version.effective_start).to_string(),
+            )
+        })
+        .collect();
     let konst = |v: &str| a_str(std::iter::repeat_n(Some(v), n));
+    let nulls = || a_str(std::iter::repeat_n(None::<&str>, n));
     let decs = |f: &dyn Fn(&RatedRow) -> Dec10| a_dec(rows.iter().map(|r| dec(f(r))));
     let non_empty = |s: &str| -> bool { !s.is_empty() };
     let mut arrays = billing_account_columns(org, h.month, n);
@@ -298,45 +374,24 @@ pub fn usage_batch(h: &PartitionHeader, rows: &[RatedRow], run_id: &str) -> Resu
         decs(&|r| r.billed_cost),
         decs(&|r| r.list_unit_price),
         decs(&|r| r.pricing_quantity),
-        str_col(rows, |r| Some(r.version.unit_text.as_str())),
+        a_str(rows.iter().map(|r| unit_of(&r.version.unit_text))),
         decs(&|r| r.rec.quantity),
-        str_col(rows, |r| {
-            Some(
-                r.rec
-                    .unit
-                    .as_deref()
-                    .unwrap_or(r.version.unit_text.as_str()),
-            )
-        }),
+        a_str(
+            rows.iter()
+                .map(|r| unit_of(r.rec.unit.as_deref().unwrap_or(&r.version.unit_text))),
+        ),
         // billing.md: a reseller invoices its organizations.
         a_str(
             rows.iter()
                 .map(|r| r.reseller.map(|x| x.name.as_str()).or_else(|| name_of(r))),
         ),
-        konst("Microsoft"),
-        konst("Microsoft"),
-        konst("Microsoft"),
         a_str(rows.iter().map(name_of)),
-        str_col(rows, |r| {
-            r.version
-                .meta
-                .service_name
-                .as_deref()
-                .or(r.rec.meter_category.as_deref())
-        }),
-        str_col(rows, |r| {
-            Some(focus_service_category(
-                r.version.meta.service_family.as_deref(),
-                r.version.meta.meter_category.as_deref(),
-            ))
-        }),
-        str_col(rows, |r| {
-            r.version
-                .meta
-                .meter_subcategory
-                .as_deref()
-                .or(r.rec.meter_subcategory.as_deref())
-        }),
+        konst(MICROSOFT),
+        konst(MICROSOFT),
+        konst(MICROSOFT),
+        a_str(services.iter().map(|s| Some(s.name))),
+        a_str(services.iter().map(|s| Some(s.category))),
+        a_str(services.iter().map(|s| Some(s.subcategory))),
         str_col(rows, |r| {
             Some(r.version.meta.arm_region_name.as_str())
                 .filter(|s| non_empty(s))
@@ -359,6 +414,25 @@ pub fn usage_batch(h: &PartitionHeader, rows: &[RatedRow], run_id: &str) -> Resu
         }),
         str_col(rows, |r| r.version.meta.meter_name.as_deref()),
         str_col(rows, |r| Some(r.rec.tags.as_str())),
+        konst(BILLING_ACCOUNT_TYPE),
+        str_col(rows, |r| Some(h.subscription_name(&r.rec.subscription_id))),
+        konst(SUB_ACCOUNT_TYPE),
+        konst(&invoice),
+        konst(PRICING_CATEGORY),
+        konst(PRICING_CURRENCY),
+        a_dec(contracted_unit_prices),
+        decs(&|r| r.list_unit_price_usd),
+        decs(&|r| r.list_unit_price_usd),
+        decs(&|r| r.list_cost_usd),
+        a_str(sku_price_ids.iter().map(|s| Some(s.as_str()))),
+        a_str(resource_types.iter().map(|s| s.as_deref())),
+        nulls(),
+        nulls(),
+        nulls(),
+        nulls(),
+        a_dec(std::iter::repeat_n(None, n)),
+        nulls(),
+        nulls(),
         str_col(rows, |r| Some(r.rec.customer_tenant_id.as_str())),
         konst(&org.id),
         str_col(rows, |r| Some(r.mapping.partnership_id.as_str())),
@@ -376,10 +450,15 @@ pub fn usage_batch(h: &PartitionHeader, rows: &[RatedRow], run_id: &str) -> Resu
         a_date(rows.iter().map(|r| Some(r.version.effective_start))),
         str_col(rows, |r| Some(r.rec.source_file.as_str())),
         a_i64(rows.iter().map(|r| Some(r.rec.source_row))),
-        a_str(std::iter::repeat_n(None::<&str>, n)),
-        a_str(std::iter::repeat_n(None::<&str>, n)),
+        nulls(),
+        nulls(),
         a_i64(std::iter::repeat_n(None, n)),
         a_i64(std::iter::repeat_n(None, n)),
+        str_col(rows, |r| Some(r.version.unit_text.as_str())),
+        a_dec(
+            rows.iter()
+                .map(|r| units.get(r.version.unit_text.as_str()).map(|f| f.block.0)),
+        ),
         konst(run_id),
         a_dec(rows.iter().map(|r| r.reseller_cost.map(|v| v.0))),
     ]);
@@ -391,11 +470,15 @@ pub type PurchaseCharge<'a> = (&'a PricedOrder<'a>, &'a Installment);
 
 /// Columns of a purchases partition (reservation charges of one organization and month), in
 /// [`cost_schema`] order. A charge covers its installment date, 00:00 to 00:00 UTC of the
-/// next day; usage-only columns (consumed quantity, meter, service, tiers) are null.
+/// next day; usage-only columns (consumed quantity, meter, tiers) are null. A purchase is a
+/// commitment discount bought for future usage (FOCUS): its money is in `BilledCost` and
+/// `EffectiveCost` is 0, since amortising it onto the usage it covers needs Azure plan usage,
+/// which is not an input yet.
 pub fn purchase_batch(
     org: &Organization,
     month: &str,
     partnerships: &std::collections::BTreeMap<String, String>,
+    subscription_names: &std::collections::BTreeMap<String, String>,
     charges: &[PurchaseCharge],
     run_id: &str,
 ) -> Result<RecordBatch> {
@@ -403,6 +486,7 @@ pub fn purchase_batch(
     let konst = |v: &str| a_str(std::iter::repeat_n(Some(v), n));
     let nulls = || a_str(std::iter::repeat_n(None::<&str>, n));
     let null_decs = || a_dec(std::iter::repeat_n(None, n));
+    let zeros = || a_dec(std::iter::repeat_n(Some(0), n));
     let strs = |f: &dyn Fn(&PurchaseCharge) -> Option<String>| -> ArrayRef {
         let v: Vec<Option<String>> = charges.iter().map(f).collect();
         a_str(v.iter().map(|s| s.as_deref()))
@@ -419,6 +503,14 @@ pub fn purchase_batch(
         let d = c.1.date + chrono::Days::new(days);
         Some(start_of_day_micros(d))
     };
+    let commitment_id = |c: &PurchaseCharge| {
+        Some(focus::reservation_id(
+            c.0.order.get("order_id"),
+            c.0.order.get("reservation_id"),
+        ))
+    };
+    let service = |c: &PurchaseCharge| focus::reserved_service(c.0.order.get("product_title"));
+    let block = focus_unit(PRICING_UNIT);
     let mut arrays = billing_account_columns(org, month, n);
     arrays.extend([
         a_ts(charges.iter().map(|c| day_start(c, 0))),
@@ -429,7 +521,7 @@ pub fn purchase_batch(
         strs(&|c| Some(c.0.frequency.charge_frequency().to_string())),
         decs(&|c| c.1.list_cost),
         decs(&|c| c.1.billed_cost),
-        decs(&|c| c.1.billed_cost),
+        zeros(),
         decs(&|c| c.1.billed_cost),
         decs(&|c| c.0.purchase_unit_price),
         decs(&|c| Dec10::from_int(c.0.quantity)),
@@ -440,24 +532,62 @@ pub fn purchase_batch(
             Some(r) => Some(r.name.clone()),
             None => pname(c),
         }),
-        konst("Microsoft"),
-        konst("Microsoft"),
-        konst("Microsoft"),
         strs(&pname),
-        nulls(),
-        nulls(),
-        nulls(),
+        konst(MICROSOFT),
+        konst(MICROSOFT),
+        konst(MICROSOFT),
+        strs(&|c| Some(service(c).name.to_string())),
+        strs(&|c| Some(service(c).category.to_string())),
+        strs(&|c| Some(service(c).subcategory.to_string())),
         strs(&field("region")),
         strs(&|c| match &c.0.price_source {
             PriceSource::PriceSheet { location, .. } => location.clone(),
             PriceSource::Order => None,
         }),
-        nulls(),
-        nulls(),
+        strs(&commitment_id),
+        strs(&field("reservation_id")),
         strs(&field("subscription_id")),
         strs(&field("sku_id")),
         nulls(),
         konst("{}"),
+        konst(BILLING_ACCOUNT_TYPE),
+        strs(&|c| {
+            let id = c.0.order.get("subscription_id");
+            Some(
+                subscription_names
+                    .get(id)
+                    .map_or(id, |s| s.as_str())
+                    .to_string(),
+            )
+        }),
+        konst(SUB_ACCOUNT_TYPE),
+        konst(&focus::invoice_id(&org.id, month)),
+        konst(PRICING_CATEGORY),
+        konst(PRICING_CURRENCY),
+        decs(&|c| c.0.sell_unit_price),
+        decs(&|c| c.0.original_unit_price_usd),
+        decs(&|c| c.0.original_unit_price_usd),
+        zeros(),
+        strs(&|c| {
+            let eff =
+                c.0.price_source
+                    .effective_start()
+                    .map(days_to_date)
+                    .unwrap_or_else(|| c.0.purchase_date());
+            Some(format!(
+                "{}:{}:{eff}",
+                c.0.order.get("sku_id"),
+                c.0.term.as_str()
+            ))
+        }),
+        konst(RESERVATION_RESOURCE_TYPE),
+        strs(&commitment_id),
+        konst("Reservation"),
+        konst("Usage"),
+        strs(&field("product_title")),
+        decs(&|c| Dec10::from_int(c.0.quantity)),
+        konst(PRICING_UNIT),
+        nulls(),
         strs(&field("customer_tenant_id")),
         konst(&org.id),
         strs(&|c| Some(c.0.mapping.partnership_id.clone())),
@@ -479,6 +609,8 @@ pub fn purchase_batch(
         strs(&field("reservation_id")),
         a_i64(charges.iter().map(|c| Some(c.1.index as i64))),
         a_i64(charges.iter().map(|c| Some(c.0.installments.len() as i64))),
+        konst(PRICING_UNIT),
+        a_dec(std::iter::repeat_n(Some(block.block.0), n)),
         konst(run_id),
         a_dec(charges.iter().map(|c| c.1.reseller_cost.map(|v| v.0))),
     ]);

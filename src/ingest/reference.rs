@@ -21,6 +21,9 @@ use std::path::{Path, PathBuf};
 /// Which reference table a file holds, from its name.
 pub fn table_for(path: &Path) -> Option<&'static RefTableDef> {
     let name = logical_name(path);
+    if is_subscription_list(path) {
+        return Some(&SUBSCRIPTIONS);
+    }
     let stem = name.strip_suffix(".csv")?;
     if stem.starts_with("fx_rates") || stem.starts_with("fxrates") || stem.starts_with("fx-rates") {
         return Some(&FX_RATES);
@@ -45,10 +48,85 @@ fn column_alias(table: &RefTableDef, header: &str) -> String {
     h
 }
 
+/// A Partner Center subscription list as `pull` saves it: `subscriptions/<tenant>.json`.
+fn is_subscription_list(path: &Path) -> bool {
+    logical_name(path).ends_with(".json")
+        && path
+            .parent()
+            .and_then(|p| p.file_name())
+            .is_some_and(|d| d.eq_ignore_ascii_case("subscriptions"))
+}
+
+/// Rows of a Partner Center subscription list (`{"items": [{"id", "entitlementId",
+/// "friendlyName"}, ...]}`): the friendly name under the Azure subscription ID (an Azure
+/// plan's `entitlementId`) and under the CSP subscription `id` when they differ. Items
+/// without a GUID or a name are quarantined.
+fn parse_subscription_list(
+    path: &Path,
+    quarantine: &mut Vec<QuarantineRecord>,
+) -> Result<(RefRows, u64)> {
+    let source = path.display().to_string();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut open_reader(path)?, &mut text)
+        .map_err(|e| Error::io(path, e))?;
+    let doc: serde_json::Value = serde_json::from_str(text.trim_start_matches('\u{feff}'))
+        .map_err(|e| Error::InputFormat {
+            path: source.clone(),
+            expected: format!("a Partner Center subscription list (JSON with \"items\"): {e}"),
+        })?;
+    let items = doc
+        .get("items")
+        .and_then(|v| v.as_array())
+        .ok_or_else(|| Error::InputFormat {
+            path: source.clone(),
+            expected: "a Partner Center subscription list (JSON with an \"items\" array)".into(),
+        })?;
+    let mut rows = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let get = |k: &str| item.get(k).and_then(|v| v.as_str()).map(str::trim);
+        let name = get("friendlyName").filter(|s| !s.is_empty());
+        let ids: Vec<String> = [get("entitlementId"), get("id")]
+            .into_iter()
+            .flatten()
+            .filter_map(normalize_guid)
+            .collect();
+        match (name, ids.is_empty()) {
+            (Some(name), false) => {
+                let mut seen = Vec::new();
+                for id in ids {
+                    if !seen.contains(&id) {
+                        rows.push(vec![Cell::Str(id.clone()), Cell::Str(name.to_string())]);
+                        seen.push(id);
+                    }
+                }
+            }
+            _ => quarantine.push(QuarantineRecord {
+                reason: ReasonCode::Malformed,
+                detail: "subscription item has no GUID id/entitlementId or no friendlyName".into(),
+                source_file: source.clone(),
+                source_row: i as i64 + 1,
+                raw: item.to_string(),
+                customer_tenant_id: None,
+                subscription_id: None,
+                meter_id: None,
+                usage_date: None,
+            }),
+        }
+    }
+    // A record is a (subscription ID, name) row, so an item listed under two IDs counts
+    // twice; a rejected item counts once.
+    let rejected = quarantine
+        .iter()
+        .filter(|q| q.source_file == source)
+        .count();
+    let read = rows.len() + rejected;
+    Ok((rows, read as u64))
+}
+
 fn guid_columns(table: &RefTableDef) -> &'static [&'static str] {
     match table.name {
         "tenants" => &["customer_tenant_id"],
-        "transfers" => &["subscription_id"],
+        "transfers" | "subscriptions" => &["subscription_id"],
         _ => &[],
     }
 }
@@ -265,7 +343,7 @@ pub fn ingest_reference(
     let unknown: Vec<String> = files
         .iter()
         .filter(|f| table_for(f).is_none())
-        .map(|f| format!("{}: not a reference file (expected partnerships.csv, organizations.csv, tenants.csv, transfers.csv, fx_rates*.csv, resellers.csv, reservation_settings.csv, reservation_skus.csv or price_lists.csv)", f.display()))
+        .map(|f| format!("{}: not a reference file (expected partnerships.csv, organizations.csv, tenants.csv, transfers.csv, fx_rates*.csv, resellers.csv, reservation_settings.csv, reservation_skus.csv, price_lists.csv, subscriptions.csv or subscriptions/<tenant>.json)", f.display()))
         .collect();
     if !unknown.is_empty() {
         return Err(Error::Config { problems: unknown });
@@ -280,7 +358,11 @@ pub fn ingest_reference(
     for f in &to_read {
         let path = &f.path;
         let def = table_for(path).expect("checked above");
-        let (rows, n) = parse_table(path, def, &mut quarantine, &mut id_problems)?;
+        let (rows, n) = if is_subscription_list(path) {
+            parse_subscription_list(path, &mut quarantine)?
+        } else {
+            parse_table(path, def, &mut quarantine, &mut id_problems)?
+        };
         read += n;
         let current = match tables.remove(def.name) {
             Some(t) => t,
@@ -290,12 +372,14 @@ pub fn ingest_reference(
             .iter()
             .map(|r| (key_of(def, r), r.clone()))
             .collect();
-        // FX merges; every other table is replaced by the new file.
-        let mut result: BTreeMap<Vec<String>, Vec<Cell>> = if def.name == "fx_rates" {
-            old.clone()
-        } else {
-            BTreeMap::new()
-        };
+        // FX and subscription names merge (one file per month / per tenant); every other
+        // table is replaced by the new file.
+        let mut result: BTreeMap<Vec<String>, Vec<Cell>> =
+            if def.name == "fx_rates" || def.name == "subscriptions" {
+                old.clone()
+            } else {
+                BTreeMap::new()
+            };
         let mut seen = std::collections::BTreeSet::new();
         for (i, row) in rows.into_iter().enumerate() {
             let key = key_of(def, &row);

@@ -128,8 +128,19 @@ pub const PRICE_LISTS: RefTableDef = RefTableDef {
     key: &["holder_id", "sku_id"],
 };
 
+/// Subscription friendly names (`SubAccountName`): `subscriptions.csv`, or Partner Center's
+/// subscription lists as `pull` saves them (`subscriptions/<tenant>.json`).
+pub const SUBSCRIPTIONS: RefTableDef = RefTableDef {
+    name: "subscriptions",
+    columns: &[
+        ("subscription_id", ColKind::Str, true),
+        ("friendly_name", ColKind::Str, true),
+    ],
+    key: &["subscription_id"],
+};
+
 /// Every reference table.
-pub const ALL_TABLES: [&RefTableDef; 9] = [
+pub const ALL_TABLES: [&RefTableDef; 10] = [
     &PARTNERSHIPS,
     &ORGANIZATIONS,
     &TENANTS,
@@ -139,6 +150,7 @@ pub const ALL_TABLES: [&RefTableDef; 9] = [
     &RESERVATION_SETTINGS,
     &RESERVATION_SKUS,
     &PRICE_LISTS,
+    &SUBSCRIPTIONS,
 ];
 
 /// A typed cell.
@@ -283,6 +295,9 @@ pub struct Reference {
     /// Billing settings (billing.md): resellers, which organization each bills, and the
     /// reservation product's settings.
     pub billing: crate::model::billing::BillingReference,
+    /// Subscription ID -> friendly name (`SubAccountName`), from Partner Center's
+    /// subscription lists when ingested.
+    pub subscription_names: BTreeMap<String, String>,
 }
 
 fn s(c: &Cell) -> String {
@@ -332,6 +347,9 @@ impl Reference {
         }
         for def in crate::model::billing::BILLING_TABLES {
             r.billing.apply(def.name, &load_table(lake, def)?);
+        }
+        for row in load_table(lake, &SUBSCRIPTIONS)? {
+            r.subscription_names.insert(s(&row[0]), s(&row[1]));
         }
         Ok(r)
     }

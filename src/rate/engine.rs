@@ -70,6 +70,8 @@ pub struct RatedRow<'a> {
     pub reseller_cost: Option<Dec10>,
     /// Unit price of the tier where `cum_after` falls, in the billing currency.
     pub list_unit_price: Dec10,
+    /// The same tier's unit price in USD, the pricing currency (`PricingCurrency*UnitPrice`).
+    pub list_unit_price_usd: Dec10,
 }
 
 /// A month's outcome.
@@ -288,6 +290,7 @@ fn rate_scope<'a>(mut items: Vec<Prepared<'a>>) -> Result<Vec<RatedRow<'a>>> {
                 billed_cost,
                 reseller_cost,
                 list_unit_price: to_billing_currency(alloc.unit_price, p.fx)?,
+                list_unit_price_usd: alloc.unit_price,
             });
         }
         cum = after;

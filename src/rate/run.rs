@@ -166,6 +166,8 @@ struct MonthOutput {
     quarantine: Vec<crate::model::reason::QuarantineRecord>,
     partitions: Vec<PartitionSummary>,
     totals: Vec<OrgMonthTotal>,
+    /// Rated rows with unit strings missing from `PricingUnits.csv` (normalised by rule).
+    unknown_units: crate::emit::focus::UnknownUnits,
 }
 
 /// One organization's sorted run from one unit of work.
@@ -317,6 +319,8 @@ struct UnitOutput {
     rated: u64,
     quarantine: Vec<crate::model::reason::QuarantineRecord>,
     runs: Vec<OrgRun>,
+    /// Rated rows with unit strings missing from `PricingUnits.csv`.
+    unknown_units: crate::emit::focus::UnknownUnits,
 }
 
 /// One organization's published partition of the month.
@@ -370,6 +374,12 @@ impl MonthJob<'_> {
         let mut quarantine = result.quarantine;
         fill_raw(self.lake, unit_files, &mut quarantine)?;
         let rated = result.rows.len() as u64;
+        let unknown_units = crate::emit::focus::UnknownUnits::count(
+            result
+                .rows
+                .iter()
+                .map(|r| [Some(r.version.unit_text.as_str()), r.rec.unit.as_deref()]),
+        );
         let mut by_org: HashMap<&str, Vec<RatedRow>> = HashMap::new();
         for row in result.rows {
             by_org.entry(row.org.id.as_str()).or_default().push(row);
@@ -383,6 +393,7 @@ impl MonthJob<'_> {
             rated,
             quarantine,
             runs,
+            unknown_units,
         })
     }
 
@@ -396,6 +407,7 @@ impl MonthJob<'_> {
             scope: self.opts.scope,
             partnerships: &self.reference.partnerships,
             first_published_run: self.first_published,
+            subscription_names: &self.reference.subscription_names,
         };
         let batches: Vec<_> = rows
             .chunks(64 * 1024)
@@ -507,9 +519,11 @@ fn rate_one_month(job: &MonthJob) -> Result<MonthOutput> {
         quarantine: Vec::new(),
         partitions: Vec::new(),
         totals: Vec::new(),
+        unknown_units: Default::default(),
     };
     let mut by_org: BTreeMap<String, Vec<OrgRun>> = BTreeMap::new();
     for unit in phase1 {
+        out.unknown_units.add(&unit.unknown_units);
         out.staged += unit.staged;
         out.rated += unit.rated;
         out.quarantine.extend(unit.quarantine);
@@ -601,6 +615,7 @@ fn execute_plan(
     };
     let (mut staged, mut rated) = (0u64, 0u64);
     let mut all_quarantine = BTreeMap::new();
+    let mut unknown_units = crate::emit::focus::UnknownUnits::default();
     let mut totals = Vec::new();
     let mut progress = Progress::new("rate months", plan.months.len() as u64, false);
     for mo in &plan.months {
@@ -626,6 +641,7 @@ fn execute_plan(
         let out = rate_one_month(&job)?;
         staged += out.staged;
         rated += out.rated;
+        unknown_units.add(&out.unknown_units);
         let live: BTreeSet<String> = out.totals.iter().map(|t| t.org.clone()).collect();
         m.partitions.extend(out.partitions);
         totals.extend(out.totals);
@@ -649,6 +665,19 @@ fn execute_plan(
     m.counts.insert("rated".into(), rated);
     m.counts.insert("read".into(), staged);
     m.counts.insert("months".into(), plan.months.len() as u64);
+    // outputs.md: a unit string FOCUS's table lacks is normalised by rule, never silently.
+    if unknown_units.rows > 0 {
+        m.counts
+            .insert("unknown_unit_rows".into(), unknown_units.rows);
+        for (u, c) in &unknown_units.by_unit {
+            let f = crate::emit::focus::focus_unit(u);
+            m.notes.push(format!(
+                "unit '{u}' is not in the FinOps toolkit's PricingUnits.csv: {c} rated rows carry it as '{}' with block size {}",
+                f.unit,
+                f.block.to_plain()
+            ));
+        }
+    }
     m.check_balance("rate", "staged", &["rated"])?;
     lake.put_json(&state_path(opts.shard), &state)?;
     let manifest = m.finish(lake, started)?;

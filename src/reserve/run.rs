@@ -121,7 +121,14 @@ pub fn reserve(lake: &Lake, opts: &ReserveOptions, run_id: &str) -> Result<Reser
             ))
         });
         let org = rows[0].0.organization;
-        let batch = purchase_batch(org, &month, &reference.partnerships, &rows, run_id)?;
+        let batch = purchase_batch(
+            org,
+            &month,
+            &reference.partnerships,
+            &reference.subscription_names,
+            &rows,
+            run_id,
+        )?;
         let total = OrgMonthTotal::of_batch(org, &month, &batch)?;
         let rel = format!(
             "{}/{PURCHASES_PREFIX}0.parquet",

@@ -41,5 +41,6 @@ table = dataset.to_table()
 out["pyarrow_rows"] = table.num_rows
 out["pyarrow_billed_type"] = str(table.schema.field("BilledCost").type)
 out["pyarrow_period_type"] = str(table.schema.field("ChargePeriodStart").type)
+out["pyarrow_types"] = {f.name: str(f.type) for f in table.schema}
 
 print(json.dumps(out))

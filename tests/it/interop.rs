@@ -107,4 +107,41 @@ fn duckdb_and_pyarrow_read_costs_staged_and_quarantine_with_exact_types() {
     assert_eq!(v["pyarrow_rows"], 481);
     assert_eq!(v["pyarrow_billed_type"], "decimal128(38, 10)");
     assert_eq!(v["pyarrow_period_type"], "timestamp[us, tz=UTC]");
+    // The FOCUS conformance columns (outputs.md): money and quantities DECIMAL(38,10), the rest
+    // strings, in DuckDB and pyarrow alike.
+    let arrow: BTreeMap<String, String> =
+        serde_json::from_value(v["pyarrow_types"].clone()).unwrap();
+    for c in [
+        "ContractedUnitPrice",
+        "PricingCurrencyListUnitPrice",
+        "PricingCurrencyContractedUnitPrice",
+        "PricingCurrencyEffectiveCost",
+        "CommitmentDiscountQuantity",
+        "x_PricingBlockSize",
+    ] {
+        assert_eq!(cols[c], "DECIMAL(38,10)", "{c}");
+        assert_eq!(arrow[c], "decimal128(38, 10)", "{c}");
+    }
+    for c in [
+        "BillingAccountType",
+        "SubAccountName",
+        "SubAccountType",
+        "InvoiceId",
+        "PricingCategory",
+        "PricingCurrency",
+        "SkuPriceId",
+        "ResourceType",
+        "CommitmentDiscountId",
+        "CommitmentDiscountType",
+        "CommitmentDiscountCategory",
+        "CommitmentDiscountName",
+        "CommitmentDiscountUnit",
+        "CommitmentDiscountStatus",
+        "ServiceSubcategory",
+        "ConsumedUnit",
+        "x_PricingUnitDescription",
+    ] {
+        assert_eq!(cols[c], "VARCHAR", "{c}");
+        assert_eq!(arrow[c], "string", "{c}");
+    }
 }

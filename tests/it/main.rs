@@ -9,6 +9,7 @@ mod crash;
 mod deploy;
 mod engines;
 mod fake_ms;
+mod focus;
 mod hostile;
 mod ingest;
 mod interop;

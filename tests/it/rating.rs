@@ -174,11 +174,15 @@ fn worked_example_units_hundreds_of_hours() {
             "ConsumedQuantity",
             "ConsumedUnit",
             "x_ListCostUsd",
+            "x_PricingUnitDescription",
+            "x_PricingBlockSize",
         ],
     );
+    // FOCUS units (PricingUnits.csv): the price unit `100 Hours` is `Hours` in blocks of 100;
+    // PricingQuantity stays in price units so that ListCost is the tiered cost of it.
     assert_eq!(
         rows,
-        vec!["0.3600000000|100 Hours|36.0000000000|Hours|0.0432000000"]
+        vec!["0.3600000000|Hours|36.0000000000|Hours|0.0432000000|100 Hours|100.0000000000"]
     );
 }
 

@@ -177,11 +177,35 @@ fn sample_orders_are_priced_as_computed_by_hand() {
         "x_ReservationId",
         "x_InstallmentIndex",
         "x_InstallmentCount",
+        // FOCUS commitment-discount purchase (outputs.md "FOCUS conformance")
+        "ServiceName",
+        "ServiceCategory",
+        "ServiceSubcategory",
+        "ResourceId",
+        "ResourceType",
+        "CommitmentDiscountId",
+        "CommitmentDiscountType",
+        "CommitmentDiscountCategory",
+        "CommitmentDiscountName",
+        "CommitmentDiscountQuantity",
+        "CommitmentDiscountUnit",
+        "CommitmentDiscountStatus",
+        "PricingCurrency",
+        "PricingCurrencyListUnitPrice",
+        "PricingCurrencyContractedUnitPrice",
+        "PricingCurrencyEffectiveCost",
+        "ContractedUnitPrice",
+        "InvoiceId",
+        "SkuPriceId",
+        "BillingAccountType",
+        "SubAccountName",
+        "SubAccountType",
+        "PricingCategory",
     ];
     let rows = rows_text(dir.path(), &purchases_path("contoso", "2026-12"), &cols);
     assert_eq!(
         rows,
-        ["contoso | EUR | 2026-12-01T00:00:00Z | 2027-01-01T00:00:00Z | 2026-12-31T00:00:00Z | 2027-01-01T00:00:00Z | Purchase | null | Reserved VM Instance, Standard_D2_v3, EU West, 1 Year | Recurring | 161.3600000000 | 177.5300000000 | 177.5300000000 | 177.5300000000 | 645.6600000000 | 3.0000000000 | Instances | null | Northwind CSP Europe | Microsoft | Northwind CSP Europe | westeurope | EU West | fbfcd135-847c-436c-ac68-265a0737f7fd | DZH318Z0BQ4L/0123 | {} | 686adbc4-fd3f-4688-b527-617394bf68af | contoso | p-eu | 2026-12 | 2026-12-31 | null | 175.2000000000 | 1.0854000000 | 2026-01 | 2024-01-01 | 2 | ord-0001 | fa6c4d0d-795e-4b1c-8fa7-442e048ef574 | 11 | 12"]
+        ["contoso | EUR | 2026-12-01T00:00:00Z | 2027-01-01T00:00:00Z | 2026-12-31T00:00:00Z | 2027-01-01T00:00:00Z | Purchase | null | Reserved VM Instance, Standard_D2_v3, EU West, 1 Year | Recurring | 161.3600000000 | 177.5300000000 | 0.0000000000 | 177.5300000000 | 645.6600000000 | 3.0000000000 | Instances | null | Northwind CSP Europe | Northwind CSP Europe | Microsoft | westeurope | EU West | fbfcd135-847c-436c-ac68-265a0737f7fd | DZH318Z0BQ4L/0123 | {} | 686adbc4-fd3f-4688-b527-617394bf68af | contoso | p-eu | 2026-12 | 2026-12-31 | null | 175.2000000000 | 1.0854000000 | 2026-01 | 2024-01-01 | 2 | ord-0001 | fa6c4d0d-795e-4b1c-8fa7-442e048ef574 | 11 | 12 | Virtual Machines | Compute | Virtual Machines | /providers/microsoft.capacity/reservationorders/ord-0001/reservations/fa6c4d0d-795e-4b1c-8fa7-442e048ef574 | microsoft.capacity/reservationorders/reservations | /providers/microsoft.capacity/reservationorders/ord-0001/reservations/fa6c4d0d-795e-4b1c-8fa7-442e048ef574 | Reservation | Usage | Reserved VM Instance, Standard_D2_v3, EU West, 1 Year | 3.0000000000 | Instances | null | USD | 700.8000000000 | 700.8000000000 | 0.0000000000 | 710.2300000000 | contoso-2026-12 | DZH318Z0BQ4L/0123:P1Y:2024-01-01 | Customer | fbfcd135-847c-436c-ac68-265a0737f7fd | Subscription | Standard"]
     );
     // Two orders in one partition, sorted by day: ord-0001 #1 on the 28th after ord-0004 on the 9th.
     let feb = rows_text(
