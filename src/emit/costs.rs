@@ -380,12 +380,17 @@ pub fn usage_batch(h: &PartitionHeader, rows: &[RatedRow], run_id: &str) -> Resu
             rows.iter()
                 .map(|r| unit_of(r.rec.unit.as_deref().unwrap_or(&r.version.unit_text))),
         ),
-        // billing.md: a reseller invoices its organizations.
+        // billing.md: a reseller invoices its organizations. It also sells to them, so it is
+        // their ProviderName too: FOCUS reads a provider other than the issuer as a
+        // marketplace charge whose BilledCost must be 0 (BilledCost-C-005-C).
         a_str(
             rows.iter()
                 .map(|r| r.reseller.map(|x| x.name.as_str()).or_else(|| name_of(r))),
         ),
-        a_str(rows.iter().map(name_of)),
+        a_str(
+            rows.iter()
+                .map(|r| r.reseller.map(|x| x.name.as_str()).or_else(|| name_of(r))),
+        ),
         konst(MICROSOFT),
         konst(MICROSOFT),
         konst(MICROSOFT),
@@ -499,6 +504,10 @@ pub fn purchase_batch(
         let id = &c.0.mapping.partnership_id;
         Some(partnerships.get(id).unwrap_or(id).clone())
     };
+    let seller = |c: &PurchaseCharge| match c.0.reseller {
+        Some(r) => Some(r.name.clone()),
+        None => pname(c),
+    };
     let day_start = |c: &PurchaseCharge, days: u64| {
         let d = c.1.date + chrono::Days::new(days);
         Some(start_of_day_micros(d))
@@ -528,11 +537,8 @@ pub fn purchase_batch(
         konst(PRICING_UNIT),
         null_decs(),
         nulls(),
-        strs(&|c| match c.0.reseller {
-            Some(r) => Some(r.name.clone()),
-            None => pname(c),
-        }),
-        strs(&pname),
+        strs(&seller),
+        strs(&seller),
         konst(MICROSOFT),
         konst(MICROSOFT),
         konst(MICROSOFT),

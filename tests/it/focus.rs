@@ -132,8 +132,23 @@ fn demo_lake_passes_the_focus_validator() {
         String::from_utf8_lossy(&st.stderr)
     );
     let rows = cost_row_count(&out);
-    // 481 rated usage rows and 50 reservation charges (sample_data README)
-    assert_eq!(rows, 531);
+    // 481 rated usage rows and 50 reservation charges, plus the reseller add-on's 15 usage
+    // rows and 1 charge (sample_data README §E.7): its rows have the reseller as
+    // InvoiceIssuerName, so the validator sees that case too.
+    assert_eq!(rows, 547);
+    // A reseller sells to and invoices its organizations: it is their provider and issuer.
+    let sellers: Vec<Vec<String>> = cost_rows_by_name(
+        &out,
+        &["x_OrganizationId", "ProviderName", "InvoiceIssuerName"],
+    )
+    .into_iter()
+    .filter(|r| r[0] == "tailspin" || r[0] == "wingtip")
+    .collect();
+    assert_eq!(sellers.len(), 16);
+    for r in &sellers {
+        assert_eq!(r[1], "Bluebird IT Services GmbH", "{r:?}");
+        assert_eq!(r[2], "Bluebird IT Services GmbH", "{r:?}");
+    }
     if let Some(total) = validate(&out, rows) {
         eprintln!("demo lake: {total}");
     }
@@ -146,7 +161,11 @@ fn every_currency_lake() -> tempfile::TempDir {
     let dir = lake();
     let src = lake();
     let s = src.path();
-    for f in ["partnerships.csv", "transfers.csv"] {
+    for f in [
+        "partnerships.csv",
+        "transfers.csv",
+        "reservation_settings.csv",
+    ] {
         std::fs::copy(sample(&format!("reference/{f}")), s.join(f)).unwrap();
     }
     let orgs = std::fs::read_to_string(sample("reference/organizations.csv")).unwrap();
