@@ -13,8 +13,8 @@ use crate::model::tier::TierScope;
 use crate::model::time::{
     date_to_days, days_to_date, month_of, next_month_start, parse_month, start_of_day_micros,
 };
+use crate::pricing::rated::RatedRow;
 use crate::pricing::reservation::{Installment, PriceSource, PricedOrder, PRICING_UNIT};
-use crate::rate::engine::RatedRow;
 use crate::store::Lake;
 use arrow::array::{Array, ArrayRef, RecordBatch};
 use arrow::datatypes::{Schema, SchemaRef};
@@ -329,7 +329,7 @@ pub fn usage_batch(h: &PartitionHeader, rows: &[RatedRow], run_id: &str) -> Resu
     let contracted_unit_prices: Vec<Option<i128>> = rows
         .iter()
         .map(|r| {
-            crate::rate::engine::apply_percent(
+            crate::pricing::markup::apply_percent(
                 r.list_unit_price,
                 r.org.consumption_adjustment_percent,
             )

@@ -14,6 +14,7 @@ use crate::model::ids::{check_safe_id, normalize_guid, shown_id};
 use crate::model::reason::{QuarantineRecord, ReasonCode};
 use crate::model::reference::*;
 use crate::model::time::{month_of, parse_lenient_utc, parse_month};
+use crate::staged::reference::{load_table, save_table};
 use crate::store::Lake;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -4,14 +4,8 @@
 
 use crate::error::{Error, Result};
 use crate::model::decimal::Dec10;
-use crate::model::schema::*;
-use crate::model::time::{date_to_days, days_to_date};
-use crate::store::Lake;
-use arrow::array::{Array, RecordBatch};
-use arrow::datatypes::{Field, Schema};
 use chrono::NaiveDate;
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 /// Type of a reference column.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -178,81 +172,6 @@ impl Cell {
 /// Rows of one reference table, by column position of its definition.
 pub type RefRows = Vec<Vec<Cell>>;
 
-fn table_path(def: &RefTableDef) -> String {
-    format!("staged/reference/{}.parquet", def.name)
-}
-
-/// Write a whole reference table.
-pub fn save_table(lake: &Lake, def: &RefTableDef, rows: &RefRows) -> Result<()> {
-    let fields: Vec<Field> = def
-        .columns
-        .iter()
-        .map(|(n, k, _)| match k {
-            ColKind::Str => f_str(n, false),
-            ColKind::Dec => f_dec(n, true),
-            ColKind::Date => f_date(n, true),
-        })
-        .collect();
-    let schema = Arc::new(Schema::new(fields));
-    let cols = def
-        .columns
-        .iter()
-        .enumerate()
-        .map(|(i, (_, k, _))| match k {
-            ColKind::Str => a_str(rows.iter().map(|r| match &r[i] {
-                Cell::Str(s) => Some(s.as_str()),
-                _ => Some(""),
-            })),
-            ColKind::Dec => a_dec(rows.iter().map(|r| match &r[i] {
-                Cell::Dec(d) => d.map(|d| d.0),
-                _ => None,
-            })),
-            ColKind::Date => a_date(rows.iter().map(|r| match &r[i] {
-                Cell::Date(d) => d.map(date_to_days),
-                _ => None,
-            })),
-        })
-        .collect();
-    let batch = RecordBatch::try_new(schema.clone(), cols)?;
-    lake.put_parquet(&table_path(def), schema, &[batch], vec![])
-}
-
-/// Read a whole reference table (empty when never ingested).
-pub fn load_table(lake: &Lake, def: &RefTableDef) -> Result<RefRows> {
-    let Some(batches) = lake.get_parquet(&table_path(def))? else {
-        return Ok(Vec::new());
-    };
-    let mut rows = Vec::new();
-    for b in &batches {
-        let c = Cols(b);
-        for r in 0..b.num_rows() {
-            let mut row = Vec::with_capacity(def.columns.len());
-            for (name, kind, required) in def.columns {
-                // An optional column added later (organizations' `reseller_id`) is absent
-                // from tables staged before it existed: read it as empty.
-                if !required && b.column_by_name(name).is_none() {
-                    row.push(match kind {
-                        ColKind::Str => Cell::Str(String::new()),
-                        ColKind::Dec => Cell::Dec(None),
-                        ColKind::Date => Cell::Date(None),
-                    });
-                    continue;
-                }
-                row.push(match kind {
-                    ColKind::Str => Cell::Str(c.str(name)?.value(r).to_string()),
-                    ColKind::Dec => Cell::Dec(opt_dec(c.dec(name)?, r).map(Dec10)),
-                    ColKind::Date => {
-                        let a = c.date(name)?;
-                        Cell::Date((!a.is_null(r)).then(|| days_to_date(a.value(r))))
-                    }
-                });
-            }
-            rows.push(row);
-        }
-    }
-    Ok(rows)
-}
-
 /// An organization (billing account).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Organization {
@@ -311,13 +230,16 @@ fn d(c: &Cell) -> Dec10 {
 }
 
 impl Reference {
-    /// Load every reference table from the lake.
-    pub fn load(lake: &Lake) -> Result<Reference> {
+    /// Assemble the typed reference data from its tables, each read by `table` (the lake's
+    /// staged reference tables; empty rows for a table never ingested).
+    pub fn from_tables(
+        mut table: impl FnMut(&'static RefTableDef) -> Result<RefRows>,
+    ) -> Result<Reference> {
         let mut r = Reference::default();
-        for row in load_table(lake, &PARTNERSHIPS)? {
+        for row in table(&PARTNERSHIPS)? {
             r.partnerships.insert(s(&row[0]), s(&row[1]));
         }
-        let organizations = load_table(lake, &ORGANIZATIONS)?;
+        let organizations = table(&ORGANIZATIONS)?;
         r.billing.apply(ORGANIZATIONS.name, &organizations);
         for row in organizations {
             let o = Organization {
@@ -329,7 +251,7 @@ impl Reference {
             };
             r.organizations.insert(o.id.clone(), o);
         }
-        for row in load_table(lake, &TENANTS)? {
+        for row in table(&TENANTS)? {
             let t = TenantMapping {
                 customer_tenant_id: s(&row[0]),
                 organization_id: s(&row[1]),
@@ -337,18 +259,18 @@ impl Reference {
             };
             r.tenants.insert(t.customer_tenant_id.clone(), t);
         }
-        for row in load_table(lake, &TRANSFERS)? {
+        for row in table(&TRANSFERS)? {
             if let Cell::Date(Some(day)) = row[1] {
                 r.transfers.insert(s(&row[0]), day);
             }
         }
-        for row in load_table(lake, &FX_RATES)? {
+        for row in table(&FX_RATES)? {
             r.fx.insert((s(&row[0]), s(&row[2])), d(&row[1]));
         }
         for def in crate::model::billing::BILLING_TABLES {
-            r.billing.apply(def.name, &load_table(lake, def)?);
+            r.billing.apply(def.name, &table(def)?);
         }
-        for row in load_table(lake, &SUBSCRIPTIONS)? {
+        for row in table(&SUBSCRIPTIONS)? {
             r.subscription_names.insert(s(&row[0]), s(&row[1]));
         }
         Ok(r)

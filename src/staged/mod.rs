@@ -5,4 +5,5 @@
 pub mod ledger;
 pub mod orders;
 pub mod prices;
+pub mod reference;
 pub mod usage;
