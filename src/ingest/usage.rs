@@ -8,14 +8,15 @@
 
 use crate::emit::manifest::{Manifest, PartitionSummary};
 use crate::error::{Error, Result};
-use crate::ingest::source::{expand_paths, plan_files, Ledger};
-use crate::ingest::utilization::{parse_file, Parsed};
+use crate::ingest::source::{expand_paths, read_hashed, FilePlanner, Ledger};
+use crate::ingest::usage_rows::{UsageBuilder, UsageRow};
+use crate::ingest::utilization::{parse_content, Parsed};
 use crate::ingest::{finish_ingest, record_counts, IngestCounts};
 use crate::model::ids::stable_hash64;
 use crate::model::reason::{QuarantineRecord, ReasonCode};
 use crate::model::schema::{hash_at, opt_str, Cols};
-use crate::model::time::{days_to_date, month_of};
-use crate::model::usage::{usage_schema, usage_to_batch, UsageRecord};
+use crate::model::time::days_to_date;
+use crate::model::usage::usage_schema;
 use crate::progress::Progress;
 use crate::store::Lake;
 use arrow::array::{Array, RecordBatch, StringArray};
@@ -67,21 +68,32 @@ pub fn month_files(lake: &Lake, month: &str) -> Result<Vec<String>> {
 
 type PartKey = (String, u32);
 
+/// A partition while records stream in: (year * 12 + month - 1, bucket), which sorts like
+/// [`PartKey`] and costs no string per record.
+type SpillKey = (i32, u32);
+
+fn part_key((month, bucket): SpillKey) -> PartKey {
+    let (y, m) = (month.div_euclid(12), month.rem_euclid(12) + 1);
+    (format!("{y:04}-{m:02}"), bucket)
+}
+
 struct Spill {
     dir: PathBuf,
-    buffers: BTreeMap<PartKey, Vec<UsageRecord>>,
-    files: BTreeMap<PartKey, Vec<PathBuf>>,
+    buffers: BTreeMap<SpillKey, UsageBuilder>,
+    files: BTreeMap<SpillKey, Vec<PathBuf>>,
     buffered: usize,
     spilled_files: usize,
 }
 
 impl Spill {
-    fn push(&mut self, r: UsageRecord) -> Result<()> {
+    fn push(&mut self, r: &UsageRow) -> Result<()> {
+        use chrono::Datelike;
+        let d = days_to_date(r.usage_date);
         let key = (
-            month_of(days_to_date(r.usage_date)),
+            d.year() * 12 + d.month0() as i32,
             bucket_of(&r.subscription_id),
         );
-        self.buffers.entry(key).or_default().push(r);
+        self.buffers.entry(key).or_default().push(r)?;
         self.buffered += 1;
         if self.buffered >= SPILL_ROWS {
             self.flush_all()?;
@@ -91,7 +103,7 @@ impl Spill {
 
     fn flush_all(&mut self) -> Result<()> {
         std::fs::create_dir_all(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
-        for (key, rows) in std::mem::take(&mut self.buffers) {
+        for (key, mut rows) in std::mem::take(&mut self.buffers) {
             let path = self
                 .dir
                 .join(format!("spill-{:06}.parquet", self.spilled_files));
@@ -107,7 +119,7 @@ impl Spill {
                 Some(crate::store::scratch::scratch_properties()),
             )
             .map_err(perr)?;
-            w.write(&usage_to_batch(&rows)?).map_err(perr)?;
+            w.write(&rows.finish()?).map_err(perr)?;
             w.close().map_err(perr)?;
             self.files.entry(key).or_default().push(path);
         }
@@ -322,8 +334,6 @@ pub fn ingest_usage(lake: &Lake, opts: &IngestUsageOptions, run_id: &str) -> Res
     );
     let files = expand_paths(&opts.paths)?;
     let ledger = Ledger::load(lake, "usage")?;
-    let (to_read, inputs) = plan_files(&files, &ledger)?;
-    m.inputs = inputs;
     let mut spill = Spill {
         dir: lake.scratch_dir(run_id)?.join("usage"),
         buffers: BTreeMap::new(),
@@ -333,25 +343,39 @@ pub fn ingest_usage(lake: &Lake, opts: &IngestUsageOptions, run_id: &str) -> Res
     };
     let mut quarantine: Vec<QuarantineRecord> = Vec::new();
     let mut read = 0u64;
-    let total_bytes: u64 = to_read.iter().map(|f| f.bytes).sum();
+    let total_bytes: u64 = files
+        .iter()
+        .map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+        .sum();
     let mut progress = Progress::new("ingest usage", total_bytes, true);
-    for f in &to_read {
-        let (path, bytes) = (&f.path, &f.bytes);
-        read += parse_file(path, run_id, &mut |p| match p {
-            Parsed::Record(r) => spill.push(*r),
-            Parsed::Quarantined(q) => {
-                quarantine.push(*q);
-                Ok(())
-            }
-        })?;
-        progress.inc(*bytes);
+    // Each file is read once: its digest decides against the ledger (skipped, or read), and
+    // the parser reads the same bytes from memory.
+    let mut planner = FilePlanner::new(&ledger);
+    let mut to_read = Vec::new();
+    for path in &files {
+        let hashed = read_hashed(path)?;
+        let (input, file) = planner.decide(path, hashed.sha256, hashed.bytes);
+        m.inputs.push(input);
+        if let Some(f) = file {
+            read += parse_content(path, hashed.content, run_id, &mut |p| match p {
+                Parsed::Record(r) => spill.push(&r),
+                Parsed::Quarantined(q) => {
+                    quarantine.push(*q);
+                    Ok(())
+                }
+            })?;
+            to_read.push(f);
+        }
+        progress.inc(hashed.bytes);
     }
     progress.finish();
     // Everything goes to disk first; then each partition is read back and merged on its own,
     // so memory holds one partition per worker thread, never the whole run.
     spill.flush_all()?;
-    let parts: Vec<(PartKey, Vec<PathBuf>)> =
-        std::mem::take(&mut spill.files).into_iter().collect();
+    let parts: Vec<(PartKey, Vec<PathBuf>)> = std::mem::take(&mut spill.files)
+        .into_iter()
+        .map(|(k, files)| (part_key(k), files))
+        .collect();
     let results: Vec<(PartKey, MergeStats)> = parts
         .into_par_iter()
         .with_max_len(1)
