@@ -250,9 +250,35 @@ pub fn parse_content(
         }
         leading.extend_from_slice(&first);
     }
-    let first_kind = std::str::from_utf8(&first)
-        .ok()
-        .and_then(|t| object_has_items(t.trim()));
+    // A page on one line (how the API's pages are saved) is the whole file: it is parsed once,
+    // here, instead of being probed and then parsed again below. Anything else (more lines,
+    // no `items` array) takes the general path with the bytes already read.
+    let mut rest = Vec::new();
+    let mut one_line_page = false;
+    if let Ok(text) = std::str::from_utf8(&first) {
+        if let Ok(Page { items: Some(items) }) = serde_json::from_str::<Page>(text) {
+            one_line_page = true;
+            reader
+                .read_to_end(&mut rest)
+                .map_err(|e| Error::io(path, e))?;
+            if is_blank(&rest) {
+                for (i, item) in items.iter().enumerate() {
+                    sink(ctx.record(item.get(), i as i64 + 1))?;
+                }
+                return Ok(items.len() as u64);
+            }
+        }
+    }
+    first.extend_from_slice(&rest);
+    drop(rest);
+    let first_kind = if one_line_page {
+        // An object with an `items` array: what the probe would have said.
+        Some(true)
+    } else {
+        std::str::from_utf8(&first)
+            .ok()
+            .and_then(|t| object_has_items(t.trim()))
+    };
     if first_kind == Some(false) {
         // NDJSON: stream line by line, memory bounded by one line.
         let mut n = 0u64;
