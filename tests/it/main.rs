@@ -10,6 +10,7 @@ mod hostile;
 mod ingest;
 mod interop;
 mod object_store;
+mod parse_window;
 mod pipeline;
 mod props;
 mod rating;
