@@ -351,7 +351,7 @@ fn parse_window(window: Vec<(&PathBuf, Vec<u8>)>, run_id: &str) -> Vec<Result<Fi
 /// as a batch whenever SPILL_ROWS are waiting and at the end (batches of one partition in
 /// arrival order). The returned [`FileRows`] has no batches: they went to `emit`.
 fn parse_rows(
-    path: &PathBuf,
+    path: &std::path::Path,
     content: Option<Vec<u8>>,
     run_id: &str,
     emit: &mut dyn FnMut(SpillKey, RecordBatch) -> Result<()>,
