@@ -75,7 +75,9 @@ RECORD_TYPE = (
 
 
 def ingest(con, pages, out):
-    glob = os.path.join(pages, "**", "*.json")
+    # `*.json*`: plain pages and the generator's `--gzip` pages (`.json.gz`, decompressed by
+    # read_json from the extension).
+    glob = os.path.join(pages, "**", "*.json*")
     con.execute(
         f"""
 COPY (

@@ -11,7 +11,14 @@
 # and prints a table with the ratios. DuckDB runs from the venv's Python with its thread count
 # set to the core count (BENCH_THREADS to change; cspcost gets the same --threads).
 #
-# Environment: BENCH_SIZE, BENCH_DATA (default bench_data/), BENCH_REPEAT (runs per
+# Month shapes (BENCH_SHAPE, default "default"; several separated by spaces, or "all"):
+#   default   200 subscriptions (50 tenants x 4), the generator's defaults
+#   few4      4 subscriptions (4 tenants x 1): at 10M, 2.5M records each
+#   one       1 subscription holding the whole month
+#   many5000  5,000 subscriptions (1,000 tenants x 5): at 10M, 2k records each
+# BENCH_GZIP=1 generates gzipped pages (`--gzip`, about a tenth of the disk, for 100M).
+#
+# Environment: BENCH_SIZE, BENCH_SHAPE, BENCH_GZIP, BENCH_DATA (default bench_data/), BENCH_REPEAT (runs per
 # measurement, best wall time kept, default 1), BENCH_THREADS, BENCH_DUCKDB_MEMORY (DuckDB's
 # memory_limit, default 8GiB), BENCH_KEEP=1 (keep the
 # generated data), BENCH_GEN_ARGS (extra generator options), BENCH_PYTHON, CARGO_TARGET_DIR.
@@ -20,6 +27,10 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
 SIZES=${BENCH_SIZE:-1M 10M}
+SHAPES=${BENCH_SHAPE:-default}
+[ "$SHAPES" = all ] && SHAPES="default few4 one many5000"
+GZIP_ARG=""
+[ "${BENCH_GZIP:-0}" = 1 ] && GZIP_ARG="--gzip"
 DATA=${BENCH_DATA:-$ROOT/bench_data}
 PY=${BENCH_PYTHON:-$ROOT/.venv/bin/python}
 THREADS=${BENCH_THREADS:-$(nproc)}
@@ -32,6 +43,18 @@ PEER=$ROOT/benches/duckdb_peer.py
 TIME=/usr/bin/time
 
 die() { echo "bench: $*" >&2; exit 1; }
+
+# Generator options of a month shape.
+shape_args() {
+    case $1 in
+        default) echo "" ;;
+        few4) echo "--tenants 4 --subscriptions-per-tenant 1" ;;
+        one) echo "--tenants 1 --subscriptions-per-tenant 1" ;;
+        many5000) echo "--tenants 1000 --subscriptions-per-tenant 5" ;;
+        *) die "BENCH_SHAPE: unknown shape '$1' (default, few4, one, many5000, all)" ;;
+    esac
+}
+for shape in $SHAPES; do shape_args "$shape" >/dev/null; done
 [ -x "$TIME" ] || die "$TIME is needed (GNU time) for peak RSS"
 [ -x "$PY" ] || die "$PY not found: run \`make venv\` (or \`make bench\`)"
 "$PY" -c 'import duckdb' || die "duckdb is not importable from $PY"
@@ -89,15 +112,16 @@ verdict() { awk -v r="$1" -v t="$2" 'BEGIN {print (r <= t) ? "met" : "NOT met"}'
 
 TABLE_ROWS=""
 SUMMARY=""
+for shape in $SHAPES; do
 for size in $SIZES; do
-    dir=$DATA/$size
+    dir=$DATA/$size-$shape
     RES=$dir/results
     rm -rf "$dir"
     mkdir -p "$RES" "$dir/tmp"
     DUCK=(--threads "$THREADS" --memory-limit "$DUCK_MEM" --temp "$dir/tmp/duck")
-    echo "bench: $size: generating $MONTH" >&2
+    echo "bench: $size $shape: generating $MONTH" >&2
     # shellcheck disable=SC2086
-    "$GENERATE" --records "$size" --out "$dir/input" --month "$MONTH" ${BENCH_GEN_ARGS:-} >&2
+    "$GENERATE" --records "$size" --out "$dir/input" --month "$MONTH" $(shape_args "$shape") $GZIP_ARG ${BENCH_GEN_ARGS:-} >&2
     input_mb=$(du -sm "$dir/input/usage" | awk '{print $1}')
 
     # Reference data and prices are tiny and staged outside the measurements.
@@ -136,24 +160,26 @@ for size in $SIZES; do
     r_ingest=$(ratio ingest_cspcost ingest_duckdb)
     r_rate=$(ratio rate_cspcost rate_duckdb)
     r_floor=$(ratio rate_cspcost floor_duckdb)
-    TABLE_ROWS+="| $size | ingest usage | $(wall ingest_cspcost) | $(rss_mib ingest_cspcost) | DuckDB read_json | $(wall ingest_duckdb) | $(rss_mib ingest_duckdb) | **$r_ingest** | ≤ 1.0: $(verdict "$r_ingest" 1.0) |"$'\n'
-    TABLE_ROWS+="| $size | rate | $(wall rate_cspcost) | $(rss_mib rate_cspcost) | DuckDB SQL rating | $(wall rate_duckdb) | $(rss_mib rate_duckdb) | **$r_rate** | ≤ 0.5: $(verdict "$r_rate" 0.5) |"$'\n'
-    TABLE_ROWS+="| $size | rate vs I/O floor | $(wall rate_cspcost) | $(rss_mib rate_cspcost) | DuckDB Parquet copy | $(wall floor_duckdb) | $(rss_mib floor_duckdb) | **$r_floor** | ≤ 1.5: $(verdict "$r_floor" 1.5) |"$'\n'
+    TABLE_ROWS+="| $size | $shape | ingest usage | $(wall ingest_cspcost) | $(rss_mib ingest_cspcost) | DuckDB read_json | $(wall ingest_duckdb) | $(rss_mib ingest_duckdb) | **$r_ingest** | ≤ 1.0: $(verdict "$r_ingest" 1.0) |"$'\n'
+    TABLE_ROWS+="| $size | $shape | rate | $(wall rate_cspcost) | $(rss_mib rate_cspcost) | DuckDB SQL rating | $(wall rate_duckdb) | $(rss_mib rate_duckdb) | **$r_rate** | ≤ 0.5: $(verdict "$r_rate" 0.5) |"$'\n'
+    TABLE_ROWS+="| $size | $shape | rate vs I/O floor | $(wall rate_cspcost) | $(rss_mib rate_cspcost) | DuckDB Parquet copy | $(wall floor_duckdb) | $(rss_mib floor_duckdb) | **$r_floor** | ≤ 1.5: $(verdict "$r_floor" 1.5) |"$'\n'
     rss_verdict=$(awk -v r="$(rss_mib rate_cspcost)" 'BEGIN {print (r <= 1024) ? "met" : "NOT met"}')
-    SUMMARY+="$size: $rows rated rows (${input_mb} MB of pages), equal to DuckDB's row by row; "
+    SUMMARY+="$size $shape: $rows rated rows (${input_mb} MB of pages), equal to DuckDB's row by row; "
     SUMMARY+="cpu seconds (user+sys) cspcost/DuckDB: ingest $(cpu_of ingest_cspcost)/$(cpu_of ingest_duckdb), "
     SUMMARY+="rate $(cpu_of rate_cspcost)/$(cpu_of rate_duckdb), floor $(cpu_of floor_duckdb); "
     SUMMARY+="peak RSS of rate $(rss_mib rate_cspcost) MiB (≤ 1 GiB: $rss_verdict)"$'\n'
-    cp -r "$RES" "$DATA/results-$size"
+    rm -rf "$DATA/results-$size-$shape"
+    cp -r "$RES" "$DATA/results-$size-$shape"
     if [ "${BENCH_KEEP:-0}" != 1 ]; then rm -rf "$dir"; fi
+done
 done
 
 {
     echo
     echo "cspcost $commit$dirty vs DuckDB $duck (Python $("$PY" -c 'import platform; print(platform.python_version())')); $cores cores ($cpu), $mem; threads: cspcost --threads $THREADS, DuckDB SET threads = $THREADS (memory_limit $DUCK_MEM); best of $REPEAT"
     echo
-    echo "| records | step | cspcost s | cspcost peak RSS MiB | peer | peer s | peer peak RSS MiB | ratio | target |"
-    echo "|---|---|---:|---:|---|---:|---:|---:|---|"
+    echo "| records | shape | step | cspcost s | cspcost peak RSS MiB | peer | peer s | peer peak RSS MiB | ratio | target |"
+    echo "|---|---|---|---:|---:|---|---:|---:|---:|---|"
     printf '%s' "$TABLE_ROWS"
     echo
     printf '%s' "$SUMMARY"

@@ -5,7 +5,16 @@
 //!
 //! `cargo run --release --example generate -- --records 1000000 --out bench_data/1M`
 //! Options: `--tenants 50 --subscriptions-per-tenant 4 --meters 20 --days 31 --page-size 1000
-//! --month 2026-01 --edge-cases`. The same options always produce the same bytes.
+//! --month 2026-01 --edge-cases --gzip`. The same options always produce the same bytes.
+//!
+//! `--gzip` writes each page as `page-NNNN.json.gz` (fastest level): about a tenth of the
+//! disk, so that a 100 M-record month fits.
+//!
+//! Month shapes of `make bench` (`BENCH_SHAPE`): the default is 200 subscriptions (50
+//! tenants x 4); `--tenants 4 --subscriptions-per-tenant 1` is a few huge subscriptions,
+//! `--tenants 1 --subscriptions-per-tenant 1` one subscription, and `--tenants 1000
+//! --subscriptions-per-tenant 5` 5,000 small ones. Records are spread evenly over the
+//! subscriptions.
 //!
 //! `--edge-cases` mixes in, deterministically, records that exercise the corners of the
 //! rating rules: zero quantities, quantities with 10 decimals (unit conversion then rounds),
@@ -14,7 +23,7 @@
 //! which must not climb the ladders. Without it the output is unchanged.
 //!
 //! The integration tests include this file as a module (`tests/it/bench_check.rs`) and call
-//! [`run`] directly, so it has no dependency beyond std.
+//! [`run`] directly, so it depends only on std and on `flate2`, a dependency of cspcost.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -44,6 +53,8 @@ pub struct Opts {
     pub month: u32,
     /// Mix in corner cases and records to quarantine.
     pub edge_cases: bool,
+    /// Write the usage pages gzipped (`.json.gz`).
+    pub gzip: bool,
 }
 
 impl Default for Opts {
@@ -59,6 +70,7 @@ impl Default for Opts {
             year: 2026,
             month: 1,
             edge_cases: false,
+            gzip: false,
         }
     }
 }
@@ -79,8 +91,12 @@ fn parse_args() -> Result<Opts, String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
     while i < args.len() {
-        if args[i] == "--edge-cases" {
-            o.edge_cases = true;
+        if args[i] == "--edge-cases" || args[i] == "--gzip" {
+            if args[i] == "--gzip" {
+                o.gzip = true;
+            } else {
+                o.edge_cases = true;
+            }
             i += 1;
             continue;
         }
@@ -330,8 +346,10 @@ fn write_subscription(o: &Opts, tenant: u64, sub: u64, n: u64) -> std::io::Resul
     let mut bytes = 0;
     let pages = n.div_ceil(o.page_size);
     for p in 0..pages {
-        let path = dir.join(format!("page-{:04}.json", p + 1));
-        let mut w = BufWriter::with_capacity(1 << 20, fs::File::create(&path)?);
+        let ext = if o.gzip { "json.gz" } else { "json" };
+        let path = dir.join(format!("page-{:04}.{ext}", p + 1));
+        // The page is built in memory, then written plain or gzipped in one go.
+        let mut w: Vec<u8> = Vec::with_capacity(1 << 20);
         let lo = p * o.page_size;
         let hi = ((p + 1) * o.page_size).min(n);
         write!(w, r#"{{"totalCount":{n},"items":["#)?;
@@ -382,7 +400,16 @@ fn write_subscription(o: &Opts, tenant: u64, sub: u64, n: u64) -> std::io::Resul
             w,
             r#"],"links":{{"self":{{"uri":"customers/{t}/subscriptions/{s}/utilizations/azure","method":"GET","headers":[]}}{next}}},"attributes":{{"objectType":"Collection"}}}}"#
         )?;
-        w.flush()?;
+        let file = BufWriter::with_capacity(1 << 20, fs::File::create(&path)?);
+        if o.gzip {
+            let mut gz = flate2::write::GzEncoder::new(file, flate2::Compression::fast());
+            gz.write_all(&w)?;
+            gz.finish()?.flush()?;
+        } else {
+            let mut file = file;
+            file.write_all(&w)?;
+            file.flush()?;
+        }
         bytes += fs::metadata(&path)?.len();
     }
     Ok(bytes)

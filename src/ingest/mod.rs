@@ -7,6 +7,7 @@ pub mod prices;
 pub mod reference;
 pub mod source;
 pub mod usage;
+pub mod usage_rows;
 pub mod utilization;
 
 use crate::emit::manifest::Manifest;

@@ -108,16 +108,65 @@ pub fn logical_name(path: &Path) -> String {
 /// A reader over the file's content, decompressing `.gz`.
 pub fn open_reader(path: &Path) -> Result<Box<dyn Read + Send>> {
     let f = File::open(path).map_err(|e| Error::io(path, e))?;
+    Ok(decoded(path, BufReader::with_capacity(1 << 20, f)))
+}
+
+/// A reader over a file's bytes already in memory (see [`read_hashed`]), decompressing
+/// `.gz` like [`open_reader`].
+pub fn bytes_reader(path: &Path, bytes: Vec<u8>) -> Box<dyn Read + Send> {
+    decoded(path, std::io::Cursor::new(bytes))
+}
+
+fn decoded<R: BufRead + Send + 'static>(path: &Path, inner: R) -> Box<dyn Read + Send> {
     let is_gz = path
         .extension()
         .map(|e| e.eq_ignore_ascii_case("gz"))
         .unwrap_or(false);
-    Ok(if is_gz {
-        Box::new(GzChecked(flate2::bufread::MultiGzDecoder::new(
-            BufReader::with_capacity(1 << 20, f),
-        )))
+    if is_gz {
+        Box::new(GzChecked(flate2::bufread::MultiGzDecoder::new(inner)))
     } else {
-        Box::new(BufReader::with_capacity(1 << 20, f))
+        Box::new(inner)
+    }
+}
+
+/// Files up to this size are read into memory once, hashed from those bytes and parsed from
+/// them ([`read_hashed`]); a larger file is hashed in a pass of its own and then parsed
+/// streaming, so that memory stays bounded by this size and not by the file.
+pub const READ_ONCE_MAX: u64 = 64 << 20;
+
+/// A file's SHA-256 and size, and its bytes (as on disk, still compressed) when it was small
+/// enough to keep.
+pub struct HashedFile {
+    /// SHA-256, hex.
+    pub sha256: String,
+    /// Size in bytes.
+    pub bytes: u64,
+    /// The content, or None for a file above [`READ_ONCE_MAX`] (to be read again).
+    pub content: Option<Vec<u8>>,
+}
+
+/// Read a file once for both its ledger digest and its parse: the ledger decision is made on
+/// the digest before anything of the file is staged, and the parser then reads the same
+/// bytes from memory instead of from the file a second time.
+pub fn read_hashed(path: &Path) -> Result<HashedFile> {
+    use sha2::{Digest, Sha256};
+    let mut f = File::open(path).map_err(|e| Error::io(path, e))?;
+    let len = f.metadata().map_err(|e| Error::io(path, e))?.len();
+    if len > READ_ONCE_MAX {
+        let (sha256, bytes) = sha256_file(path)?;
+        return Ok(HashedFile {
+            sha256,
+            bytes,
+            content: None,
+        });
+    }
+    let mut content = Vec::with_capacity(len as usize + 1);
+    f.read_to_end(&mut content)
+        .map_err(|e| Error::io(path, e))?;
+    Ok(HashedFile {
+        sha256: hex::encode(Sha256::digest(&content)),
+        bytes: content.len() as u64,
+        content: Some(content),
     })
 }
 
@@ -175,29 +224,57 @@ pub use crate::staged::ledger::{FileToRead, Ledger, LedgerEntry};
 pub fn plan_files(files: &[PathBuf], ledger: &Ledger) -> Result<(Vec<FileToRead>, Vec<InputFile>)> {
     let mut to_read = Vec::new();
     let mut inputs = Vec::new();
-    let mut seen: BTreeMap<String, String> = BTreeMap::new();
+    let mut planner = FilePlanner::new(ledger);
     for p in files {
         let (sha, bytes) = sha256_file(p)?;
+        let (input, read) = planner.decide(p, sha, bytes);
+        inputs.push(input);
+        to_read.extend(read);
+    }
+    Ok((to_read, inputs))
+}
+
+/// The ledger decision of [`plan_files`], one file at a time, for a caller that digests each
+/// file as it reads it ([`read_hashed`]).
+pub struct FilePlanner<'l> {
+    ledger: &'l Ledger,
+    /// Digest -> first path of this run with that content.
+    seen: BTreeMap<String, String>,
+}
+
+impl<'l> FilePlanner<'l> {
+    /// Nothing seen yet in this run.
+    pub fn new(ledger: &'l Ledger) -> FilePlanner<'l> {
+        FilePlanner {
+            ledger,
+            seen: BTreeMap::new(),
+        }
+    }
+
+    /// The manifest entry of a file with this digest, and the file to read when its content
+    /// was neither ingested before nor met earlier in this run.
+    pub fn decide(&mut self, p: &Path, sha: String, bytes: u64) -> (InputFile, Option<FileToRead>) {
         let path = p.display().to_string();
-        let status = if let Some(e) = ledger.files.get(&sha) {
+        let mut read = None;
+        let status = if let Some(e) = self.ledger.files.get(&sha) {
             format!("skipped: identical to {} (run {})", e.path, e.run_id)
-        } else if let Some(first) = seen.get(&sha) {
+        } else if let Some(first) = self.seen.get(&sha) {
             format!("skipped: identical to {first} in this run")
         } else {
-            seen.insert(sha.clone(), path.clone());
-            to_read.push(FileToRead {
-                path: p.clone(),
+            self.seen.insert(sha.clone(), path.clone());
+            read = Some(FileToRead {
+                path: p.to_path_buf(),
                 sha256: sha.clone(),
                 bytes,
             });
             "ingested".to_string()
         };
-        inputs.push(InputFile {
+        let input = InputFile {
             path,
             bytes,
             sha256: sha,
             status,
-        });
+        };
+        (input, read)
     }
-    Ok((to_read, inputs))
 }

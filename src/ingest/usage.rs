@@ -8,13 +8,14 @@
 
 use crate::emit::manifest::{Manifest, PartitionSummary};
 use crate::error::{Error, Result};
-use crate::ingest::source::{expand_paths, plan_files, Ledger};
-use crate::ingest::utilization::{parse_file, Parsed};
+use crate::ingest::source::{expand_paths, read_hashed, FilePlanner, Ledger, READ_ONCE_MAX};
+use crate::ingest::usage_rows::{UsageBuilder, UsageRow};
+use crate::ingest::utilization::{parse_content, Parsed};
 use crate::ingest::{finish_ingest, record_counts, IngestCounts};
 use crate::model::reason::{QuarantineRecord, ReasonCode};
 use crate::model::schema::{hash_at, opt_str, Cols};
-use crate::model::time::{days_to_date, month_of};
-use crate::model::usage::{usage_schema, usage_to_batch, UsageRecord};
+use crate::model::time::days_to_date;
+use crate::model::usage::usage_schema;
 use crate::progress::Progress;
 use crate::store::Lake;
 use arrow::array::{Array, RecordBatch, StringArray};
@@ -33,22 +34,37 @@ pub use crate::staged::usage::{bucket_of, month_files, partition_file, staged_mo
 
 type PartKey = (String, u32);
 
+/// A partition while records stream in: (year * 12 + month - 1, bucket), which sorts like
+/// [`PartKey`] and costs no string per record.
+type SpillKey = (i32, u32);
+
+fn part_key((month, bucket): SpillKey) -> PartKey {
+    let (y, m) = (month.div_euclid(12), month.rem_euclid(12) + 1);
+    (format!("{y:04}-{m:02}"), bucket)
+}
+
+fn spill_key(r: &UsageRow) -> SpillKey {
+    use chrono::Datelike;
+    let d = days_to_date(r.usage_date);
+    (
+        d.year() * 12 + d.month0() as i32,
+        bucket_of(&r.subscription_id),
+    )
+}
+
 struct Spill {
     dir: PathBuf,
-    buffers: BTreeMap<PartKey, Vec<UsageRecord>>,
-    files: BTreeMap<PartKey, Vec<PathBuf>>,
+    buffers: BTreeMap<SpillKey, Vec<RecordBatch>>,
+    files: BTreeMap<SpillKey, Vec<PathBuf>>,
     buffered: usize,
     spilled_files: usize,
 }
 
 impl Spill {
-    fn push(&mut self, r: UsageRecord) -> Result<()> {
-        let key = (
-            month_of(days_to_date(r.usage_date)),
-            bucket_of(&r.subscription_id),
-        );
-        self.buffers.entry(key).or_default().push(r);
-        self.buffered += 1;
+    /// Rows of one partition, in arrival order.
+    fn push(&mut self, key: SpillKey, batch: RecordBatch) -> Result<()> {
+        self.buffered += batch.num_rows();
+        self.buffers.entry(key).or_default().push(batch);
         if self.buffered >= SPILL_ROWS {
             self.flush_all()?;
         }
@@ -57,7 +73,7 @@ impl Spill {
 
     fn flush_all(&mut self) -> Result<()> {
         std::fs::create_dir_all(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
-        for (key, rows) in std::mem::take(&mut self.buffers) {
+        for (key, batches) in std::mem::take(&mut self.buffers) {
             let path = self
                 .dir
                 .join(format!("spill-{:06}.parquet", self.spilled_files));
@@ -73,7 +89,9 @@ impl Spill {
                 Some(crate::store::scratch::scratch_properties()),
             )
             .map_err(perr)?;
-            w.write(&usage_to_batch(&rows)?).map_err(perr)?;
+            for b in &batches {
+                w.write(b).map_err(perr)?;
+            }
             w.close().map_err(perr)?;
             self.files.entry(key).or_default().push(path);
         }
@@ -279,6 +297,71 @@ fn merge_partition(
     Ok(st)
 }
 
+/// What parsing one file gave: its rows as batches per partition, in arrival order.
+struct FileRows {
+    read: u64,
+    batches: Vec<(SpillKey, RecordBatch)>,
+    quarantined: Vec<QuarantineRecord>,
+}
+
+/// Parse the files of a window in parallel; results in the window's order.
+fn parse_window(window: Vec<(&PathBuf, Vec<u8>)>, run_id: &str) -> Vec<Result<FileRows>> {
+    window
+        .into_par_iter()
+        .with_max_len(1)
+        .map(|(path, content)| {
+            let mut batches = Vec::new();
+            let mut rows = parse_rows(path, Some(content), run_id, &mut |key, batch| {
+                batches.push((key, batch));
+                Ok(())
+            })?;
+            rows.batches = batches;
+            Ok(rows)
+        })
+        .collect()
+}
+
+/// Parse one file into per-partition column builders, handing each partition's rows to `emit`
+/// as a batch whenever SPILL_ROWS are waiting and at the end (batches of one partition in
+/// arrival order). The returned [`FileRows`] has no batches: they went to `emit`.
+fn parse_rows(
+    path: &std::path::Path,
+    content: Option<Vec<u8>>,
+    run_id: &str,
+    emit: &mut dyn FnMut(SpillKey, RecordBatch) -> Result<()>,
+) -> Result<FileRows> {
+    let mut builders: BTreeMap<SpillKey, UsageBuilder> = BTreeMap::new();
+    let mut waiting = 0usize;
+    let mut quarantined = Vec::new();
+    let mut drain = |builders: &mut BTreeMap<SpillKey, UsageBuilder>| -> Result<()> {
+        for (key, mut b) in std::mem::take(builders) {
+            emit(key, b.finish()?)?;
+        }
+        Ok(())
+    };
+    let read = parse_content(path, content, run_id, &mut |p| match p {
+        Parsed::Record(r) => {
+            builders.entry(spill_key(&r)).or_default().push(&r)?;
+            waiting += 1;
+            if waiting >= SPILL_ROWS {
+                waiting = 0;
+                drain(&mut builders)?;
+            }
+            Ok(())
+        }
+        Parsed::Quarantined(q) => {
+            quarantined.push(*q);
+            Ok(())
+        }
+    })?;
+    drain(&mut builders)?;
+    Ok(FileRows {
+        read,
+        batches: Vec::new(),
+        quarantined,
+    })
+}
+
 /// Options of `ingest usage`.
 #[derive(Debug, Clone)]
 pub struct IngestUsageOptions {
@@ -296,8 +379,6 @@ pub fn ingest_usage(lake: &Lake, opts: &IngestUsageOptions, run_id: &str) -> Res
     );
     let files = expand_paths(&opts.paths)?;
     let ledger = Ledger::load(lake, "usage")?;
-    let (to_read, inputs) = plan_files(&files, &ledger)?;
-    m.inputs = inputs;
     let mut spill = Spill {
         dir: lake.scratch_dir(run_id)?.join("usage"),
         buffers: BTreeMap::new(),
@@ -307,25 +388,70 @@ pub fn ingest_usage(lake: &Lake, opts: &IngestUsageOptions, run_id: &str) -> Res
     };
     let mut quarantine: Vec<QuarantineRecord> = Vec::new();
     let mut read = 0u64;
-    let total_bytes: u64 = to_read.iter().map(|f| f.bytes).sum();
+    let total_bytes: u64 = files
+        .iter()
+        .map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+        .sum();
     let mut progress = Progress::new("ingest usage", total_bytes, true);
-    for f in &to_read {
-        let (path, bytes) = (&f.path, &f.bytes);
-        read += parse_file(path, run_id, &mut |p| match p {
-            Parsed::Record(r) => spill.push(*r),
-            Parsed::Quarantined(q) => {
-                quarantine.push(*q);
-                Ok(())
+    // Each file is read once: its digest decides against the ledger (skipped, or read), and
+    // the parser reads the same bytes from memory. Files are parsed on every core, a window
+    // at a time, and their rows handed to the spill in path order, so that the staged result
+    // (and which duplicate is "first") is the same as reading them one after the other.
+    let mut planner = FilePlanner::new(&ledger);
+    let mut to_read = Vec::new();
+    let mut window: Vec<(&PathBuf, Vec<u8>)> = Vec::new();
+    let mut window_bytes = 0u64;
+    let window_files = rayon::current_num_threads() * 4;
+    let mut take = |parsed: Result<FileRows>, spill: &mut Spill| -> Result<()> {
+        let parsed = parsed?;
+        read += parsed.read;
+        quarantine.extend(parsed.quarantined);
+        for (key, batch) in parsed.batches {
+            spill.push(key, batch)?;
+        }
+        Ok(())
+    };
+    for (i, path) in files.iter().enumerate() {
+        let hashed = read_hashed(path)?;
+        let (input, file) = planner.decide(path, hashed.sha256, hashed.bytes);
+        m.inputs.push(input);
+        progress.inc(hashed.bytes);
+        if let Some(f) = file {
+            to_read.push(f);
+            match hashed.content {
+                Some(content) => {
+                    window_bytes += content.len() as u64;
+                    window.push((path, content));
+                }
+                None => {
+                    // A file too large to hold streams on this thread, after the window
+                    // before it, handing its rows over every SPILL_ROWS.
+                    for parsed in parse_window(std::mem::take(&mut window), run_id) {
+                        take(parsed, &mut spill)?;
+                    }
+                    window_bytes = 0;
+                    let parsed =
+                        parse_rows(path, None, run_id, &mut |key, batch| spill.push(key, batch));
+                    take(parsed, &mut spill)?;
+                }
             }
-        })?;
-        progress.inc(*bytes);
+        }
+        let last = i + 1 == files.len();
+        if last || window.len() >= window_files || window_bytes >= READ_ONCE_MAX {
+            for parsed in parse_window(std::mem::take(&mut window), run_id) {
+                take(parsed, &mut spill)?;
+            }
+            window_bytes = 0;
+        }
     }
     progress.finish();
     // Everything goes to disk first; then each partition is read back and merged on its own,
     // so memory holds one partition per worker thread, never the whole run.
     spill.flush_all()?;
-    let parts: Vec<(PartKey, Vec<PathBuf>)> =
-        std::mem::take(&mut spill.files).into_iter().collect();
+    let parts: Vec<(PartKey, Vec<PathBuf>)> = std::mem::take(&mut spill.files)
+        .into_iter()
+        .map(|(k, files)| (part_key(k), files))
+        .collect();
     let results: Vec<(PartKey, MergeStats)> = parts
         .into_par_iter()
         .with_max_len(1)

@@ -2,25 +2,32 @@
 //! (`customers/<tenant>/subscriptions/<sub>/utilizations/azure/*.json`), NDJSON, or CSV.
 //! Each record is validated in the spec's reason order and becomes a [`UsageRecord`] or a
 //! [`QuarantineRecord`]; nothing is dropped.
+//!
+//! The parse is typed and borrowing: a record deserialises into structs of `&str`, `Cow<str>`
+//! and `&RawValue` that point into the page buffer (no `serde_json::Value` tree), numbers
+//! are read from their token text, and a valid record becomes a [`UsageRow`] that still
+//! borrows the page; the only copy of a field is the one into its Arrow column.
 
 use crate::error::{Error, Result};
-use crate::ingest::json_text::{canonical_json, decimal_from_raw, scalar_text};
-use crate::ingest::source::{csv_row_error, logical_name, open_reader};
-use crate::model::ids::normalize_guid;
+use crate::ingest::json_text::{canonical_raw, decimal_from_raw, scalar_raw};
+use crate::ingest::source::{bytes_reader, csv_row_error, logical_name, open_reader};
+use crate::ingest::usage_rows::UsageRow;
+use crate::model::ids::{normalize_guid, normalize_guid_cow};
 use crate::model::reason::{QuarantineRecord, ReasonCode};
 use crate::model::time::{date_to_days, is_leap_second, parse_rfc3339_utc, to_micros};
-use crate::model::usage::UsageRecord;
+use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
+use std::borrow::Cow;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
 /// What one input record became.
 #[derive(Debug)]
-pub enum Parsed {
-    /// A valid record.
-    Record(Box<UsageRecord>),
+pub enum Parsed<'a> {
+    /// A valid record, borrowing the file's text.
+    Record(Box<UsageRow<'a>>),
     /// A quarantined one.
     Quarantined(Box<QuarantineRecord>),
 }
@@ -50,39 +57,132 @@ struct Page<'a> {
     items: Option<Vec<&'a RawValue>>,
 }
 
+/// A JSON string borrowed from the input when it has no escapes, owned when it had to be
+/// unescaped. (`Option<Cow<str>>` under serde's derive always copies: serde only borrows a
+/// bare `Cow<str>` field.)
+struct Text<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Text<'a>, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Text<'de>;
+            // The same words as `String`'s, so that a detail text stays what it was.
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> std::result::Result<Text<'de>, E> {
+                Ok(Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> std::result::Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(v.to_string())))
+            }
+            fn visit_string<E>(self, v: String) -> std::result::Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
 #[derive(Deserialize)]
-struct RawResource {
-    id: Option<String>,
-    name: Option<String>,
-    category: Option<String>,
-    subcategory: Option<String>,
-    region: Option<String>,
+struct RawResource<'a> {
+    #[serde(borrow)]
+    id: Option<Text<'a>>,
+    #[serde(borrow)]
+    name: Option<Text<'a>>,
+    #[serde(borrow)]
+    category: Option<Text<'a>>,
+    #[serde(borrow)]
+    subcategory: Option<Text<'a>>,
+    #[serde(borrow)]
+    region: Option<Text<'a>>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct RawInstance {
-    resource_uri: Option<String>,
-    location: Option<String>,
-    part_number: Option<Value>,
-    order_number: Option<Value>,
-    additional_info: Option<Value>,
-    tags: Option<Value>,
+struct RawInstance<'a> {
+    #[serde(borrow)]
+    resource_uri: Option<Text<'a>>,
+    #[serde(borrow)]
+    location: Option<Text<'a>>,
+    #[serde(borrow)]
+    part_number: Option<&'a RawValue>,
+    #[serde(borrow)]
+    order_number: Option<&'a RawValue>,
+    #[serde(borrow)]
+    additional_info: Option<&'a RawValue>,
+    #[serde(borrow)]
+    tags: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct RawRecord<'a> {
-    usage_start_time: Option<String>,
-    usage_end_time: Option<String>,
-    resource: Option<RawResource>,
+    #[serde(borrow)]
+    usage_start_time: Option<Text<'a>>,
+    #[serde(borrow)]
+    usage_end_time: Option<Text<'a>>,
+    #[serde(borrow)]
+    resource: Option<RawResource<'a>>,
     #[serde(borrow)]
     quantity: Option<&'a RawValue>,
-    unit: Option<String>,
-    info_fields: Option<Value>,
-    instance_data: Option<RawInstance>,
-    customer_tenant_id: Option<String>,
-    subscription_id: Option<String>,
+    #[serde(borrow)]
+    unit: Option<Text<'a>>,
+    #[serde(borrow)]
+    info_fields: Option<&'a RawValue>,
+    #[serde(borrow)]
+    instance_data: Option<RawInstance<'a>>,
+    #[serde(borrow)]
+    customer_tenant_id: Option<Text<'a>>,
+    #[serde(borrow)]
+    subscription_id: Option<Text<'a>>,
+}
+
+/// Whether a text is one JSON object, and if so whether it has an `items` key: the test
+/// that tells a page from an NDJSON record. It walks the text without building it.
+fn object_has_items(text: &str) -> Option<bool> {
+    struct Probe(bool);
+    struct IsItems(bool);
+    impl<'de> Deserialize<'de> for IsItems {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<IsItems, D::Error> {
+            struct V;
+            impl Visitor<'_> for V {
+                type Value = IsItems;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("a key")
+                }
+                fn visit_str<E>(self, v: &str) -> std::result::Result<IsItems, E> {
+                    Ok(IsItems(v == "items"))
+                }
+            }
+            d.deserialize_str(V)
+        }
+    }
+    impl<'de> Deserialize<'de> for Probe {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Probe, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = Probe;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("a JSON object")
+                }
+                fn visit_map<A: MapAccess<'de>>(
+                    self,
+                    mut map: A,
+                ) -> std::result::Result<Probe, A::Error> {
+                    let mut items = false;
+                    while let Some(IsItems(k)) = map.next_key()? {
+                        items |= k;
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                    Ok(Probe(items))
+                }
+            }
+            d.deserialize_map(V)
+        }
+    }
+    serde_json::from_str::<Probe>(text).ok().map(|p| p.0)
 }
 
 /// Reads one file and hands every record to `sink`. Returns the number of records read.
@@ -98,8 +198,23 @@ struct RawRecord<'a> {
 pub fn parse_file(
     path: &Path,
     run_id: &str,
-    sink: &mut dyn FnMut(Parsed) -> Result<()>,
+    sink: &mut dyn FnMut(Parsed<'_>) -> Result<()>,
 ) -> Result<u64> {
+    parse_content(path, None, run_id, sink)
+}
+
+/// [`parse_file`] over the file's bytes when they were already read (to hash them, see
+/// [`crate::ingest::source::read_hashed`]); `None` reads the file.
+pub fn parse_content(
+    path: &Path,
+    content: Option<Vec<u8>>,
+    run_id: &str,
+    sink: &mut dyn FnMut(Parsed<'_>) -> Result<()>,
+) -> Result<u64> {
+    let open = || match content {
+        Some(bytes) => Ok(bytes_reader(path, bytes)),
+        None => open_reader(path),
+    };
     let source = path.display().to_string();
     let ctx = FileCtx {
         source: &source,
@@ -107,9 +222,9 @@ pub fn parse_file(
         run_id,
     };
     if logical_name(path).ends_with(".csv") {
-        return parse_csv(path, &ctx, sink);
+        return parse_csv(path, open()?, &ctx, sink);
     }
-    let mut reader = BufReader::with_capacity(1 << 20, open_reader(path)?);
+    let mut reader = BufReader::with_capacity(1 << 20, open()?);
     let read_line = |reader: &mut BufReader<Box<dyn Read + Send>>, buf: &mut Vec<u8>| {
         buf.clear();
         reader
@@ -135,10 +250,35 @@ pub fn parse_file(
         }
         leading.extend_from_slice(&first);
     }
-    let first_kind = std::str::from_utf8(&first)
-        .ok()
-        .and_then(|t| serde_json::from_str::<serde_json::Map<String, Value>>(t.trim()).ok())
-        .map(|m| m.contains_key("items"));
+    // A page on one line (how the API's pages are saved) is the whole file: it is parsed once,
+    // here, instead of being probed and then parsed again below. Anything else (more lines,
+    // no `items` array) takes the general path with the bytes already read.
+    let mut rest = Vec::new();
+    let mut one_line_page = false;
+    if let Ok(text) = std::str::from_utf8(&first) {
+        if let Ok(Page { items: Some(items) }) = serde_json::from_str::<Page>(text) {
+            one_line_page = true;
+            reader
+                .read_to_end(&mut rest)
+                .map_err(|e| Error::io(path, e))?;
+            if is_blank(&rest) {
+                for (i, item) in items.iter().enumerate() {
+                    sink(ctx.record(item.get(), i as i64 + 1))?;
+                }
+                return Ok(items.len() as u64);
+            }
+        }
+    }
+    first.extend_from_slice(&rest);
+    drop(rest);
+    let first_kind = if one_line_page {
+        // An object with an `items` array: what the probe would have said.
+        Some(true)
+    } else {
+        std::str::from_utf8(&first)
+            .ok()
+            .and_then(|t| object_has_items(t.trim()))
+    };
     if first_kind == Some(false) {
         // NDJSON: stream line by line, memory bounded by one line.
         let mut n = 0u64;
@@ -258,7 +398,7 @@ fn is_blank(line: &[u8]) -> bool {
 fn empty_file(
     ctx: &FileCtx,
     content: &[u8],
-    sink: &mut dyn FnMut(Parsed) -> Result<()>,
+    sink: &mut dyn FnMut(Parsed<'_>) -> Result<()>,
 ) -> Result<u64> {
     let what = if content.is_empty() {
         "is empty (0 bytes)".to_string()
@@ -282,8 +422,8 @@ fn mostly_records(bytes: &[u8]) -> bool {
         lines += 1;
         let is_record = std::str::from_utf8(line)
             .ok()
-            .and_then(|t| serde_json::from_str::<serde_json::Map<String, Value>>(t.trim()).ok())
-            .is_some_and(|m| !m.contains_key("items"));
+            .and_then(|t| object_has_items(t.trim()))
+            == Some(false);
         records += usize::from(is_record);
     }
     records > 0 && records * 2 >= lines
@@ -355,15 +495,43 @@ struct FileCtx<'a> {
     run_id: &'a str,
 }
 
-struct Partial {
-    tenant: Option<String>,
-    subscription: Option<String>,
-    meter: Option<String>,
+struct Partial<'p> {
+    tenant: Option<&'p str>,
+    subscription: Option<&'p str>,
+    meter: Option<&'p str>,
     date: Option<chrono::NaiveDate>,
 }
 
-impl FileCtx<'_> {
-    fn quarantine(&self, reason: ReasonCode, detail: String, row: i64, raw: &str) -> Parsed {
+/// A GUID normalised, borrowed from the input when it already is lowercase.
+fn guid_of(v: Cow<'_, str>) -> Option<Cow<'_, str>> {
+    match v {
+        Cow::Borrowed(b) => normalize_guid_cow(b),
+        Cow::Owned(o) => normalize_guid(&o).map(Cow::Owned),
+    }
+}
+
+/// The natural key's hash: xxh3-128 of the fields joined by U+001F, streamed into the
+/// hasher instead of formatted into a string first (the digest is the same).
+fn key_hash(parts: [&str; 4], start: i64, end: i64, additional_info: &str) -> u128 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    for p in parts {
+        h.update(p.as_bytes());
+        h.update(b"\x1f");
+    }
+    let mut num = [0u8; 24];
+    for t in [start, end] {
+        let mut w = &mut num[..];
+        let _ = std::io::Write::write_fmt(&mut w, format_args!("{t}"));
+        let left = w.len();
+        h.update(&num[..24 - left]);
+        h.update(b"\x1f");
+    }
+    h.update(additional_info.as_bytes());
+    h.digest128()
+}
+
+impl<'c> FileCtx<'c> {
+    fn quarantine(&self, reason: ReasonCode, detail: String, row: i64, raw: &str) -> Parsed<'c> {
         self.quarantine_with(
             reason,
             detail,
@@ -385,7 +553,7 @@ impl FileCtx<'_> {
         row: i64,
         raw: &str,
         p: Partial,
-    ) -> Parsed {
+    ) -> Parsed<'c> {
         let raw = if raw.len() > MAX_RAW {
             &raw[..raw.floor_char_boundary(MAX_RAW)]
         } else {
@@ -405,7 +573,7 @@ impl FileCtx<'_> {
     }
 
     /// One NDJSON line (with its line ending): invalid UTF-8 quarantines the line alone.
-    fn ndjson_line(&self, line: &[u8], line_no: i64) -> Parsed {
+    fn ndjson_line<'a>(&'a self, line: &'a [u8], line_no: i64) -> Parsed<'a> {
         match std::str::from_utf8(line) {
             Ok(text) => self.record(text.trim(), line_no),
             Err(e) => {
@@ -430,8 +598,8 @@ impl FileCtx<'_> {
     }
 
     /// Validate one record's JSON text.
-    fn record(&self, text: &str, row: i64) -> Parsed {
-        let rec: RawRecord = match serde_json::from_str(text) {
+    fn record<'a>(&'a self, text: &'a str, row: i64) -> Parsed<'a> {
+        let rec: RawRecord<'a> = match serde_json::from_str(text) {
             Ok(r) => r,
             Err(e) => {
                 return self.quarantine(
@@ -445,22 +613,28 @@ impl FileCtx<'_> {
                 )
             }
         };
+        let route = |r: &'a Option<String>| r.as_deref().map(Cow::Borrowed);
         let tenant = rec
             .customer_tenant_id
-            .clone()
-            .or_else(|| self.route.0.clone());
-        let subscription = rec.subscription_id.clone().or_else(|| self.route.1.clone());
-        let meter = rec.resource.as_ref().and_then(|r| r.id.clone());
-        let start_text = rec.usage_start_time.clone();
+            .map(|t| t.0)
+            .or_else(|| route(&self.route.0));
+        let subscription = rec
+            .subscription_id
+            .map(|s| s.0)
+            .or_else(|| route(&self.route.1));
+        let mut resource = rec.resource;
+        let meter = resource.as_mut().and_then(|r| r.id.take()).map(|m| m.0);
+        let start_text = rec.usage_start_time.map(|t| t.0);
+        let end_text = rec.usage_end_time.map(|t| t.0);
         let mut partial = Partial {
-            tenant: tenant.clone(),
-            subscription: subscription.clone(),
-            meter: meter.clone(),
+            tenant: tenant.as_deref(),
+            subscription: subscription.as_deref(),
+            meter: meter.as_deref(),
             date: None,
         };
         let missing = [
-            ("usageStartTime", rec.usage_start_time.is_none()),
-            ("usageEndTime", rec.usage_end_time.is_none()),
+            ("usageStartTime", start_text.is_none()),
+            ("usageEndTime", end_text.is_none()),
             ("resource.id", meter.is_none()),
             ("quantity", rec.quantity.is_none()),
             (
@@ -484,10 +658,7 @@ impl FileCtx<'_> {
         let quantity = match rec.quantity.map(decimal_from_raw) {
             Some(Ok(q)) => q,
             _ => {
-                let shown = rec
-                    .quantity
-                    .map(|q| q.get().to_string())
-                    .unwrap_or_default();
+                let shown = rec.quantity.map(|q| q.get()).unwrap_or_default();
                 return self.quarantine_with(
                     ReasonCode::BadNumber,
                     format!("quantity {shown} is not a decimal number"),
@@ -497,22 +668,22 @@ impl FileCtx<'_> {
                 );
             }
         };
-        let start_raw = start_text.unwrap_or_default();
-        let end_raw = rec.usage_end_time.clone().unwrap_or_default();
-        let Some(start) = parse_rfc3339_utc(&start_raw) else {
+        let start_raw = start_text.as_deref().unwrap_or_default();
+        let end_raw = end_text.as_deref().unwrap_or_default();
+        let Some(start) = parse_rfc3339_utc(start_raw) else {
             return self.quarantine_with(
                 ReasonCode::BadTimestamp,
-                bad_time("usageStartTime", &start_raw, row, self.source),
+                bad_time("usageStartTime", start_raw, row, self.source),
                 row,
                 text,
                 partial,
             );
         };
         partial.date = Some(start.date_naive());
-        let Some(end) = parse_rfc3339_utc(&end_raw) else {
+        let Some(end) = parse_rfc3339_utc(end_raw) else {
             return self.quarantine_with(
                 ReasonCode::BadTimestamp,
-                bad_time("usageEndTime", &end_raw, row, self.source),
+                bad_time("usageEndTime", end_raw, row, self.source),
                 row,
                 text,
                 partial,
@@ -532,82 +703,92 @@ impl FileCtx<'_> {
             ("subscription", &subscription),
             ("resource.id (meter)", &meter),
         ];
-        let mut norm = Vec::with_capacity(3);
         for (what, v) in ids {
             let v = v.as_deref().unwrap_or_default();
-            match normalize_guid(v) {
-                Some(g) => norm.push(g),
-                None => {
-                    return self.quarantine_with(
-                        ReasonCode::BadId,
-                        format!("{what} ID '{v}' is not a GUID"),
-                        row,
-                        text,
-                        partial,
-                    )
-                }
+            if normalize_guid_cow(v).is_none() {
+                return self.quarantine_with(
+                    ReasonCode::BadId,
+                    format!("{what} ID '{v}' is not a GUID"),
+                    row,
+                    text,
+                    partial,
+                );
             }
         }
-        let (meter_id, subscription_id, customer_tenant_id) = (
-            norm.pop().unwrap_or_default(),
-            norm.pop().unwrap_or_default(),
-            norm.pop().unwrap_or_default(),
-        );
-        let inst = rec.instance_data;
+        // All three are GUIDs (checked above), so `guid_of` gives Some.
+        let norm = |v: Option<Cow<'a, str>>| v.and_then(guid_of).unwrap_or_default();
+        let (customer_tenant_id, subscription_id, meter_id) =
+            (norm(tenant), norm(subscription), norm(meter));
+        let mut inst = rec.instance_data;
         let resource_uri = inst
-            .as_ref()
-            .and_then(|i| i.resource_uri.clone())
+            .as_mut()
+            .and_then(|i| i.resource_uri.take())
+            .map(|u| u.0)
             .unwrap_or_default();
         let additional_info = inst
             .as_ref()
-            .and_then(|i| i.additional_info.as_ref())
-            .filter(|v| !v.is_null())
-            .map(canonical_json)
+            .and_then(|i| i.additional_info)
+            .map(|v| canonical_raw(v.get()))
             .unwrap_or_default();
         let tags = inst
             .as_ref()
-            .and_then(|i| i.tags.as_ref())
-            .filter(|v| v.is_object())
-            .map(canonical_json)
-            .unwrap_or_else(|| "{}".to_string());
+            .and_then(|i| i.tags)
+            .filter(|v| v.get().starts_with('{'))
+            .map(|v| canonical_raw(v.get()))
+            .unwrap_or(Cow::Borrowed("{}"));
         let (usage_start, usage_end) = (to_micros(start), to_micros(end));
-        let key = format!("{customer_tenant_id}\u{1f}{subscription_id}\u{1f}{meter_id}\u{1f}{resource_uri}\u{1f}{usage_start}\u{1f}{usage_end}\u{1f}{additional_info}");
-        let resource = rec.resource;
-        Parsed::Record(Box::new(UsageRecord {
-            key_hash: xxhash_rust::xxh3::xxh3_128(key.as_bytes()),
+        let key_hash = key_hash(
+            [
+                &customer_tenant_id,
+                &subscription_id,
+                &meter_id,
+                &resource_uri,
+            ],
+            usage_start,
+            usage_end,
+            &additional_info,
+        );
+        let text_of = |t: Option<Text<'a>>| t.map(|t| t.0);
+        let (meter_name, meter_category, meter_subcategory, meter_region) = match resource {
+            Some(r) => (
+                text_of(r.name),
+                text_of(r.category),
+                text_of(r.subcategory),
+                text_of(r.region),
+            ),
+            None => (None, None, None, None),
+        };
+        Parsed::Record(Box::new(UsageRow {
+            key_hash,
             customer_tenant_id,
             subscription_id,
             meter_id,
-            meter_name: resource.as_ref().and_then(|r| r.name.clone()),
-            meter_category: resource.as_ref().and_then(|r| r.category.clone()),
-            meter_subcategory: resource.as_ref().and_then(|r| r.subcategory.clone()),
-            meter_region: resource.as_ref().and_then(|r| r.region.clone()),
+            meter_name,
+            meter_category,
+            meter_subcategory,
+            meter_region,
             resource_uri,
-            location: inst.as_ref().and_then(|i| i.location.clone()),
+            location: inst.as_mut().and_then(|i| i.location.take()).map(|l| l.0),
             part_number: inst
                 .as_ref()
-                .and_then(|i| i.part_number.as_ref())
-                .and_then(scalar_text),
+                .and_then(|i| i.part_number)
+                .and_then(scalar_raw),
             order_number: inst
                 .as_ref()
-                .and_then(|i| i.order_number.as_ref())
-                .and_then(scalar_text),
+                .and_then(|i| i.order_number)
+                .and_then(scalar_raw),
             additional_info,
             tags,
-            info_fields: rec
-                .info_fields
-                .as_ref()
-                .filter(|v| !v.is_null())
-                .map(canonical_json),
-            unit: rec.unit.filter(|u| !u.trim().is_empty()),
+            info_fields: rec.info_fields.map(|v| canonical_raw(v.get())),
+            unit: rec.unit.map(|u| u.0).filter(|u| !u.trim().is_empty()),
             quantity,
             usage_start,
             usage_end,
             usage_date: date_to_days(start.date_naive()),
-            source_file: self.source.to_string(),
+            source_file: self.source,
             source_row: row,
-            ingest_run_id: self.run_id.to_string(),
-            raw: text.to_string(),
+            ingest_run_id: self.run_id,
+            raw: Cow::Borrowed(text),
         }))
     }
 }
@@ -662,12 +843,11 @@ const CSV_FIELDS: &[(&str, &[&str])] = &[
 
 fn parse_csv(
     path: &Path,
+    input: Box<dyn Read + Send>,
     ctx: &FileCtx,
-    sink: &mut dyn FnMut(Parsed) -> Result<()>,
+    sink: &mut dyn FnMut(Parsed<'_>) -> Result<()>,
 ) -> Result<u64> {
-    let mut rdr = csv::ReaderBuilder::new()
-        .flexible(true)
-        .from_reader(open_reader(path)?);
+    let mut rdr = csv::ReaderBuilder::new().flexible(true).from_reader(input);
     let headers: Vec<String> = rdr
         .headers()
         .map_err(|e| match csv_row_error(path, e) {
@@ -777,7 +957,7 @@ fn parse_csv(
         let json = Value::Object(obj).to_string();
         let parsed = match ctx.record(&json, line) {
             Parsed::Record(mut r) => {
-                r.raw = raw;
+                r.raw = Cow::Owned(raw);
                 Parsed::Record(r)
             }
             Parsed::Quarantined(mut q) => {

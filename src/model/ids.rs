@@ -2,6 +2,12 @@
 
 /// The lowercase form of `text` when it is a GUID (`8-4-4-4-12` hex digits, optional braces).
 pub fn normalize_guid(text: &str) -> Option<String> {
+    normalize_guid_cow(text).map(std::borrow::Cow::into_owned)
+}
+
+/// [`normalize_guid`] without a copy when `text` already is the lowercase form (ingest calls
+/// it three times per record).
+pub fn normalize_guid_cow(text: &str) -> Option<std::borrow::Cow<'_, str>> {
     let t = text.trim();
     let t = t
         .strip_prefix('{')
@@ -17,7 +23,11 @@ pub fn normalize_guid(text: &str) -> Option<String> {
             return None;
         }
     }
-    Some(t.to_ascii_lowercase())
+    Some(if b.iter().any(u8::is_ascii_uppercase) {
+        std::borrow::Cow::Owned(t.to_ascii_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(t)
+    })
 }
 
 /// Longest organization, partnership or reseller ID. IDs become partition directory names

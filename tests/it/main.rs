@@ -14,6 +14,7 @@ mod hostile;
 mod ingest;
 mod interop;
 mod object_store;
+mod parse_window;
 mod pipeline;
 mod props;
 mod pull;
