@@ -143,7 +143,7 @@ impl Error {
         let path = path.into();
         if let Some(bad) = source
             .get_ref()
-            .and_then(|e| e.downcast_ref::<crate::ingest::source::BadGzip>())
+            .and_then(|e| e.downcast_ref::<crate::store::input::BadGzip>())
         {
             return Error::InputFormat {
                 path: path.display().to_string(),

@@ -7,12 +7,12 @@
 //! line and the field: an invoice is compared whole or not at all.
 
 use crate::error::Result;
-use crate::ingest::source::{logical_name, read_all};
 use crate::model::decimal::Dec10;
 use crate::model::ids::normalize_guid;
 use crate::model::time::parse_lenient_utc;
 use crate::reconcile::period::Period;
 use crate::reconcile::ReconcileError;
+use crate::store::input::{logical_name, read_all};
 use serde_json::value::RawValue;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;

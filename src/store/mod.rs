@@ -6,6 +6,7 @@
 //! crash therefore leaves the previous version intact and readable, and the staging file,
 //! under a scratch directory ([`scratch`]), is removed by the next run.
 
+pub mod input;
 pub mod lease;
 mod remote;
 pub mod scratch;
