@@ -90,7 +90,7 @@ fn sample_statements_are_the_hand_checked_ones() {
     let l = arg(dir.path());
     let out = bill(&l, "2026-01");
     for row in [
-        "organization adatum         adatum-2026-01               3            55.92 USD              0 (0.00)",
+        "organization adatum         adatum-2026-01               2            55.92 USD              0 (0.00)",
         "organization contoso        contoso-2026-01              8           474.24 EUR              0 (0.00)",
         "organization fabrikam       fabrikam-2026-01             4           170022 JPY                 0 (0)",
     ] {
@@ -99,10 +99,10 @@ fn sample_statements_are_the_hand_checked_ones() {
     assert_eq!(
         csv(dir.path(), "2026-01", "org=contoso"),
         "invoice_id,kind,organization_id,description,service_name,charge_category,charge_frequency,order_id,installment,amount,currency
-contoso-2026-01,usage,contoso,Azure Monitor,Azure Monitor,Usage,Usage-Based,,,2.67,EUR
-contoso-2026-01,usage,contoso,Bandwidth,Bandwidth,Usage,Usage-Based,,,18.46,EUR
-contoso-2026-01,usage,contoso,Log Analytics,Log Analytics,Usage,Usage-Based,,,1.43,EUR
-contoso-2026-01,usage,contoso,Storage,Storage,Usage,Usage-Based,,,197.95,EUR
+contoso-2026-01,usage,contoso,Application Gateway,Application Gateway,Usage,Usage-Based,,,5.51,EUR
+contoso-2026-01,usage,contoso,Azure Monitor,Azure Monitor,Usage,Usage-Based,,,4.10,EUR
+contoso-2026-01,usage,contoso,Load Balancer,Load Balancer,Usage,Usage-Based,,,12.95,EUR
+contoso-2026-01,usage,contoso,Storage Accounts,Storage Accounts,Usage,Usage-Based,,,197.95,EUR
 contoso-2026-01,usage,contoso,Virtual Machines,Virtual Machines,Usage,Usage-Based,,,72.38,EUR
 contoso-2026-01,usage,contoso,Virtual Network,Virtual Network,Usage,Usage-Based,,,3.77,EUR
 contoso-2026-01,reservation,contoso,\"Reserved VM Instance, Standard_D2_v3, EU West, 1 Year (order ord-0001, installment 1 of 12)\",,Purchase,Recurring,ord-0001,1 of 12,177.56,EUR
@@ -134,7 +134,7 @@ contoso-2026-01,total,,Total,,,,,,474.24,EUR
     assert_eq!(
         lines(dir.path(), "2026-01", "org=fabrikam"),
         [
-            "usage Storage 152371",
+            "usage Storage Accounts 152371",
             "usage Virtual Machines 10602",
             "reservation Reserved VM Instance, Standard_D2_v3, EU West, 3 Years (order ord-0003, installment 1 of 36) 7049",
             "rounding Rounding 0",
@@ -163,11 +163,27 @@ contoso-2026-01,total,,Total,,,,,,474.24,EUR
         lines(dir.path(), "2026-02", "org=adatum"),
         [
             "usage Azure Container Apps 41.11",
-            "usage Bandwidth 2.45",
-            "usage Virtual Machines 34.56",
+            "usage Virtual Machines 37.01",
             "reservation Reserved VM Instance, Standard_D2_v3, EU West, 1 Year (order ord-0002, installment 1 of 1) 1401.60",
             "rounding Rounding 0.01",
             "total 1479.73"
+        ]
+    );
+    // Bandwidth split by resource (load balancer, application gateway) rounds up twice:
+    // 4.4765820203 -> 4.48 and 2.2872659869 -> 2.29, so the rounding line is negative.
+    assert_eq!(
+        lines(dir.path(), "2026-02", "org=contoso"),
+        [
+            "usage Application Gateway 2.29",
+            "usage Azure Monitor 1.79",
+            "usage Load Balancer 4.48",
+            "usage Storage Accounts 93.80",
+            "usage Virtual Machines 35.23",
+            "usage Virtual Network 1.84",
+            "reservation Reserved VM Instance, Standard_D2_v3, EU West, 1 Year (order ord-0001, installment 2 of 12) 177.56",
+            "reservation Reserved VM Instance, Standard_E4s_v5, EU West, 1 Year (order ord-0004, installment 1 of 1) 1258.59",
+            "rounding Rounding -0.01",
+            "total 1575.57"
         ]
     );
     // The manifest balances each statement against its rows' BilledCost rounded once.
@@ -412,10 +428,10 @@ fn issued_january_never_changes_and_february_carries_the_restatement() {
         .collect();
     // January's lines as the current costs/ say (sample_data/README.md §E.6).
     let current_january = [
-        ("Azure Monitor", "2.67"),
-        ("Bandwidth", "18.46"),
-        ("Log Analytics", "1.43"),
-        ("Storage", "197.95"),
+        ("Application Gateway", "5.51"),
+        ("Azure Monitor", "4.10"),
+        ("Load Balancer", "12.95"),
+        ("Storage Accounts", "197.95"),
         ("Virtual Machines", "72.38"),
         ("Virtual Network", "3.77"),
         ("Rounding", "0.02"),
@@ -666,8 +682,7 @@ fn month_end_pipeline_bills_the_month() {
     assert_eq!(
         lines(&l, "2026-01", "org=adatum"),
         [
-            "usage Bandwidth 4.27",
-            "usage Virtual Machines 51.65",
+            "usage Virtual Machines 55.92",
             "rounding Rounding 0.00",
             "total 55.92"
         ]
