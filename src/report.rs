@@ -253,7 +253,7 @@ pub fn print_rate_summary(r: &crate::rate::run::RateReport) {
 }
 
 /// Rows, `x_ListCostUsd` and `BilledCost` per organization and month.
-fn print_org_month_totals(totals: &[crate::rate::run::OrgMonthTotal]) {
+fn print_org_month_totals(totals: &[crate::emit::costs::OrgMonthTotal]) {
     if totals.is_empty() {
         return;
     }

@@ -50,10 +50,10 @@ pub fn record_counts(
 pub fn finish_ingest(
     lake: &Lake,
     m: Manifest,
-    mut ledger: source::Ledger,
+    mut ledger: crate::staged::ledger::Ledger,
     ledger_kind: &str,
     quarantine: &[QuarantineRecord],
-    to_read: Vec<source::FileToRead>,
+    to_read: Vec<crate::staged::ledger::FileToRead>,
     started: std::time::Instant,
 ) -> crate::Result<Manifest> {
     let run_id = m.run_id.clone();

@@ -7,7 +7,7 @@ use crate::emit::manifest::{Manifest, PartitionSummary};
 use crate::error::{Error, Result};
 use crate::ingest::json_text::scalar_text;
 use crate::ingest::source::{
-    csv_row_error, expand_paths, logical_name, open_reader, plan_files, read_all, Ledger,
+    csv_row_error, expand_paths, logical_name, open_reader, plan_files, read_all,
 };
 use crate::ingest::{finish_ingest, record_counts, IngestCounts};
 use crate::model::decimal::Dec10;
@@ -15,14 +15,14 @@ use crate::model::ids::normalize_guid;
 use crate::model::order::{order_schema, orders_to_batch, ReservationOrder, ORDER_TEXT_FIELDS};
 use crate::model::reason::{QuarantineRecord, ReasonCode};
 use crate::model::time::{parse_lenient_utc, to_micros};
+use crate::staged::ledger::Ledger;
 use crate::store::Lake;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
-// Former location of the staged orders table, kept while open branches merge.
-pub use crate::staged::orders::{load_orders, ORDERS_FILE};
+use crate::staged::orders::{load_orders, ORDERS_FILE};
 
 /// Validate one order given as field -> text.
 #[allow(

@@ -7,7 +7,7 @@ use crate::emit::manifest::{Manifest, PartitionSummary};
 use crate::error::{Error, Result};
 use crate::ingest::json_text::decimal_from_raw;
 use crate::ingest::source::{
-    csv_row_error, expand_paths, logical_name, open_reader, plan_files, read_all, Ledger,
+    csv_row_error, expand_paths, logical_name, open_reader, plan_files, read_all,
 };
 use crate::ingest::{finish_ingest, record_counts, IngestCounts};
 use crate::model::decimal::Dec10;
@@ -18,6 +18,7 @@ use crate::model::price::{
 };
 use crate::model::reason::{QuarantineRecord, ReasonCode};
 use crate::model::time::{date_to_days, parse_lenient_utc};
+use crate::staged::ledger::Ledger;
 use crate::store::Lake;
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -25,8 +26,7 @@ use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-// Former location of the staged price table, kept while open branches merge.
-pub use crate::staged::prices::{load_prices, load_rejected_prices, PRICES_FILE, REJECTED_FILE};
+use crate::staged::prices::{load_prices, load_rejected_prices, PRICES_FILE, REJECTED_FILE};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -782,7 +782,7 @@ fn same_price(a: &PriceRow, b: &PriceRow) -> bool {
 fn save_rejected(
     lake: &Lake,
     m: &mut Manifest,
-    read: &[crate::ingest::source::FileToRead],
+    read: &[crate::staged::ledger::FileToRead],
     mut new: Vec<RejectedPrice>,
 ) -> Result<()> {
     let old = load_rejected_prices(lake)?;

@@ -5,15 +5,14 @@
 
 use crate::emit::manifest::{Manifest, PartitionSummary};
 use crate::error::{Error, Result};
-use crate::ingest::source::{
-    csv_row_error, expand_paths, logical_name, open_reader, plan_files, Ledger,
-};
+use crate::ingest::source::{csv_row_error, expand_paths, logical_name, open_reader, plan_files};
 use crate::ingest::{finish_ingest, record_counts, IngestCounts};
 use crate::model::decimal::Dec10;
 use crate::model::ids::{check_safe_id, normalize_guid, shown_id};
 use crate::model::reason::{QuarantineRecord, ReasonCode};
 use crate::model::reference::*;
 use crate::model::time::{month_of, parse_lenient_utc, parse_month};
+use crate::staged::ledger::Ledger;
 use crate::staged::reference::{load_table, save_table};
 use crate::store::Lake;
 use std::collections::BTreeMap;

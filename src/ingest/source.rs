@@ -4,6 +4,7 @@
 
 use crate::emit::manifest::InputFile;
 use crate::error::{Error, Result};
+use crate::staged::ledger::{FileToRead, Ledger};
 use crate::store::sha256_file;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -97,9 +98,6 @@ fn walk(
 // Raw input files are read through the store's input module (reconcile reads invoices
 // with it too).
 pub use crate::store::input::*;
-
-// Former location of the ledger, kept while open branches merge.
-pub use crate::staged::ledger::{FileToRead, Ledger, LedgerEntry};
 
 /// Digest every file; split into the ones to read and the ones identical to a file already
 /// ingested (or to an earlier file of this run). Returns (to_read, manifest entries).

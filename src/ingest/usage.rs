@@ -8,7 +8,7 @@
 
 use crate::emit::manifest::{Manifest, PartitionSummary};
 use crate::error::{Error, Result};
-use crate::ingest::source::{expand_paths, read_hashed, FilePlanner, Ledger, READ_ONCE_MAX};
+use crate::ingest::source::{expand_paths, read_hashed, FilePlanner, READ_ONCE_MAX};
 use crate::ingest::usage_rows::{UsageBuilder, UsageRow};
 use crate::ingest::utilization::{parse_content, Parsed};
 use crate::ingest::{finish_ingest, record_counts, IngestCounts};
@@ -17,6 +17,7 @@ use crate::model::schema::{hash_at, opt_str, Cols};
 use crate::model::time::days_to_date;
 use crate::model::usage::usage_schema;
 use crate::progress::Progress;
+use crate::staged::ledger::Ledger;
 use crate::store::Lake;
 use arrow::array::{Array, RecordBatch, StringArray};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -29,8 +30,7 @@ use std::path::PathBuf;
 /// Records buffered in memory before the largest buffers spill to disk.
 const SPILL_ROWS: usize = 50_000;
 
-// Former location of the staged usage layout, kept while open branches merge.
-pub use crate::staged::usage::{bucket_of, month_files, partition_file, staged_months, BUCKETS};
+use crate::staged::usage::{bucket_of, partition_file};
 
 type PartKey = (String, u32);
 

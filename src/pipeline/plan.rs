@@ -4,7 +4,7 @@
 use crate::emit::manifest::{new_run_id, Manifest};
 use crate::error::{Error, Result};
 use crate::ingest;
-use crate::ingest::source::{expand_paths, plan_files, Ledger};
+use crate::ingest::source::{expand_paths, plan_files};
 use crate::model::tier::{TierPeriod, TierScope};
 use crate::pipeline::config::{expand_env, line_of, resolve_path, PipelineConfig};
 use crate::progress::log;
@@ -12,6 +12,7 @@ use crate::rate::run::{RateOptions, Shard};
 use crate::reconcile::run::{ReconcileOptions, ReconcileRequest};
 use crate::report;
 use crate::reserve::run::ReserveOptions;
+use crate::staged::ledger::Ledger;
 use crate::store::Lake;
 use chrono::NaiveDate;
 use std::path::{Path, PathBuf};

@@ -9,18 +9,17 @@ use crate::model::billing::Reseller;
 use crate::model::decimal::Dec10;
 use crate::model::reason::{QuarantineRecord, ReasonCode};
 use crate::model::reference::{Organization, Reference, TenantMapping};
+use crate::model::tier::{TierPeriod, TierScope};
 use crate::model::time::{date_to_days, days_to_date};
 use crate::model::units::Unit;
 use crate::model::usage::UsageRecord;
+use crate::pricing::fx::to_billing_currency;
+use crate::pricing::markup::apply_percent;
 use crate::pricing::price_book::{PriceBook, PriceVersion};
+use crate::pricing::rated::RatedRow;
 use crate::pricing::tiers::TierLadder;
 use rayon::prelude::*;
 use std::collections::HashMap;
-
-// Former locations, kept while open branches merge.
-pub use crate::model::tier::{TierPeriod, TierScope};
-pub use crate::pricing::fx::{convert_from_usd, to_billing_currency};
-pub use crate::pricing::markup::{apply_percent, apply_percent_rounded};
 
 /// Everything a month is rated against.
 pub struct RateContext<'a> {
@@ -33,9 +32,6 @@ pub struct RateContext<'a> {
     /// Period.
     pub period: TierPeriod,
 }
-
-// Former location, kept while open branches merge.
-pub use crate::pricing::rated::RatedRow;
 
 /// A month's outcome.
 pub struct MonthRating<'a> {

@@ -5,7 +5,3 @@
 pub mod engine;
 pub mod run;
 pub mod runs;
-
-// Former locations, kept while branches written against them are merged.
-pub use crate::model::half_away_from_zero;
-pub use crate::pricing::{price_book, tiers};

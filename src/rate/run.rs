@@ -2,18 +2,20 @@
 //! last run), rate each month, publish its partitions and its quarantine state, and write a
 //! manifest whose counts balance (`staged = rated + quarantined`).
 
-use crate::emit::costs::{partition_dir, sum_decimal, usage_batch, PartitionHeader};
+use crate::emit::costs::{partition_dir, sum_decimal, usage_batch, OrgMonthTotal, PartitionHeader};
 use crate::emit::manifest::{Manifest, PartitionSummary};
 use crate::emit::quarantine::{count_by_reason, write_quarantine};
 use crate::error::{Error, Result};
 use crate::model::decimal::Dec10;
 use crate::model::ids::stable_hash64;
 use crate::model::reference::{Reference, ALL_TABLES};
+use crate::model::tier::{TierPeriod, TierScope};
 use crate::model::time::{days_to_date, month_of, parse_month};
 use crate::model::usage::{usage_from_batch, UsageRecord, RATING_COLUMNS};
 use crate::pricing::price_book::PriceBook;
+use crate::pricing::rated::RatedRow;
 use crate::progress::{log, Progress};
-use crate::rate::engine::{output_order, rate_month, RateContext, RatedRow, TierPeriod, TierScope};
+use crate::rate::engine::{output_order, rate_month, RateContext};
 use crate::rate::runs::{merge_runs, write_run};
 use crate::staged::prices::{load_prices, load_rejected_prices, PRICES_FILE, REJECTED_FILE};
 use crate::staged::usage::{month_files, staged_months};
@@ -66,9 +68,6 @@ pub struct RateOptions {
     /// Only print what would be rated.
     pub dry_run: bool,
 }
-
-// Former location, kept while open branches merge.
-pub use crate::emit::costs::OrgMonthTotal;
 
 /// What `rate` did.
 #[derive(Debug)]

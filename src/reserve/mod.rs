@@ -6,6 +6,3 @@
 
 pub mod assets;
 pub mod run;
-
-// Former location, kept while branches written against it are merged.
-pub use crate::pricing::reservation as pricing;

@@ -13,6 +13,7 @@ mod focus;
 mod hostile;
 mod ingest;
 mod interop;
+mod layering;
 mod object_store;
 mod parse_window;
 mod pipeline;

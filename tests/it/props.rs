@@ -4,10 +4,11 @@
 
 use cspcost::model::decimal::Dec10;
 use cspcost::model::reference::{Organization, Reference, TenantMapping};
+use cspcost::model::tier::{TierPeriod, TierScope};
 use cspcost::model::usage::UsageRecord;
 use cspcost::pricing::price_book::PriceBook;
 use cspcost::pricing::tiers::{PriceTier, TierLadder};
-use cspcost::rate::engine::{rate_month, RateContext, TierPeriod, TierScope};
+use cspcost::rate::engine::{rate_month, RateContext};
 use proptest::prelude::*;
 
 /// Quantities with up to 10 decimals, up to 10^6 units.
