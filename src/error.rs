@@ -1,5 +1,6 @@
 //! The crate's error type: every variant says which file or record and what was expected,
-//! and maps to the exit code users script against (2 bad input/config, 1 I/O or internal).
+//! and maps to the exit code users script against (2 bad input/config, 1 I/O, 3 an internal
+//! invariant that failed).
 
 use std::path::PathBuf;
 
@@ -14,6 +15,21 @@ pub enum Error {
     Config {
         /// One sentence per problem.
         problems: Vec<String>,
+    },
+    /// Input files that cannot be read as given (a directory walk that loops back, a broken
+    /// link); every problem listed.
+    #[error("{}", format_problems(.problems))]
+    BadInput {
+        /// One sentence per problem, naming the file.
+        problems: Vec<String>,
+    },
+    /// The worker thread pool could not be started (the system refused threads).
+    #[error("starting {threads} worker threads: {detail}")]
+    ThreadPool {
+        /// Threads asked for (0: one per core).
+        threads: usize,
+        /// The system's reason.
+        detail: String,
     },
     /// A whole input file that cannot be read as its kind.
     #[error("{path}: {expected}")]
@@ -118,10 +134,13 @@ fn format_problems(problems: &[String]) -> String {
 }
 
 impl Error {
-    /// The process exit code for this error (README: 2 bad input or config, 1 otherwise).
+    /// The process exit code for this error (README: 2 bad input or config, 3 an internal
+    /// invariant (counts that do not balance, arithmetic beyond DECIMAL(38,10)), 1 otherwise).
     pub fn exit_code(&self) -> i32 {
         match self {
+            Error::Unbalanced { .. } | Error::Overflow { .. } => 3,
             Error::Config { .. }
+            | Error::BadInput { .. }
             | Error::InputFormat { .. }
             | Error::Reconcile(_)
             | Error::NoLake { .. }
@@ -151,5 +170,45 @@ impl Error {
             };
         }
         Error::Io { path, source }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_tell_input_io_and_bugs_apart() {
+        let unbalanced = Error::Unbalanced {
+            stage: "rate".into(),
+            detail: "staged 3 != rated 2".into(),
+        };
+        let overflow = Error::Overflow {
+            context: "summing BilledCost of organization contoso, month 2026-01".into(),
+        };
+        assert_eq!(unbalanced.exit_code(), 3);
+        assert_eq!(overflow.exit_code(), 3);
+        let bad = Error::BadInput {
+            problems: vec!["d/loop: symbolic link loop".into()],
+        };
+        assert_eq!(bad.exit_code(), 2);
+        assert_eq!(bad.to_string(), "d/loop: symbolic link loop");
+        let pool = Error::ThreadPool {
+            threads: 4,
+            detail: "resource temporarily unavailable".into(),
+        };
+        assert_eq!(pool.exit_code(), 1);
+        assert_eq!(
+            pool.to_string(),
+            "starting 4 worker threads: resource temporarily unavailable"
+        );
+        assert_eq!(
+            Error::config("--month '2026-13' is not YYYY-MM").exit_code(),
+            2
+        );
+        assert_eq!(
+            Error::io("/x", std::io::Error::other("disk full")).exit_code(),
+            1
+        );
     }
 }

@@ -1,5 +1,5 @@
 //! The `cspcost` binary: parse, run, map errors to exit codes (0 ok, 2 bad arguments,
-//! configuration or input format, 1 I/O or internal).
+//! configuration or input format, 1 I/O, 3 an internal invariant failed).
 
 use clap::Parser;
 

@@ -58,6 +58,8 @@ def run_cspcost(*args: str) -> dict:
             finished = event
     if proc.returncode == 2:
         raise AirflowFailException(f"{' '.join(cmd)}: bad arguments, configuration or input")
+    if proc.returncode == 3:
+        raise AirflowFailException(f"{' '.join(cmd)}: an internal invariant failed (a bug)")
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} exited with {proc.returncode}")
     return finished

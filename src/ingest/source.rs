@@ -25,7 +25,7 @@ pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
         }
     }
     if !problems.is_empty() {
-        return Err(Error::Config { problems });
+        return Err(Error::BadInput { problems });
     }
     Ok(files)
 }

@@ -551,7 +551,10 @@ pub fn rate(lake: &Lake, opts: &RateOptions, run_id: &str) -> Result<RateReport>
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(opts.threads.unwrap_or(0))
         .build()
-        .map_err(|e| Error::config(format!("--threads: {e}")))?;
+        .map_err(|e| Error::ThreadPool {
+            threads: opts.threads.unwrap_or(0),
+            detail: e.to_string(),
+        })?;
     pool.install(|| rate_in_pool(lake, opts, run_id))
 }
 
