@@ -657,42 +657,20 @@ pub fn pull_request(cmd: PullCommand) -> (crate::pull::PullWhat, crate::pull::Pu
 
 /// Validate `rate` flags, reporting every problem at once.
 pub fn rate_options(a: &RateArgs) -> Result<crate::rate::run::RateOptions> {
-    use crate::model::tier::{TierPeriod, TierScope};
-    let mut problems = Vec::new();
-    let scope = TierScope::parse(&a.tier_scope).unwrap_or_else(|| {
-        problems.push(format!(
-            "--tier-scope '{}': expected subscription, customer or organization",
-            a.tier_scope
-        ));
-        TierScope::Subscription
-    });
-    let period = TierPeriod::parse(&a.tier_period).unwrap_or_else(|| {
-        problems.push(format!(
-            "--tier-period '{}': expected calendar_month or billing_cycle:DAY with DAY 1..28",
-            a.tier_period
-        ));
-        TierPeriod::CalendarMonth
-    });
-    let shard = a.shard.as_deref().map(|s| {
-        crate::rate::run::Shard::parse(s).unwrap_or_else(|| {
-            problems.push(format!("--shard '{s}': expected i/n with 0 <= i < n"));
-            crate::rate::run::Shard { index: 0, count: 1 }
-        })
-    });
-    if a.threads == Some(0) {
-        problems.push("--threads must be at least 1".into());
-    }
-    if !problems.is_empty() {
-        return Err(crate::Error::Config { problems });
-    }
-    Ok(crate::rate::run::RateOptions {
+    let request = crate::rate::run::RateRequest {
         months: a.months.clone(),
-        scope,
-        period,
+        tier_scope: Some(a.tier_scope.clone()),
+        tier_period: Some(a.tier_period.clone()),
         threads: a.threads,
-        shard,
+        shard: a.shard.clone(),
         dry_run: a.dry_run,
-    })
+    };
+    request
+        .validate(&|field, _| match field {
+            "months" => "--month".to_string(),
+            f => format!("--{}", f.replace('_', "-")),
+        })
+        .map_err(|problems| crate::Error::Config { problems })
 }
 
 /// Validate `reserve` flags (`--as-of` defaults to today, UTC).

@@ -5,10 +5,9 @@ use crate::emit::manifest::{new_run_id, Manifest};
 use crate::error::{Error, Result};
 use crate::ingest;
 use crate::ingest::source::{expand_paths, plan_files};
-use crate::model::tier::{TierPeriod, TierScope};
 use crate::pipeline::config::{expand_env, line_of, resolve_path, PipelineConfig};
 use crate::progress::log;
-use crate::rate::run::{RateOptions, Shard};
+use crate::rate::run::RateOptions;
 use crate::reconcile::run::{ReconcileOptions, ReconcileRequest};
 use crate::report;
 use crate::reserve::run::ReserveOptions;
@@ -167,54 +166,31 @@ pub fn load(path: &Path) -> Result<Plan> {
             }
             "rate" => {
                 let r = &cfg.rate;
-                let mut opts = RateOptions::default();
-                if let Some(s) = &r.tier_scope {
-                    match TierScope::parse(s.get_ref()) {
-                        Some(v) => opts.scope = v,
-                        None => problems.push(format!("{}: rate.tier_scope '{}': expected subscription, customer or organization", at(&s.span()), s.get_ref())),
-                    }
+                let request = crate::rate::run::RateRequest {
+                    months: r.months.iter().map(|m| m.get_ref().clone()).collect(),
+                    tier_scope: r.tier_scope.as_ref().map(|s| s.get_ref().clone()),
+                    tier_period: r.tier_period.as_ref().map(|s| s.get_ref().clone()),
+                    threads: r.threads.as_ref().map(|t| *t.get_ref()),
+                    shard: r.shard.as_ref().map(|s| expand(s, &mut problems)),
+                    dry_run: false,
+                };
+                // Each problem points at the line of its own field (or month).
+                let line = |field: &str, item: Option<usize>| {
+                    let span = match (field, item) {
+                        ("tier_scope", _) => r.tier_scope.as_ref().map(|s| s.span()),
+                        ("tier_period", _) => r.tier_period.as_ref().map(|s| s.span()),
+                        ("months", Some(i)) => r.months.get(i).map(|m| m.span()),
+                        ("threads", _) => r.threads.as_ref().map(|t| t.span()),
+                        ("shard", _) => r.shard.as_ref().map(|s| s.span()),
+                        _ => None,
+                    };
+                    let at_line = at(&span.unwrap_or_else(|| cfg.stages.span()));
+                    format!("{at_line}: rate.{field}")
+                };
+                match request.validate(&line) {
+                    Ok(opts) => steps.push(Step::Rate(opts)),
+                    Err(p) => problems.extend(p),
                 }
-                if let Some(p) = &r.tier_period {
-                    match TierPeriod::parse(p.get_ref()) {
-                        Some(v) => opts.period = v,
-                        None => problems.push(format!("{}: rate.tier_period '{}': expected calendar_month or billing_cycle:DAY (1..28)", at(&p.span()), p.get_ref())),
-                    }
-                }
-                for mo in &r.months {
-                    let ok = crate::model::time::parse_month(mo.get_ref())
-                        .map(crate::model::time::month_of)
-                        .as_deref()
-                        == Some(mo.get_ref().as_str());
-                    if ok {
-                        opts.months.push(mo.get_ref().clone());
-                    } else {
-                        problems.push(format!(
-                            "{}: rate.months '{}' is not YYYY-MM",
-                            at(&mo.span()),
-                            mo.get_ref()
-                        ));
-                    }
-                }
-                if let Some(t) = &r.threads {
-                    if *t.get_ref() == 0 {
-                        problems.push(format!(
-                            "{}: rate.threads must be at least 1",
-                            at(&t.span())
-                        ));
-                    }
-                    opts.threads = Some(*t.get_ref());
-                }
-                if let Some(s) = &r.shard {
-                    let text = expand(s, &mut problems);
-                    match Shard::parse(&text) {
-                        Some(v) => opts.shard = Some(v),
-                        None => problems.push(format!(
-                            "{}: rate.shard '{text}': expected i/n with 0 <= i < n",
-                            at(&s.span())
-                        )),
-                    }
-                }
-                steps.push(Step::Rate(opts));
             }
             "reserve" => {
                 let as_of = match &cfg.reserve.as_of {

@@ -69,6 +69,84 @@ pub struct RateOptions {
     pub dry_run: bool,
 }
 
+/// `rate` options as given, by flags or by a pipeline's `[rate]` table, before validation:
+/// both build one of these and call [`RateRequest::validate`], so every rule and message
+/// exists once.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RateRequest {
+    /// `YYYY-MM` months; empty: the months whose inputs changed.
+    pub months: Vec<String>,
+    /// `subscription`, `customer` or `organization`; default subscription.
+    pub tier_scope: Option<String>,
+    /// `calendar_month` or `billing_cycle:DAY`; default calendar_month.
+    pub tier_period: Option<String>,
+    /// Worker threads (at least 1); default one per core.
+    pub threads: Option<usize>,
+    /// `i/n` with `0 <= i < n`.
+    pub shard: Option<String>,
+    /// Print the plan only.
+    pub dry_run: bool,
+}
+
+impl RateRequest {
+    /// Check every field, reporting every problem at once. `name(field, item)` says how the
+    /// caller spells a field (`--tier-scope`, or `bad.toml:6: rate.tier_scope`); `item` is the
+    /// position in `months`.
+    pub fn validate(
+        &self,
+        name: &dyn Fn(&str, Option<usize>) -> String,
+    ) -> std::result::Result<RateOptions, Vec<String>> {
+        let mut problems = Vec::new();
+        let mut opts = RateOptions {
+            dry_run: self.dry_run,
+            threads: self.threads,
+            ..RateOptions::default()
+        };
+        if let Some(s) = &self.tier_scope {
+            match TierScope::parse(s) {
+                Some(v) => opts.scope = v,
+                None => problems.push(format!(
+                    "{} '{s}': expected subscription, customer or organization",
+                    name("tier_scope", None)
+                )),
+            }
+        }
+        if let Some(p) = &self.tier_period {
+            match TierPeriod::parse(p) {
+                Some(v) => opts.period = v,
+                None => problems.push(format!(
+                    "{} '{p}': expected calendar_month or billing_cycle:DAY with DAY 1..28",
+                    name("tier_period", None)
+                )),
+            }
+        }
+        for (i, mo) in self.months.iter().enumerate() {
+            if parse_month(mo).map(month_of).as_deref() == Some(mo.as_str()) {
+                opts.months.push(mo.clone());
+            } else {
+                problems.push(format!("{} '{mo}' is not YYYY-MM", name("months", Some(i))));
+            }
+        }
+        if self.threads == Some(0) {
+            problems.push(format!("{} must be at least 1", name("threads", None)));
+        }
+        if let Some(s) = &self.shard {
+            match Shard::parse(s) {
+                Some(v) => opts.shard = Some(v),
+                None => problems.push(format!(
+                    "{} '{s}': expected i/n with 0 <= i < n",
+                    name("shard", None)
+                )),
+            }
+        }
+        if problems.is_empty() {
+            Ok(opts)
+        } else {
+            Err(problems)
+        }
+    }
+}
+
 /// What `rate` did.
 #[derive(Debug)]
 pub struct RateReport {
@@ -568,14 +646,8 @@ fn rate_in_pool(lake: &Lake, opts: &RateOptions, run_id: &str) -> Result<RateRep
             "threads": opts.threads, "shard": opts.shard.map(|s| format!("{}/{}", s.index, s.count)),
         }),
     );
-    let mut problems = Vec::new();
-    for mo in &opts.months {
-        if parse_month(mo).map(month_of).as_deref() != Some(mo.as_str()) {
-            problems.push(format!("--month '{mo}' is not YYYY-MM"));
-        }
-    }
     let reference = Reference::load(lake)?;
-    problems.extend(reference.registry_problems());
+    let problems = reference.registry_problems();
     if !problems.is_empty() {
         return Err(Error::Config { problems });
     }

@@ -138,3 +138,72 @@ fn config_errors_are_all_reported_with_lines() {
         stderr(&out)
     );
 }
+
+/// One command path (issue 12): the same `rate` options through flags and through a
+/// pipeline's `[rate]` table give the same request, and each invalid value the same sentence
+/// after the field's name (`--tier-scope` or `bad.toml:N: rate.tier_scope`).
+#[test]
+fn rate_flags_and_pipeline_tables_share_one_validation() {
+    use cspcost::rate::run::RateRequest;
+    let dir = lake();
+    let l = arg(dir.path());
+    ok([
+        "ingest",
+        "reference",
+        "--lake",
+        &l,
+        &arg(&sample("reference")),
+    ]);
+    let cases: [(&str, &str, &str); 5] = [
+        ("--tier-scope", "tier_scope = \"galaxy\"", "rate.tier_scope"),
+        (
+            "--tier-period",
+            "tier_period = \"weekly\"",
+            "rate.tier_period",
+        ),
+        ("--month", "months = [\"2026-13\"]", "rate.months"),
+        ("--threads", "threads = 0", "rate.threads"),
+        ("--shard", "shard = \"4/2\"", "rate.shard"),
+    ];
+    let values = ["galaxy", "weekly", "2026-13", "0", "4/2"];
+    for ((flag, toml_line, field), value) in cases.iter().zip(values) {
+        let cli = cspcost(["rate", "--lake", &l, flag, value]);
+        assert_eq!(cli.status.code(), Some(2), "{flag}");
+        let cli_err = stderr(&cli);
+        let cfg = write(
+            dir.path(),
+            "bad.toml",
+            &format!("lake = \"{l}\"\nstages = [\"rate\"]\n[rate]\n{toml_line}\n"),
+        );
+        let run = cspcost(["run", &arg(&cfg)]);
+        assert_eq!(run.status.code(), Some(2), "{toml_line}");
+        let run_err = stderr(&run);
+        let after = |text: &str, name: &str| -> String {
+            let at = text
+                .find(name)
+                .unwrap_or_else(|| panic!("{name} not in {text}"));
+            text[at + name.len()..].lines().next().unwrap().to_string()
+        };
+        let pipeline_name = format!("bad.toml:4: {field}");
+        assert_eq!(
+            after(&cli_err, flag),
+            after(&run_err, &pipeline_name),
+            "{cli_err}\n{run_err}"
+        );
+    }
+    // Valid options: the same request gives the same options whichever way it came.
+    let request = RateRequest {
+        months: vec!["2026-01".into()],
+        tier_scope: Some("customer".into()),
+        tier_period: Some("billing_cycle:15".into()),
+        threads: Some(2),
+        shard: Some("1/3".into()),
+        dry_run: false,
+    };
+    let by_flag = request.validate(&|f, _| format!("--{f}")).unwrap();
+    let by_table = request.validate(&|f, _| format!("rate.{f}")).unwrap();
+    assert_eq!(format!("{by_flag:?}"), format!("{by_table:?}"));
+    assert_eq!(by_flag.scope.as_str(), "customer");
+    assert_eq!(by_flag.period.as_string(), "billing_cycle:15");
+    assert_eq!(by_flag.months, vec!["2026-01".to_string()]);
+}
