@@ -353,9 +353,6 @@ pub enum TenantsCommand {
     },
 }
 
-/// One ingest entry point: lake, paths, run ID -> manifest.
-type IngestFn = fn(&Lake, Vec<PathBuf>, &str) -> Result<crate::emit::manifest::Manifest>;
-
 /// Run a parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
     crate::progress::set_quiet(cli.quiet);
@@ -365,60 +362,21 @@ pub fn run(cli: Cli) -> Result<()> {
     let wait = crate::writer::parse_wait(cli.wait.as_deref())?;
     match cli.command {
         Command::Ingest(cmd) => {
-            let (args, f, kind): (IngestArgs, IngestFn, &str) = match cmd {
-                IngestCommand::Usage(a) => (
-                    a,
-                    |l, p, r| {
-                        ingest::usage::ingest_usage(
-                            l,
-                            &ingest::usage::IngestUsageOptions { paths: p },
-                            r,
-                        )
-                    },
-                    "usage",
-                ),
-                IngestCommand::Prices(a) => (
-                    a,
-                    |l, p, r| {
-                        ingest::prices::ingest_prices(
-                            l,
-                            &ingest::prices::IngestPricesOptions { paths: p },
-                            r,
-                        )
-                    },
-                    "prices",
-                ),
-                IngestCommand::Reference(a) => (
-                    a,
-                    |l, p, r| {
-                        ingest::reference::ingest_reference(
-                            l,
-                            &ingest::reference::IngestReferenceOptions { paths: p },
-                            r,
-                        )
-                    },
-                    "reference",
-                ),
-                IngestCommand::Reservations(a) => (
-                    a,
-                    |l, p, r| {
-                        ingest::orders::ingest_orders(
-                            l,
-                            &ingest::orders::IngestOrdersOptions { paths: p },
-                            r,
-                        )
-                    },
-                    "reservations",
-                ),
+            let (args, kind) = match cmd {
+                IngestCommand::Usage(a) => (a, ingest::InputKind::Usage),
+                IngestCommand::Prices(a) => (a, ingest::InputKind::Prices),
+                IngestCommand::Reference(a) => (a, ingest::InputKind::Reference),
+                IngestCommand::Reservations(a) => (a, ingest::InputKind::Reservations),
             };
             let lake = Lake::open(&args.lake)?;
             let run_id = new_run_id();
-            let command = format!("ingest {kind}");
+            let command = format!("ingest {}", kind.as_str());
             let lease = crate::writer::begin(&lake, &run_id, &command, None, wait)?;
-            let options = serde_json::json!({ "paths": args.paths });
-            let m = crate::emit::journal::run_ingest(&lake, &run_id, kind, options, || {
-                f(&lake, args.paths, &run_id)
-            })?;
+            let request = ingest::IngestRequest {
+                kind,
+                paths: args.paths,
+            };
+            let m = ingest::ingest(&lake, &request, &run_id)?;
             lease.release()?;
             if !cli.quiet {
                 report::print_ingest_summary(&m);

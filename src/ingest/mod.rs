@@ -12,8 +12,75 @@ pub mod utilization;
 
 use crate::emit::manifest::Manifest;
 use crate::emit::quarantine::{count_by_reason, write_quarantine};
+use crate::error::Result;
 use crate::model::reason::QuarantineRecord;
 use crate::store::Lake;
+use std::path::PathBuf;
+
+/// Kinds of input, in the order a pipeline ingests them (reference data first, usage last but
+/// one, so that prices and mappings are there before anything is rated).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InputKind {
+    /// Reference CSVs.
+    Reference,
+    /// Price sheets.
+    Prices,
+    /// Utilization dumps.
+    Usage,
+    /// Reservation orders.
+    Reservations,
+}
+
+impl InputKind {
+    /// Name as in the CLI (`ingest <kind>`) and the ledger (`staged/_ledger/<kind>.json`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InputKind::Reference => "reference",
+            InputKind::Prices => "prices",
+            InputKind::Usage => "usage",
+            InputKind::Reservations => "reservations",
+        }
+    }
+}
+
+/// One `ingest <kind> PATH...`, from flags or from a pipeline's `[ingest]` table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IngestRequest {
+    /// What the files are.
+    pub kind: InputKind,
+    /// Files and directories, read recursively in sorted path order.
+    pub paths: Vec<PathBuf>,
+}
+
+/// Run one ingest inside its crash journal (a run killed after changing the lake is reported
+/// by the next one): the kind's reader, then its manifest.
+pub fn ingest(lake: &Lake, request: &IngestRequest, run_id: &str) -> Result<Manifest> {
+    let paths = &request.paths;
+    let options = serde_json::json!({ "paths": paths });
+    crate::emit::journal::run_ingest(
+        lake,
+        run_id,
+        request.kind.as_str(),
+        options,
+        || match request.kind {
+            InputKind::Reference => reference::ingest_reference(lake, paths, run_id),
+            InputKind::Prices => prices::ingest_prices(lake, paths, run_id),
+            InputKind::Usage => usage::ingest_usage(lake, paths, run_id),
+            InputKind::Reservations => orders::ingest_orders(lake, paths, run_id),
+        },
+    )
+}
+
+/// The start every ingest shares: its manifest (command and paths) and the files the paths
+/// expand to.
+fn begin_ingest(
+    command: &str,
+    paths: &[PathBuf],
+    run_id: &str,
+) -> Result<(Manifest, Vec<PathBuf>)> {
+    let m = Manifest::start(run_id, command, serde_json::json!({ "paths": paths }));
+    Ok((m, source::expand_paths(paths)?))
+}
 
 /// What one ingest run found, for its manifest.
 #[derive(Clone, Copy, Debug, Default)]

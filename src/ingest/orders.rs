@@ -6,9 +6,7 @@
 use crate::emit::manifest::{Manifest, PartitionSummary};
 use crate::error::{Error, Result};
 use crate::ingest::json_text::scalar_text;
-use crate::ingest::source::{
-    csv_row_error, expand_paths, logical_name, open_reader, plan_files, read_all,
-};
+use crate::ingest::source::{csv_row_error, logical_name, open_reader, plan_files, read_all};
 use crate::ingest::{finish_ingest, record_counts, IngestCounts};
 use crate::model::decimal::Dec10;
 use crate::model::ids::normalize_guid;
@@ -262,22 +260,10 @@ fn parse_orders_file(path: &Path) -> Result<Vec<Outcome>> {
     Ok(out)
 }
 
-/// Options of `ingest reservations`.
-#[derive(Debug, Clone)]
-pub struct IngestOrdersOptions {
-    /// Files and directories.
-    pub paths: Vec<PathBuf>,
-}
-
 /// Run `ingest reservations`.
-pub fn ingest_orders(lake: &Lake, opts: &IngestOrdersOptions, run_id: &str) -> Result<Manifest> {
+pub fn ingest_orders(lake: &Lake, paths: &[PathBuf], run_id: &str) -> Result<Manifest> {
     let started = std::time::Instant::now();
-    let mut m = Manifest::start(
-        run_id,
-        "ingest reservations",
-        serde_json::json!({ "paths": opts.paths }),
-    );
-    let files = expand_paths(&opts.paths)?;
+    let (mut m, files) = super::begin_ingest("ingest reservations", paths, run_id)?;
     let ledger = Ledger::load(lake, "reservations")?;
     let (to_read, inputs) = plan_files(&files, &ledger)?;
     m.inputs = inputs;

@@ -6,9 +6,7 @@
 use crate::emit::manifest::{Manifest, PartitionSummary};
 use crate::error::{Error, Result};
 use crate::ingest::json_text::decimal_from_raw;
-use crate::ingest::source::{
-    csv_row_error, expand_paths, logical_name, open_reader, plan_files, read_all,
-};
+use crate::ingest::source::{csv_row_error, logical_name, open_reader, plan_files, read_all};
 use crate::ingest::{finish_ingest, record_counts, IngestCounts};
 use crate::model::decimal::Dec10;
 use crate::model::ids::normalize_guid;
@@ -580,22 +578,10 @@ fn canonical_item_name(h: &str) -> String {
         .unwrap_or_else(|| h.to_string())
 }
 
-/// Options of `ingest prices`.
-#[derive(Debug, Clone)]
-pub struct IngestPricesOptions {
-    /// Files and directories.
-    pub paths: Vec<PathBuf>,
-}
-
 /// Run `ingest prices`.
-pub fn ingest_prices(lake: &Lake, opts: &IngestPricesOptions, run_id: &str) -> Result<Manifest> {
+pub fn ingest_prices(lake: &Lake, paths: &[PathBuf], run_id: &str) -> Result<Manifest> {
     let started = std::time::Instant::now();
-    let mut m = Manifest::start(
-        run_id,
-        "ingest prices",
-        serde_json::json!({ "paths": opts.paths }),
-    );
-    let files = expand_paths(&opts.paths)?;
+    let (mut m, files) = super::begin_ingest("ingest prices", paths, run_id)?;
     let ledger = Ledger::load(lake, "prices")?;
     let (to_read, inputs) = plan_files(&files, &ledger)?;
     m.inputs = inputs;

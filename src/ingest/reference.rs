@@ -5,7 +5,7 @@
 
 use crate::emit::manifest::{Manifest, PartitionSummary};
 use crate::error::{Error, Result};
-use crate::ingest::source::{csv_row_error, expand_paths, logical_name, open_reader, plan_files};
+use crate::ingest::source::{csv_row_error, logical_name, open_reader, plan_files};
 use crate::ingest::{finish_ingest, record_counts, IngestCounts};
 use crate::model::decimal::Dec10;
 use crate::model::ids::{check_safe_id, normalize_guid, shown_id};
@@ -320,26 +320,10 @@ fn key_of(table: &RefTableDef, row: &[Cell]) -> Vec<String> {
         .collect()
 }
 
-/// Options of `ingest reference`.
-#[derive(Debug, Clone)]
-pub struct IngestReferenceOptions {
-    /// Files and directories.
-    pub paths: Vec<PathBuf>,
-}
-
 /// Run `ingest reference`.
-pub fn ingest_reference(
-    lake: &Lake,
-    opts: &IngestReferenceOptions,
-    run_id: &str,
-) -> Result<Manifest> {
+pub fn ingest_reference(lake: &Lake, paths: &[PathBuf], run_id: &str) -> Result<Manifest> {
     let started = std::time::Instant::now();
-    let mut m = Manifest::start(
-        run_id,
-        "ingest reference",
-        serde_json::json!({ "paths": opts.paths }),
-    );
-    let files = expand_paths(&opts.paths)?;
+    let (mut m, files) = super::begin_ingest("ingest reference", paths, run_id)?;
     let unknown: Vec<String> = files
         .iter()
         .filter(|f| table_for(f).is_none())

@@ -8,7 +8,7 @@
 
 use crate::emit::manifest::{Manifest, PartitionSummary};
 use crate::error::{Error, Result};
-use crate::ingest::source::{expand_paths, read_hashed, FilePlanner, READ_ONCE_MAX};
+use crate::ingest::source::{read_hashed, FilePlanner, READ_ONCE_MAX};
 use crate::ingest::usage_rows::{UsageBuilder, UsageRow};
 use crate::ingest::utilization::{parse_content, Parsed};
 use crate::ingest::{finish_ingest, record_counts, IngestCounts};
@@ -362,22 +362,10 @@ fn parse_rows(
     })
 }
 
-/// Options of `ingest usage`.
-#[derive(Debug, Clone)]
-pub struct IngestUsageOptions {
-    /// Files and directories.
-    pub paths: Vec<PathBuf>,
-}
-
 /// Run `ingest usage`.
-pub fn ingest_usage(lake: &Lake, opts: &IngestUsageOptions, run_id: &str) -> Result<Manifest> {
+pub fn ingest_usage(lake: &Lake, paths: &[PathBuf], run_id: &str) -> Result<Manifest> {
     let started = std::time::Instant::now();
-    let mut m = Manifest::start(
-        run_id,
-        "ingest usage",
-        serde_json::json!({ "paths": opts.paths }),
-    );
-    let files = expand_paths(&opts.paths)?;
+    let (mut m, files) = super::begin_ingest("ingest usage", paths, run_id)?;
     let ledger = Ledger::load(lake, "usage")?;
     let mut spill = Spill {
         dir: lake.scratch_dir(run_id)?.join("usage"),

@@ -17,31 +17,7 @@ use chrono::NaiveDate;
 use std::path::{Path, PathBuf};
 use toml::Spanned;
 
-/// Kinds of input, in the order `ingest` reads them (reference data first, usage last but
-/// one, so that prices and mappings are there before anything is rated).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum InputKind {
-    /// Reference CSVs.
-    Reference,
-    /// Price sheets.
-    Prices,
-    /// Utilization dumps.
-    Usage,
-    /// Reservation orders.
-    Reservations,
-}
-
-impl InputKind {
-    /// Name as in the CLI.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            InputKind::Reference => "reference",
-            InputKind::Prices => "prices",
-            InputKind::Usage => "usage",
-            InputKind::Reservations => "reservations",
-        }
-    }
-}
+pub use crate::ingest::InputKind;
 
 /// One step of a plan.
 #[derive(Debug)]
@@ -450,36 +426,11 @@ pub fn execute(plan: &Plan, quiet: bool) -> Result<Manifest> {
         let child = new_run_id();
         match step {
             Step::Ingest(kind, paths) => {
-                let paths = paths.clone();
-                let options = serde_json::json!({ "paths": paths });
-                let cm = crate::emit::journal::run_ingest(
-                    &lake,
-                    &child,
-                    kind.as_str(),
-                    options,
-                    || match kind {
-                        InputKind::Reference => ingest::reference::ingest_reference(
-                            &lake,
-                            &ingest::reference::IngestReferenceOptions { paths },
-                            &child,
-                        ),
-                        InputKind::Prices => ingest::prices::ingest_prices(
-                            &lake,
-                            &ingest::prices::IngestPricesOptions { paths },
-                            &child,
-                        ),
-                        InputKind::Usage => ingest::usage::ingest_usage(
-                            &lake,
-                            &ingest::usage::IngestUsageOptions { paths },
-                            &child,
-                        ),
-                        InputKind::Reservations => ingest::orders::ingest_orders(
-                            &lake,
-                            &ingest::orders::IngestOrdersOptions { paths },
-                            &child,
-                        ),
-                    },
-                )?;
+                let request = ingest::IngestRequest {
+                    kind: *kind,
+                    paths: paths.clone(),
+                };
+                let cm = ingest::ingest(&lake, &request, &child)?;
                 if !quiet {
                     report::print_ingest_summary(&cm);
                 }
