@@ -1,7 +1,7 @@
 //! The `costs/` rows a statement is built from: only the columns billing needs, read through
 //! the lake one organization partition at a time, so memory holds one organization's month.
 
-use crate::emit::costs::col;
+use crate::emit::costs::{col, for_each_cost_batch};
 use crate::error::Result;
 use crate::model::decimal::Dec10;
 use crate::model::schema::{opt_dec, opt_str, Cols};
@@ -57,19 +57,9 @@ pub struct CostRow {
 pub fn org_month_rows(lake: &Lake, org: &str, month: &str) -> Result<Vec<CostRow>> {
     let mut out = Vec::new();
     let dir = crate::emit::costs::partition_dir(org, month);
-    for name in lake.list_dir(&dir)? {
-        // Readers glob `*.parquet`; a leading dot is a write in progress.
-        if name.starts_with('.') || !name.ends_with(".parquet") {
-            continue;
-        }
-        let rel = format!("{dir}/{name}");
-        for batch in lake
-            .get_parquet_columns(&rel, &COLUMNS)?
-            .unwrap_or_default()
-        {
-            read_batch(&batch, &rel, &mut out)?;
-        }
-    }
+    for_each_cost_batch(lake, &dir, &COLUMNS, |rel, batch| {
+        read_batch(batch, rel, &mut out)
+    })?;
     Ok(out)
 }
 

@@ -122,6 +122,28 @@ pub fn partition_dir(org: &str, month: &str) -> String {
     format!("costs/org={}/month={month}", partition_value(org))
 }
 
+/// Every batch of the cost files of one partition directory (`usage-*`, `purchases-*`, as
+/// readers glob `*.parquet`), projected to `columns`: files in path order, batches in file
+/// order, each with its lake-relative file. A missing directory has none.
+pub fn for_each_cost_batch(
+    lake: &Lake,
+    dir: &str,
+    columns: &[&str],
+    mut f: impl FnMut(&str, &RecordBatch) -> Result<()>,
+) -> Result<()> {
+    for name in lake.list_dir(dir)? {
+        // A leading dot is a write in progress.
+        if name.starts_with('.') || !name.ends_with(".parquet") {
+            continue;
+        }
+        let rel = format!("{dir}/{name}");
+        for batch in lake.get_parquet_columns(&rel, columns)?.unwrap_or_default() {
+            f(&rel, &batch)?;
+        }
+    }
+    Ok(())
+}
+
 fn resource_name(uri: &str) -> Option<&str> {
     uri.rsplit('/').find(|s| !s.is_empty())
 }

@@ -4,7 +4,7 @@
 //! usage date at the daily grain). Sums are exact (scale 10); rounding to a currency's minor
 //! unit happens only when the per-organization summary is shown.
 
-use crate::emit::costs::{col, partition_value};
+use crate::emit::costs::{col, for_each_cost_batch, partition_value};
 use crate::error::{Error, Result};
 use crate::model::decimal::Dec10;
 use crate::model::schema::{opt_dec, opt_str, Cols};
@@ -109,19 +109,9 @@ pub fn load_rated_usage(
     let mut rows = Vec::new();
     for month in months {
         let dir = format!("costs/{org_dir}/month={month}");
-        for name in lake.list_dir(&dir)? {
-            // Readers glob `*.parquet`; a leading dot is a write in progress.
-            if name.starts_with('.') || !name.ends_with(".parquet") {
-                continue;
-            }
-            let rel = format!("{dir}/{name}");
-            for batch in lake
-                .get_parquet_columns(&rel, &COLUMNS)?
-                .unwrap_or_default()
-            {
-                read_batch(&batch, keep, &mut rows)?;
-            }
-        }
+        for_each_cost_batch(lake, &dir, &COLUMNS, |_, batch| {
+            read_batch(batch, keep, &mut rows)
+        })?;
     }
     Ok(rows)
 }
