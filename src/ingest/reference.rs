@@ -216,11 +216,7 @@ fn parse_table(
                         format!("required column {name} is empty"),
                     ));
                 }
-                row.push(match kind {
-                    ColKind::Str => Cell::Str(String::new()),
-                    ColKind::Dec => Cell::Dec(None),
-                    ColKind::Date => Cell::Date(None),
-                });
+                row.push(Cell::empty(*kind));
                 continue;
             }
             row.push(match kind {

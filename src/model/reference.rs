@@ -159,6 +159,15 @@ pub enum Cell {
 }
 
 impl Cell {
+    /// The empty value of a column of `kind` (a missing optional cell).
+    pub fn empty(kind: ColKind) -> Cell {
+        match kind {
+            ColKind::Str => Cell::Str(String::new()),
+            ColKind::Dec => Cell::Dec(None),
+            ColKind::Date => Cell::Date(None),
+        }
+    }
+
     /// Text form (decimals plain, dates ISO).
     pub fn text(&self) -> String {
         match self {

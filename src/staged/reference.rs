@@ -66,11 +66,7 @@ pub fn load_table(lake: &Lake, def: &RefTableDef) -> Result<RefRows> {
                 // An optional column added later (organizations' `reseller_id`) is absent
                 // from tables staged before it existed: read it as empty.
                 if !required && b.column_by_name(name).is_none() {
-                    row.push(match kind {
-                        ColKind::Str => Cell::Str(String::new()),
-                        ColKind::Dec => Cell::Dec(None),
-                        ColKind::Date => Cell::Date(None),
-                    });
+                    row.push(Cell::empty(*kind));
                     continue;
                 }
                 row.push(match kind {
