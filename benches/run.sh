@@ -27,6 +27,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
 SIZES=${BENCH_SIZE:-1M 10M}
+WITH_PEER=${BENCH_PEER:-1}
 SHAPES=${BENCH_SHAPE:-default}
 [ "$SHAPES" = all ] && SHAPES="default few4 one many5000"
 GZIP_ARG=""
@@ -108,6 +109,7 @@ wall() { awk '{print $1}' "$RES/$1"; }
 cpu_of() { awk '{print $2}' "$RES/$1"; }
 rss_mib() { awk '{printf "%d", $3 / 1024}' "$RES/$1"; }
 ratio() { awk -v a="$(wall "$1")" -v b="$(wall "$2")" 'BEGIN {printf "%.2f", a / b}'; }
+busy() { awk -v w="$(wall "$1")" -v c="$(cpu_of "$1")" 'BEGIN {printf "%.2f", c / w}'; }
 verdict() { awk -v r="$1" -v t="$2" 'BEGIN {print (r <= t) ? "met" : "NOT met"}'; }
 
 TABLE_ROWS=""
@@ -133,13 +135,24 @@ for size in $SIZES; do
     prep_ingest_duckdb() { rm -rf "$dir/duck_staged" "$dir/tmp/duck"; }
     echo "bench: $size: ingest usage" >&2
     measure ingest_cspcost "$CSPCOST" --quiet ingest usage --lake "$dir/lake" "$dir/input/usage"
-    measure ingest_duckdb "$PY" "$PEER" "${DUCK[@]}" ingest "$dir/input/usage" "$dir/duck_staged"
+    [ "$WITH_PEER" = 1 ] && measure ingest_duckdb "$PY" "$PEER" "${DUCK[@]}" ingest "$dir/input/usage" "$dir/duck_staged"
 
     # (b) rate, and DuckDB's rating of the same staged lake
     prep_rate_cspcost() { rm -rf "$dir/lake/costs" "$dir/lake/_state" "$dir/lake/quarantine/stage=rate"; }
     prep_rate_duckdb() { rm -rf "$dir/duck_costs" "$dir/tmp/duck"; }
     echo "bench: $size: rate" >&2
     measure rate_cspcost "$CSPCOST" --quiet rate --lake "$dir/lake" --month "$MONTH" --threads "$THREADS"
+    if [ "$WITH_PEER" != 1 ]; then
+        rows=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['counts'].get('rated'))" "$(ls -t "$dir"/lake/_runs/*.json | head -1)")
+        TABLE_ROWS+="| $size | $shape | ingest usage | $(wall ingest_cspcost) | $(rss_mib ingest_cspcost) | (no peer) | | | | |"$'\n'
+        TABLE_ROWS+="| $size | $shape | rate | $(wall rate_cspcost) | $(rss_mib rate_cspcost) | (no peer) | | | | |"$'\n'
+        SUMMARY+="$size $shape: $rows rated rows (${input_mb} MB of pages), no peer (BENCH_PEER=0); "
+        SUMMARY+="cpu seconds ingest $(cpu_of ingest_cspcost), rate $(cpu_of rate_cspcost); cpu/wall: ingest $(busy ingest_cspcost), rate $(busy rate_cspcost)"$'\n'
+        rm -rf "$DATA/results-$size-$shape"
+        cp -r "$RES" "$DATA/results-$size-$shape"
+        if [ "${BENCH_KEEP:-0}" != 1 ]; then rm -rf "$dir"; fi
+        continue
+    fi
     measure rate_duckdb "$PY" "$PEER" "${DUCK[@]}" rate "$dir/lake" "$MONTH" "$dir/duck_costs"
     echo "bench: $size: checking DuckDB's rating equals cspcost's, row by row" >&2
     if ! "$PY" "$PEER" "${DUCK[@]}" check "$dir/lake/costs" "$dir/duck_costs" >"$RES/check.json"; then

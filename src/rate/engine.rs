@@ -207,54 +207,69 @@ fn scope_order(a: &UsageRecord, b: &UsageRecord) -> std::cmp::Ordering {
 
 fn rate_scope<'a>(mut items: Vec<Prepared<'a>>) -> Result<Vec<RatedRow<'a>>> {
     items.sort_by(|a, b| scope_order(a.rec, b.rec));
-    let mut cum = Dec10::ZERO;
+    let mut ladder = Ladder::default();
     let mut out = Vec::with_capacity(items.len());
-    let overflow = || Error::Overflow {
-        context: "accumulating a tier scope".into(),
-    };
     for p in items {
-        let after = cum.checked_add(p.pricing_quantity).ok_or_else(overflow)?;
-        let alloc = p.ladder.allocate(cum, after).map_err(|_| overflow())?;
-        if p.emit {
-            let list_cost = to_billing_currency(alloc.cost, p.fx)?;
-            // billing.md: under a reseller the customer's adjustment applies to what the
-            // partner invoices the reseller, each step rounded to 10 decimals.
-            let (reseller_cost, billed_cost) = match p.reseller {
-                Some(r) => {
-                    let rc = apply_percent(list_cost, r.consumption_markup_percent)?;
-                    (
-                        Some(rc),
-                        apply_percent(rc, p.org.consumption_adjustment_percent)?,
-                    )
-                }
-                None => (
-                    None,
-                    apply_percent(list_cost, p.org.consumption_adjustment_percent)?,
-                ),
-            };
-            out.push(RatedRow {
-                rec: p.rec,
-                mapping: p.mapping,
-                org: p.org,
-                reseller: p.reseller,
-                version: p.version,
-                pricing_quantity: p.pricing_quantity,
-                cum_before: cum,
-                cum_after: after,
-                tier_first_minimum: alloc.first_minimum,
-                tier_last_minimum: alloc.last_minimum,
-                list_cost_usd: alloc.cost,
-                fx_usd_per_unit: p.fx,
-                list_cost,
-                billed_cost,
-                reseller_cost,
-                list_unit_price: to_billing_currency(alloc.unit_price, p.fx)?,
-                list_unit_price_usd: alloc.unit_price,
-            });
-        }
-        cum = after;
+        out.extend(ladder.climb(p)?);
     }
     Ok(out)
+}
+
+/// One ladder's running sum (rating.md §4-5): each record in the scope's order climbs it.
+#[derive(Default)]
+struct Ladder {
+    cum: Dec10,
+}
+
+impl Ladder {
+    /// Climb the ladder with one prepared record; its rated row when it is emitted.
+    fn climb<'a>(&mut self, p: Prepared<'a>) -> Result<Option<RatedRow<'a>>> {
+        let overflow = || Error::Overflow {
+            context: "accumulating a tier scope".into(),
+        };
+        let cum = self.cum;
+        let after = cum.checked_add(p.pricing_quantity).ok_or_else(overflow)?;
+        let alloc = p.ladder.allocate(cum, after).map_err(|_| overflow())?;
+        self.cum = after;
+        if !p.emit {
+            return Ok(None);
+        }
+        let list_cost = to_billing_currency(alloc.cost, p.fx)?;
+        // billing.md: under a reseller the customer's adjustment applies to what the
+        // partner invoices the reseller, each step rounded to 10 decimals.
+        let (reseller_cost, billed_cost) = match p.reseller {
+            Some(r) => {
+                let rc = apply_percent(list_cost, r.consumption_markup_percent)?;
+                (
+                    Some(rc),
+                    apply_percent(rc, p.org.consumption_adjustment_percent)?,
+                )
+            }
+            None => (
+                None,
+                apply_percent(list_cost, p.org.consumption_adjustment_percent)?,
+            ),
+        };
+        Ok(Some(RatedRow {
+            rec: p.rec,
+            mapping: p.mapping,
+            org: p.org,
+            reseller: p.reseller,
+            version: p.version,
+            pricing_quantity: p.pricing_quantity,
+            cum_before: cum,
+            cum_after: after,
+            tier_first_minimum: alloc.first_minimum,
+            tier_last_minimum: alloc.last_minimum,
+            list_cost_usd: alloc.cost,
+            fx_usd_per_unit: p.fx,
+            list_cost,
+            billed_cost,
+            reseller_cost,
+            list_unit_price: to_billing_currency(alloc.unit_price, p.fx)?,
+            list_unit_price_usd: alloc.unit_price,
+        }))
+    }
 }
 
 /// Rate one month. `records` are the month's staged records; `earlier` are records of the
@@ -315,6 +330,108 @@ pub fn rate_month<'a>(
         rows: rated.into_iter().flatten().collect(),
         quarantine,
     })
+}
+
+/// The staged order of usage: `ingest`'s merge writes every partition in it.
+type StagedKey<'b> = (&'b str, &'b str, i64, i64, &'b str, &'b str, u128);
+
+fn staged_key(r: &UsageRecord) -> StagedKey<'_> {
+    (
+        &r.subscription_id,
+        &r.meter_id,
+        r.usage_start,
+        r.usage_end,
+        &r.resource_uri,
+        &r.additional_info,
+        r.key_hash,
+    )
+}
+
+/// Records that are not in the staged order: a stream cannot rate them, the caller rates
+/// their file as one unit instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutOfOrder;
+
+/// Rates the default tier scope (subscription, calendar month) of records that arrive in
+/// the staged order, in chunks of any size. Inside one (subscription, meter) ladder the
+/// staged order is rating.md §4's order, and each ladder is one contiguous stretch: so one
+/// running sum is carried from chunk to chunk, and memory holds a chunk, not the bucket.
+pub struct StreamRater<'c> {
+    ctx: &'c RateContext<'c>,
+    month: String,
+    units: UnitCache,
+    ladder_key: Option<(String, String, i32)>,
+    ladder: Ladder,
+    last: Option<UsageRecord>,
+}
+
+impl<'c> StreamRater<'c> {
+    /// A rater for `month`; `None` for the scopes and periods whose ladders are not
+    /// contiguous in staged order (customer and organization scopes, billing-cycle tiers).
+    pub fn new(ctx: &'c RateContext<'c>, month: &str) -> Option<StreamRater<'c>> {
+        (ctx.scope == TierScope::Subscription && ctx.period == TierPeriod::CalendarMonth).then(
+            || StreamRater {
+                ctx,
+                month: month.to_string(),
+                units: HashMap::new(),
+                ladder_key: None,
+                ladder: Ladder::default(),
+                last: None,
+            },
+        )
+    }
+
+    /// Rate the next records of the stream; [`OutOfOrder`] (and nothing rated) when they do
+    /// not follow the staged order.
+    pub fn rate_chunk<'a>(
+        &mut self,
+        records: &'a [UsageRecord],
+    ) -> Result<std::result::Result<MonthRating<'a>, OutOfOrder>>
+    where
+        'c: 'a,
+    {
+        let ordered = match (&self.last, records.first()) {
+            (Some(prev), Some(first)) => staged_key(prev) <= staged_key(first),
+            _ => true,
+        } && records
+            .windows(2)
+            .all(|w| staged_key(&w[0]) <= staged_key(&w[1]));
+        if !ordered {
+            return Ok(Err(OutOfOrder));
+        }
+        for r in records {
+            if let Some(u) = &r.unit {
+                if !self.units.contains_key(u) {
+                    self.units.insert(u.clone(), Unit::parse(u));
+                }
+            }
+        }
+        let ctx: &'a RateContext<'a> = self.ctx;
+        let mut rows = Vec::with_capacity(records.len());
+        let mut quarantine = Vec::new();
+        for r in records {
+            match classify(ctx, r, &self.month, &self.units) {
+                Ok(p) => {
+                    let period = date_to_days(ctx.period.period_start(days_to_date(r.usage_date)));
+                    let same = matches!(&self.ladder_key,
+                        Some((s, m, d)) if *s == r.subscription_id && *m == r.meter_id && *d == period);
+                    if !same {
+                        self.ladder_key =
+                            Some((r.subscription_id.clone(), r.meter_id.clone(), period));
+                        self.ladder = Ladder::default();
+                    }
+                    rows.extend(self.ladder.climb(p)?);
+                }
+                Err(q) => quarantine.push(*q),
+            }
+        }
+        if let Some(r) = records.last() {
+            self.last = Some(r.clone());
+        }
+        quarantine
+            .sort_by(|a, b| (&a.source_file, a.source_row).cmp(&(&b.source_file, b.source_row)));
+        Ok(Ok(MonthRating { rows, quarantine }))
+    }
 }
 
 /// Output order inside a partition (outputs.md): `SubAccountId, x_MeterId, ChargePeriodStart,

@@ -2,7 +2,7 @@
 //! last run), rate each month, publish its partitions and its quarantine state, and write a
 //! manifest whose counts balance (`staged = rated + quarantined`).
 
-use crate::emit::costs::{partition_dir, sum_decimal, usage_batch, OrgMonthTotal, PartitionHeader};
+use crate::emit::costs::{partition_dir, usage_batch, OrgMonthTotal, PartitionHeader};
 use crate::emit::manifest::{Manifest, PartitionSummary};
 use crate::emit::quarantine::{count_by_reason, write_quarantine};
 use crate::error::{Error, Result};
@@ -15,8 +15,9 @@ use crate::model::usage::{usage_from_batch, UsageRecord, RATING_COLUMNS};
 use crate::pricing::price_book::PriceBook;
 use crate::pricing::rated::RatedRow;
 use crate::progress::{log, Progress};
-use crate::rate::engine::{output_order, rate_month, RateContext};
-use crate::rate::runs::{merge_runs, write_run};
+use crate::rate::engine::{output_order, rate_month, OutOfOrder, RateContext, StreamRater};
+use crate::rate::runs::{merge_runs, OrgRun, RunWriter};
+use crate::rate::stream::{plan_tasks, Task};
 use crate::staged::prices::{load_prices, load_rejected_prices, PRICES_FILE, REJECTED_FILE};
 use crate::staged::usage::{month_files, staged_months};
 use crate::store::Lake;
@@ -247,17 +248,6 @@ struct MonthOutput {
     unknown_units: crate::emit::focus::UnknownUnits,
 }
 
-/// One organization's sorted run from one unit of work.
-struct OrgRun {
-    org: String,
-    path: std::path::PathBuf,
-    /// Digest of the run's content (all columns but `x_RunId`).
-    digest: String,
-    list_cost_usd: Dec10,
-    billed_cost: Dec10,
-    currency: String,
-}
-
 fn load_for_rating(lake: &Lake, rel: &str) -> Result<Vec<UsageRecord>> {
     let mut rows = Vec::new();
     for b in lake
@@ -269,10 +259,11 @@ fn load_for_rating(lake: &Lake, rel: &str) -> Result<Vec<UsageRecord>> {
     Ok(rows)
 }
 
-/// The original text of quarantined records, read back only for them.
-fn fill_raw(
+/// The original text of quarantined records, read back only for them: each file (only the
+/// rows given, when given) is streamed once, never held.
+pub(super) fn fill_raw(
     lake: &Lake,
-    files: &[String],
+    files: &[(String, Option<std::ops::Range<u64>>)],
     quarantine: &mut [crate::model::reason::QuarantineRecord],
 ) -> Result<()> {
     if quarantine.is_empty() {
@@ -285,11 +276,14 @@ fn fill_raw(
             .or_default()
             .push(i);
     }
-    for f in files {
+    let columns = ["source_file", "source_row", "raw"];
+    for (f, rows) in files {
         for b in lake
-            .get_parquet_columns(f, &["source_file", "source_row", "raw"])?
-            .unwrap_or_default()
+            .parquet_batches(f, &columns, rows.clone(), 8 * 1024)?
+            .into_iter()
+            .flatten()
         {
+            let b = b?;
             let c = crate::model::schema::Cols(&b);
             let (sf, sr, raw) = (c.str("source_file")?, c.i64("source_row")?, c.str("raw")?);
             for i in 0..b.num_rows() {
@@ -378,26 +372,27 @@ fn cycle_reach(opts: &RateOptions, month: &str) -> Option<CycleReach> {
 }
 
 /// Everything rating one month needs, shared by its units of work.
-struct MonthJob<'a> {
-    lake: &'a Lake,
-    ctx: &'a RateContext<'a>,
+pub(super) struct MonthJob<'a> {
+    pub(super) lake: &'a Lake,
+    pub(super) ctx: &'a RateContext<'a>,
     reference: &'a Reference,
     opts: &'a RateOptions,
-    month: &'a str,
+    pub(super) month: &'a str,
     first_published: Option<&'a str>,
-    run_id: &'a str,
+    pub(super) run_id: &'a str,
     reach: Option<CycleReach>,
     tmp: std::path::PathBuf,
 }
 
 /// What rating one unit of work produced.
-struct UnitOutput {
-    staged: u64,
-    rated: u64,
-    quarantine: Vec<crate::model::reason::QuarantineRecord>,
-    runs: Vec<OrgRun>,
+#[derive(Default)]
+pub(super) struct UnitOutput {
+    pub(super) staged: u64,
+    pub(super) rated: u64,
+    pub(super) quarantine: Vec<crate::model::reason::QuarantineRecord>,
+    pub(super) runs: Vec<OrgRun>,
     /// Rated rows with unit strings missing from `PricingUnits.csv`.
-    unknown_units: crate::emit::focus::UnknownUnits,
+    pub(super) unknown_units: crate::emit::focus::UnknownUnits,
 }
 
 /// One organization's published partition of the month.
@@ -409,7 +404,7 @@ struct MergedPartition {
 impl MonthJob<'_> {
     /// Whether this process rates the record (its organization, or its tenant when unmapped,
     /// is in the shard).
-    fn owns(&self, r: &UsageRecord) -> bool {
+    pub(super) fn owns(&self, r: &UsageRecord) -> bool {
         match self.opts.shard {
             None => true,
             Some(s) => match self.reference.tenants.get(&r.customer_tenant_id) {
@@ -449,7 +444,8 @@ impl MonthJob<'_> {
         earlier.retain(|r| self.owns(r));
         let result = rate_month(self.ctx, self.month, &records, &earlier)?;
         let mut quarantine = result.quarantine;
-        fill_raw(self.lake, unit_files, &mut quarantine)?;
+        let whole: Vec<_> = unit_files.iter().map(|f| (f.clone(), None)).collect();
+        fill_raw(self.lake, &whole, &mut quarantine)?;
         let rated = result.rows.len() as u64;
         let unknown_units = crate::emit::focus::UnknownUnits::count(
             result
@@ -478,55 +474,80 @@ impl MonthJob<'_> {
     fn spill_org_run(&self, unit: usize, org_id: &str, mut rows: Vec<RatedRow>) -> Result<OrgRun> {
         rows.sort_by(output_order);
         let org = rows[0].org;
-        let header = PartitionHeader {
+        let mut w = RunWriter::create(&self.run_path(unit, org_id), org, self.month)?;
+        let header = self.header(org);
+        for c in rows.chunks(64 * 1024) {
+            w.append(&usage_batch(&header, c, self.run_id)?)?;
+        }
+        w.finish()
+    }
+
+    /// The partition header of an organization's rows this month.
+    pub(super) fn header<'h>(
+        &'h self,
+        org: &'h crate::model::reference::Organization,
+    ) -> PartitionHeader<'h> {
+        PartitionHeader {
             org,
             month: self.month,
             scope: self.opts.scope,
             partnerships: &self.reference.partnerships,
             first_published_run: self.first_published,
             subscription_names: &self.reference.subscription_names,
-        };
-        let batches: Vec<_> = rows
-            .chunks(64 * 1024)
-            .map(|c| usage_batch(&header, c, self.run_id))
-            .collect::<Result<_>>()?;
-        let mut usd = Dec10::ZERO;
-        let mut billed = Dec10::ZERO;
-        for b in &batches {
-            usd = usd
-                .checked_add(sum_decimal(b, "x_ListCostUsd")?)
-                .ok_or_else(|| Error::Overflow {
-                    context: format!(
-                        "summing x_ListCostUsd of organization {org_id}, month {}",
-                        self.month
-                    ),
-                })?;
-            billed = billed
-                .checked_add(sum_decimal(b, "BilledCost")?)
-                .ok_or_else(|| Error::Overflow {
-                    context: format!(
-                        "summing BilledCost of organization {org_id}, month {}",
-                        self.month
-                    ),
-                })?;
         }
-        let path = self.tmp.join(format!(
-            "org={}/unit-{unit:05}.parquet",
+    }
+
+    /// Where a unit's run of an organization is spilled (runs merge in path order).
+    pub(super) fn run_path(&self, unit: usize, org_id: &str) -> std::path::PathBuf {
+        self.tmp.join(format!(
+            "org={}/unit-{unit:06}.parquet",
             crate::emit::costs::partition_value(org_id)
-        ));
-        let mut digest = crate::emit::costs::ContentHasher::new();
-        for b in &batches {
-            crate::emit::costs::hash_batch_buffers(b, &mut digest);
+        ))
+    }
+
+    /// Phase 1 of the default scope: every staged file cut into tasks at ladder boundaries,
+    /// each rated as a stream. A file found out of staged order is rated as one unit.
+    fn rate_streams(&self, files: &[String]) -> Result<Vec<UnitOutput>> {
+        let planned: Vec<Vec<Task>> = files
+            .par_iter()
+            .map(|f| plan_tasks(self.lake, f))
+            .collect::<Result<_>>()?;
+        let tasks: Vec<(usize, Task)> = planned
+            .into_iter()
+            .enumerate()
+            .flat_map(|(i, ts)| ts.into_iter().map(move |t| (i, t)))
+            .collect();
+        let results: Vec<(usize, std::result::Result<UnitOutput, OutOfOrder>)> = tasks
+            .par_iter()
+            .enumerate()
+            .with_max_len(1)
+            .map(|(unit, (file, task))| Ok((*file, self.rate_task(unit, task)?)))
+            .collect::<Result<_>>()?;
+        let unsorted: BTreeSet<usize> = results
+            .iter()
+            .filter(|(_, r)| r.is_err())
+            .map(|(f, _)| *f)
+            .collect();
+        let mut out = Vec::new();
+        for (file, r) in results {
+            match r {
+                Ok(u) if unsorted.contains(&file) => {
+                    for run in u.runs {
+                        let _ = std::fs::remove_file(&run.path);
+                    }
+                }
+                Ok(u) => out.push(u),
+                Err(OutOfOrder) => {}
+            }
         }
-        write_run(&path, &batches)?;
-        Ok(OrgRun {
-            org: org_id.to_string(),
-            path,
-            digest: digest.finish(),
-            list_cost_usd: usd,
-            billed_cost: billed,
-            currency: org.billing_currency.clone(),
-        })
+        for f in unsorted {
+            log(&format!(
+                "{} is not in staged order: rated as one unit",
+                files[f]
+            ));
+            out.push(self.rate_unit(tasks.len() + f, &files[f..=f])?);
+        }
+        Ok(out)
     }
 
     /// Phase 2 for one organization: merge its runs (in unit order) into its partition.
@@ -577,19 +598,23 @@ impl MonthJob<'_> {
 /// into the partition. Memory is bounded by the largest unit, not by the month.
 fn rate_one_month(job: &MonthJob) -> Result<MonthOutput> {
     let files = month_files(job.lake, job.month)?;
-    // Buckets hash the subscription: the default scope's ladders never span buckets; the
-    // customer and organization scopes rate the month as one unit.
-    let units: Vec<Vec<String>> = if job.opts.scope == TierScope::Subscription {
-        files.iter().map(|f| vec![f.clone()]).collect()
+    let phase1 = if StreamRater::new(job.ctx, job.month).is_some() {
+        job.rate_streams(&files)?
     } else {
-        vec![files.clone()]
+        // Buckets hash the subscription: the default scope's ladders never span buckets; the
+        // customer and organization scopes rate the month as one unit.
+        let units: Vec<Vec<String>> = if job.opts.scope == TierScope::Subscription {
+            files.iter().map(|f| vec![f.clone()]).collect()
+        } else {
+            vec![files.clone()]
+        };
+        units
+            .par_iter()
+            .enumerate()
+            .with_max_len(1)
+            .map(|(unit, unit_files)| job.rate_unit(unit, unit_files))
+            .collect::<Result<_>>()?
     };
-    let phase1: Vec<UnitOutput> = units
-        .par_iter()
-        .enumerate()
-        .with_max_len(1)
-        .map(|(unit, unit_files)| job.rate_unit(unit, unit_files))
-        .collect::<Result<_>>()?;
     let mut out = MonthOutput {
         staged: 0,
         rated: 0,

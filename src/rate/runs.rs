@@ -4,10 +4,14 @@
 //! whole subscription blocks and streams them into the partition: memory holds a few
 //! batches per run, never the partition.
 
-use crate::emit::costs::{cost_schema, CONTENT_KEY};
+use crate::emit::costs::{
+    cost_schema, hash_batch_buffers, sum_decimal, ContentHasher, CONTENT_KEY,
+};
 use crate::error::{Error, Result};
+use crate::model::decimal::Dec10;
+use crate::model::reference::Organization;
 use crate::model::schema::Cols;
-use crate::store::scratch::scratch_properties;
+use crate::store::scratch::scratch_builder;
 use crate::store::Lake;
 use arrow::array::{Array, RecordBatch, StringArray};
 use arrow::compute::concat_batches;
@@ -23,24 +27,123 @@ use std::path::{Path, PathBuf};
 /// deterministic; small enough that a merge holds little).
 const OUT_BATCH_ROWS: usize = 32 * 1024;
 
-/// Write one sorted run (it lives only until the merge).
-pub fn write_run(path: &Path, batches: &[RecordBatch]) -> Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+/// Writer settings of a sorted run: those of scratch files, with pages of 1,024 rows and row
+/// groups of 16 k, so that the merge holds a page per column of each run, not the run.
+fn run_properties() -> WriterProperties {
+    scratch_builder()
+        .set_data_page_row_count_limit(1024)
+        .set_max_row_group_row_count(Some(16 * 1024))
+        .build()
+}
+
+/// One organization's sorted run from one unit of work.
+pub struct OrgRun {
+    /// Organization ID.
+    pub org: String,
+    /// The run file.
+    pub path: PathBuf,
+    /// Digest of the run's content (all columns but `x_RunId`).
+    pub digest: String,
+    /// Sum of `x_ListCostUsd`.
+    pub list_cost_usd: Dec10,
+    /// Sum of `BilledCost`.
+    pub billed_cost: Dec10,
+    /// The organization's billing currency.
+    pub currency: String,
+}
+
+/// Writes one organization's sorted run batch by batch (it lives only until the merge),
+/// summing its costs and digesting its content on the way.
+pub struct RunWriter {
+    org: String,
+    currency: String,
+    month: String,
+    path: PathBuf,
+    writer: ArrowWriter<File>,
+    digest: ContentHasher,
+    usd: Dec10,
+    billed: Dec10,
+}
+
+impl RunWriter {
+    /// Start the run of `org` at `path`.
+    pub fn create(path: &Path, org: &Organization, month: &str) -> Result<RunWriter> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+        let file = File::create(path).map_err(|e| Error::io(path, e))?;
+        let writer = ArrowWriter::try_new(file, cost_schema(), Some(run_properties()))
+            .map_err(|e| parquet_error(path, e))?;
+        Ok(RunWriter {
+            org: org.id.clone(),
+            currency: org.billing_currency.clone(),
+            month: month.to_string(),
+            path: path.to_path_buf(),
+            writer,
+            digest: ContentHasher::new(),
+            usd: Dec10::ZERO,
+            billed: Dec10::ZERO,
+        })
     }
-    let file = File::create(path).map_err(|e| Error::io(path, e))?;
-    let perr = |e| Error::Parquet {
+
+    /// Append rows that follow the run's last ones in output order.
+    pub fn append(&mut self, b: &RecordBatch) -> Result<()> {
+        let overflow = |column: &str| Error::Overflow {
+            context: format!(
+                "summing {column} of organization {}, month {}",
+                self.org, self.month
+            ),
+        };
+        self.usd = self
+            .usd
+            .checked_add(sum_decimal(b, "x_ListCostUsd")?)
+            .ok_or_else(|| overflow("x_ListCostUsd"))?;
+        self.billed = self
+            .billed
+            .checked_add(sum_decimal(b, "BilledCost")?)
+            .ok_or_else(|| overflow("BilledCost"))?;
+        hash_batch_buffers(b, &mut self.digest);
+        self.writer
+            .write(b)
+            .map_err(|e| parquet_error(&self.path, e))
+    }
+
+    /// Close the file.
+    pub fn finish(self) -> Result<OrgRun> {
+        self.writer
+            .close()
+            .map_err(|e| parquet_error(&self.path, e))?;
+        Ok(OrgRun {
+            org: self.org,
+            path: self.path,
+            digest: self.digest.finish(),
+            list_cost_usd: self.usd,
+            billed_cost: self.billed,
+            currency: self.currency,
+        })
+    }
+
+    /// Drop the run unfinished.
+    pub fn discard(self) {
+        drop(self.writer);
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+fn parquet_error(path: &Path, e: parquet::errors::ParquetError) -> Error {
+    Error::Parquet {
         path: path.display().to_string(),
         source: e,
-    };
-    let mut w =
-        ArrowWriter::try_new(file, cost_schema(), Some(scratch_properties())).map_err(perr)?;
-    for b in batches {
-        w.write(b).map_err(perr)?;
     }
-    w.close().map_err(perr)?;
-    Ok(())
 }
+
+/// A (subscription, meter) block: runs hold disjoint blocks, since every unit of work holds
+/// whole ladders of the default scope (and a subscription belongs to one customer and one
+/// organization, so the other scopes' ladders never split one either).
+type Block = (String, String);
+
+const SUB: &str = crate::emit::costs::col::SUB_ACCOUNT_ID;
+const METER: &str = crate::emit::costs::col::METER_ID;
 
 struct Run {
     reader: ParquetRecordBatchReader,
@@ -83,25 +186,38 @@ impl Run {
         Ok(())
     }
 
-    fn subscription(&self) -> Option<String> {
+    /// The (subscription, meter) block at the current row.
+    fn block(&self) -> Option<Block> {
         let b = self.batch.as_ref()?;
-        let a: &StringArray = Cols(b).str("SubAccountId").ok()?;
-        Some(if a.is_null(self.row) {
-            String::new()
-        } else {
-            a.value(self.row).to_string()
-        })
+        let c = Cols(b);
+        let (s, m): (&StringArray, &StringArray) = (c.str(SUB).ok()?, c.str(METER).ok()?);
+        let v = |a: &StringArray| {
+            if a.is_null(self.row) {
+                String::new()
+            } else {
+                a.value(self.row).to_string()
+            }
+        };
+        Some((v(s), v(m)))
     }
 
-    /// Take the rows of the current subscription block that lie in the current batch.
-    fn take_block(&mut self, sub: &str) -> Result<Option<RecordBatch>> {
+    /// Take the rows of the current block that lie in the current batch.
+    fn take_block(&mut self, block: &Block) -> Result<Option<RecordBatch>> {
         let Some(b) = self.batch.as_ref() else {
             return Ok(None);
         };
-        let a = Cols(b).str("SubAccountId")?;
+        let c = Cols(b);
+        let (s, m) = (c.str(SUB)?, c.str(METER)?);
+        let is = |a: &StringArray, i: usize, v: &str| {
+            if a.is_null(i) {
+                v.is_empty()
+            } else {
+                a.value(i) == v
+            }
+        };
         let start = self.row;
         let mut end = start;
-        while end < b.num_rows() && !a.is_null(end) && a.value(end) == sub {
+        while end < b.num_rows() && is(s, end, &block.0) && is(m, end, &block.1) {
             end += 1;
         }
         let slice = b.slice(start, end - start);
@@ -157,14 +273,14 @@ pub fn merge_runs(lake: &Lake, rel: &str, runs: &[PathBuf], digest: &str) -> Res
             Ok(())
         };
     loop {
-        // The run whose current subscription sorts first emits its whole block.
+        // The run whose current block sorts first emits it whole.
         let next = open
             .iter()
             .enumerate()
-            .filter_map(|(i, r)| r.subscription().map(|s| (s, i)))
+            .filter_map(|(i, r)| r.block().map(|s| (s, i)))
             .min();
-        let Some((sub, i)) = next else { break };
-        while let Some(block) = open[i].take_block(&sub)? {
+        let Some((key, i)) = next else { break };
+        while let Some(block) = open[i].take_block(&key)? {
             pending_rows += block.num_rows();
             rows += block.num_rows() as u64;
             pending.push(block);
@@ -178,7 +294,7 @@ pub fn merge_runs(lake: &Lake, rel: &str, runs: &[PathBuf], digest: &str) -> Res
                 pending = vec![rest];
                 pending_rows = all.num_rows() - full;
             }
-            if open[i].subscription().as_deref() != Some(sub.as_str()) {
+            if open[i].block().as_ref() != Some(&key) {
                 break;
             }
         }

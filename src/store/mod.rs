@@ -430,9 +430,9 @@ impl Lake {
         self.read_parquet(rel, Some(columns))
     }
 
-    /// Key-value metadata of a Parquet file; `None` when it does not exist. On an object
-    /// store only the footer is fetched (ranged reads), not the file.
-    pub fn parquet_metadata(&self, rel: &str) -> Result<Option<Vec<(String, String)>>> {
+    /// Metadata of a Parquet file; `None` when it does not exist. On an object store only
+    /// the footer is fetched (ranged reads), not the file.
+    fn parquet_footer(&self, rel: &str) -> Result<Option<ParquetMetaData>> {
         let perr = |e| Error::Parquet {
             path: self.describe(rel),
             source: e,
@@ -471,6 +471,40 @@ impl Lake {
                 };
                 ParquetMetaDataReader::decode_metadata(&buf).map_err(perr)?
             }
+        };
+        Ok(Some(meta))
+    }
+
+    /// Rows of a Parquet file (from its footer); `None` when it does not exist.
+    pub fn parquet_row_count(&self, rel: &str) -> Result<Option<u64>> {
+        Ok(self
+            .parquet_footer(rel)?
+            .map(|m| m.file_metadata().num_rows().max(0) as u64))
+    }
+
+    /// Stream the named columns of a Parquet file, `batch_size` rows at a time, only the
+    /// rows in `rows` when given (row groups outside them are not read); `None` when it
+    /// does not exist. A local file is read as the batches go; an object is fetched whole.
+    pub fn parquet_batches(
+        &self,
+        rel: &str,
+        columns: &[&str],
+        rows: Option<std::ops::Range<u64>>,
+        batch_size: usize,
+    ) -> Result<Option<BatchStream>> {
+        let name = self.describe(rel);
+        Ok(match self.source(rel)? {
+            None => None,
+            Some(Source::File(f)) => Some(batch_stream(f, columns, rows, batch_size, &name)?),
+            Some(Source::Bytes(b)) => Some(batch_stream(b, columns, rows, batch_size, &name)?),
+        })
+    }
+
+    /// Key-value metadata of a Parquet file; `None` when it does not exist. On an object
+    /// store only the footer is fetched (ranged reads), not the file.
+    pub fn parquet_metadata(&self, rel: &str) -> Result<Option<Vec<(String, String)>>> {
+        let Some(meta) = self.parquet_footer(rel)? else {
+            return Ok(None);
         };
         let kv = meta
             .file_metadata()
@@ -526,6 +560,62 @@ fn absent_as_none<T>(result: std::io::Result<T>, path: &Path) -> Result<Option<T
 }
 
 /// Decode Parquet into batches of up to 64K rows, optionally only some columns.
+/// Batches of a Parquet file as they are decoded.
+pub type BatchStream = Box<dyn Iterator<Item = Result<RecordBatch>>>;
+
+fn batch_stream<R: ChunkReader + 'static>(
+    reader: R,
+    columns: &[&str],
+    rows: Option<std::ops::Range<u64>>,
+    batch_size: usize,
+    name: &str,
+) -> Result<BatchStream> {
+    let perr = |e| Error::Parquet {
+        path: name.to_string(),
+        source: e,
+    };
+    let mut builder = ParquetRecordBatchReaderBuilder::try_new(reader).map_err(perr)?;
+    let mask =
+        parquet::arrow::ProjectionMask::columns(builder.parquet_schema(), columns.iter().copied());
+    builder = builder.with_projection(mask);
+    if let Some(rows) = rows {
+        let (groups, selection) = row_range(builder.metadata(), rows);
+        builder = builder
+            .with_row_groups(groups)
+            .with_row_selection(selection);
+    }
+    let reader = builder.with_batch_size(batch_size).build().map_err(perr)?;
+    Ok(Box::new(reader.map(|b| b.map_err(Error::from))))
+}
+
+/// The row groups that hold `rows`, and the selection of those rows inside them.
+fn row_range(
+    meta: &ParquetMetaData,
+    rows: std::ops::Range<u64>,
+) -> (Vec<usize>, parquet::arrow::arrow_reader::RowSelection) {
+    use parquet::arrow::arrow_reader::RowSelector;
+    let (mut groups, mut selectors) = (Vec::new(), Vec::new());
+    let mut first = 0u64;
+    for (i, rg) in meta.row_groups().iter().enumerate() {
+        let n = rg.num_rows().max(0) as u64;
+        let (a, b) = (first, first + n);
+        first = b;
+        if b <= rows.start || a >= rows.end {
+            continue;
+        }
+        groups.push(i);
+        let (lo, hi) = (rows.start.max(a) - a, rows.end.min(b) - a);
+        if lo > 0 {
+            selectors.push(RowSelector::skip(lo as usize));
+        }
+        selectors.push(RowSelector::select((hi - lo) as usize));
+        if hi < n {
+            selectors.push(RowSelector::skip((n - hi) as usize));
+        }
+    }
+    (groups, selectors.into())
+}
+
 fn decode_batches<R: ChunkReader + 'static>(
     reader: R,
     columns: Option<&[&str]>,

@@ -20,11 +20,15 @@ use std::time::Duration;
 /// no statistics (nobody prunes on them; computing min/max of every string column cost a
 /// tenth of `rate`'s time).
 pub fn scratch_properties() -> WriterProperties {
+    scratch_builder().build()
+}
+
+/// [`scratch_properties`], to be refined.
+pub fn scratch_builder() -> parquet::file::properties::WriterPropertiesBuilder {
     WriterProperties::builder()
         .set_compression(Compression::UNCOMPRESSED)
         .set_dictionary_enabled(false)
         .set_statistics_enabled(parquet::file::properties::EnabledStatistics::None)
-        .build()
 }
 
 /// File inside each scratch directory naming its owner.

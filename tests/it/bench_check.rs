@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 /// second build from inside the test).
 #[allow(dead_code)]
 #[path = "../../examples/generate.rs"]
-mod generate;
+pub mod generate;
 
 const MONTH: &str = "2026-01";
 

@@ -24,4 +24,5 @@ mod reconcile;
 mod reserve;
 mod s3;
 mod shard;
+mod stream;
 mod writers;

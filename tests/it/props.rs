@@ -8,7 +8,7 @@ use cspcost::model::tier::{TierPeriod, TierScope};
 use cspcost::model::usage::UsageRecord;
 use cspcost::pricing::price_book::PriceBook;
 use cspcost::pricing::tiers::{PriceTier, TierLadder};
-use cspcost::rate::engine::{rate_month, RateContext};
+use cspcost::rate::engine::{rate_month, RateContext, StreamRater};
 use proptest::prelude::*;
 
 /// Quantities with up to 10 decimals, up to 10^6 units.
@@ -172,6 +172,53 @@ fn record(
     }
 }
 
+fn row_text(r: &cspcost::pricing::rated::RatedRow) -> String {
+    format!(
+        "{}|{}|{}|{}|{}|{}",
+        r.rec.key_hash, r.cum_before, r.cum_after, r.list_cost_usd, r.list_cost, r.billed_cost
+    )
+}
+
+/// The default scope rated as a stream: records in staged order (ingest's merge order),
+/// handed over in chunks of the given sizes (cycled).
+fn streamed(records: &[UsageRecord], chunks: &[usize]) -> Vec<String> {
+    let r = reference();
+    let b = book();
+    let ctx = RateContext {
+        reference: &r,
+        book: &b,
+        scope: TierScope::Subscription,
+        period: TierPeriod::CalendarMonth,
+    };
+    let mut sorted = records.to_vec();
+    sorted.sort_by(|a, b| {
+        let k = |r: &UsageRecord| {
+            (
+                r.subscription_id.clone(),
+                r.meter_id.clone(),
+                r.usage_start,
+                r.usage_end,
+                r.resource_uri.clone(),
+                r.additional_info.clone(),
+                r.key_hash,
+            )
+        };
+        k(a).cmp(&k(b))
+    });
+    let mut rater = StreamRater::new(&ctx, "2026-01").unwrap();
+    let mut rows = Vec::new();
+    let (mut at, mut i) = (0, 0);
+    while at < sorted.len() {
+        let n = chunks[i % chunks.len()].min(sorted.len() - at);
+        let m = rater.rate_chunk(&sorted[at..at + n]).unwrap().unwrap();
+        rows.extend(m.rows.iter().map(row_text));
+        at += n;
+        i += 1;
+    }
+    rows.sort();
+    rows
+}
+
 fn rated(records: &[UsageRecord], scope: TierScope, threads: usize) -> Vec<String> {
     let r = reference();
     let b = book();
@@ -186,21 +233,7 @@ fn rated(records: &[UsageRecord], scope: TierScope, threads: usize) -> Vec<Strin
         .build()
         .unwrap();
     let m = pool.install(|| rate_month(&ctx, "2026-01", records, &[]).unwrap());
-    let mut rows: Vec<String> = m
-        .rows
-        .iter()
-        .map(|r| {
-            format!(
-                "{}|{}|{}|{}|{}|{}",
-                r.rec.key_hash,
-                r.cum_before,
-                r.cum_after,
-                r.list_cost_usd,
-                r.list_cost,
-                r.billed_cost
-            )
-        })
-        .collect();
+    let mut rows: Vec<String> = m.rows.iter().map(row_text).collect();
     rows.sort();
     rows
 }
@@ -239,4 +272,47 @@ proptest! {
             prop_assert_eq!(parts, base);
         }
     }
+
+    /// The streaming path of the default scope (rate/stream.rs) gives the rows of the
+    /// in-memory engine, whatever the chunk sizes.
+    #[test]
+    fn streamed_rating_is_independent_of_chunks(
+        specs in prop::collection::vec((0usize..3, 0usize..2, 1u32..29, 0u32..24, quantity()), 1..80),
+        chunks in prop::collection::vec(1usize..20, 1..5),
+    ) {
+        let records: Vec<UsageRecord> = specs.iter().enumerate().map(|(i, (s, m, d, h, q))| record(i, s / 2, *s, *m, *d, *h, *q)).collect();
+        let base = rated(&records, TierScope::Subscription, 1);
+        prop_assert_eq!(streamed(&records, &chunks), base);
+    }
+}
+
+/// Records out of staged order are refused, not rated in the wrong order.
+#[test]
+fn stream_rater_refuses_records_out_of_staged_order() {
+    let r = reference();
+    let b = book();
+    let ctx = RateContext {
+        reference: &r,
+        book: &b,
+        scope: TierScope::Subscription,
+        period: TierPeriod::CalendarMonth,
+    };
+    let q = Dec10::parse("1").unwrap();
+    let (early, late) = (record(0, 0, 0, 0, 1, 0, q), record(1, 0, 0, 0, 2, 0, q));
+    let mut rater = StreamRater::new(&ctx, "2026-01").unwrap();
+    assert!(rater
+        .rate_chunk(std::slice::from_ref(&late))
+        .unwrap()
+        .is_ok());
+    assert!(rater
+        .rate_chunk(std::slice::from_ref(&early))
+        .unwrap()
+        .is_err());
+    let mut fresh = StreamRater::new(&ctx, "2026-01").unwrap();
+    assert!(fresh.rate_chunk(&[late, early]).unwrap().is_err());
+    let customer = RateContext {
+        scope: TierScope::Customer,
+        ..ctx
+    };
+    assert!(StreamRater::new(&customer, "2026-01").is_none());
 }
