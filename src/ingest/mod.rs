@@ -1,6 +1,7 @@
 //! Stage 1, ingest: raw Microsoft and reference files into staged Parquet under the lake,
 //! every bad record quarantined with a reason (inputs.md).
 
+mod big_merge;
 pub mod json_text;
 pub mod orders;
 pub mod prices;

@@ -32,7 +32,7 @@ const SPILL_ROWS: usize = 50_000;
 
 use crate::staged::usage::{bucket_of, partition_file};
 
-type PartKey = (String, u32);
+pub(super) type PartKey = (String, u32);
 
 /// A partition while records stream in: (year * 12 + month - 1, bucket), which sorts like
 /// [`PartKey`] and costs no string per record.
@@ -56,6 +56,8 @@ struct Spill {
     dir: PathBuf,
     buffers: BTreeMap<SpillKey, Vec<RecordBatch>>,
     files: BTreeMap<SpillKey, Vec<PathBuf>>,
+    /// Records of each partition, buffered or spilled.
+    rows: BTreeMap<SpillKey, u64>,
     buffered: usize,
     spilled_files: usize,
 }
@@ -64,6 +66,7 @@ impl Spill {
     /// Rows of one partition, in arrival order.
     fn push(&mut self, key: SpillKey, batch: RecordBatch) -> Result<()> {
         self.buffered += batch.num_rows();
+        *self.rows.entry(key).or_default() += batch.num_rows() as u64;
         self.buffers.entry(key).or_default().push(batch);
         if self.buffered >= SPILL_ROWS {
             self.flush_all()?;
@@ -126,25 +129,25 @@ fn read_spilled(paths: &[PathBuf]) -> Result<Vec<RecordBatch>> {
 
 /// Outcome of merging one partition.
 #[derive(Default)]
-struct MergeStats {
-    new: u64,
-    restated: u64,
-    unchanged: u64,
-    duplicates: Vec<QuarantineRecord>,
-    rows: u64,
-    written: bool,
+pub(super) struct MergeStats {
+    pub(super) new: u64,
+    pub(super) restated: u64,
+    pub(super) unchanged: u64,
+    pub(super) duplicates: Vec<QuarantineRecord>,
+    pub(super) rows: u64,
+    pub(super) written: bool,
 }
 
 /// Typed views of the columns the merge compares, for one batch.
-struct MergeCols<'a> {
-    key: &'a arrow::array::FixedSizeBinaryArray,
+pub(super) struct MergeCols<'a> {
+    pub(super) key: &'a arrow::array::FixedSizeBinaryArray,
     tenant: &'a StringArray,
     subscription: &'a StringArray,
     meter: &'a StringArray,
     uri: &'a StringArray,
     addl: &'a StringArray,
     unit: &'a StringArray,
-    quantity: &'a arrow::array::Decimal128Array,
+    pub(super) quantity: &'a arrow::array::Decimal128Array,
     start: &'a arrow::array::TimestampMicrosecondArray,
     end: &'a arrow::array::TimestampMicrosecondArray,
     date: &'a arrow::array::Date32Array,
@@ -154,7 +157,7 @@ struct MergeCols<'a> {
 }
 
 impl<'a> MergeCols<'a> {
-    fn of(b: &'a RecordBatch) -> Result<MergeCols<'a>> {
+    pub(super) fn of(b: &'a RecordBatch) -> Result<MergeCols<'a>> {
         let c = Cols(b);
         Ok(MergeCols {
             key: c.hash128(crate::model::usage::col::KEY_HASH)?,
@@ -174,8 +177,41 @@ impl<'a> MergeCols<'a> {
         })
     }
 
-    /// Deterministic order of staged rows (close to the rating order, so rating sorts little).
-    fn order_key(&self, i: usize) -> (&'a str, &'a str, i64, i64, &'a str, &'a str, u128) {
+    pub(super) fn unit_at(&self, i: usize) -> Option<&'a str> {
+        opt_str(self.unit, i)
+    }
+}
+
+/// The columns of the staged order, owned (cheap clones of one batch's arrays), so that a
+/// merge can hold them next to the batch.
+pub(super) struct OrderKeys {
+    subscription: StringArray,
+    meter: StringArray,
+    start: arrow::array::TimestampMicrosecondArray,
+    end: arrow::array::TimestampMicrosecondArray,
+    uri: StringArray,
+    addl: StringArray,
+    key: arrow::array::FixedSizeBinaryArray,
+}
+
+impl OrderKeys {
+    pub(super) fn of(b: &RecordBatch) -> Result<OrderKeys> {
+        let c = MergeCols::of(b)?;
+        Ok(OrderKeys {
+            subscription: c.subscription.clone(),
+            meter: c.meter.clone(),
+            start: c.start.clone(),
+            end: c.end.clone(),
+            uri: c.uri.clone(),
+            addl: c.addl.clone(),
+            key: c.key.clone(),
+        })
+    }
+
+    /// The staged order (spec README, Scale: the rating order of the default scope inside a
+    /// ladder, so that rating streams the partition without sorting it).
+    #[inline]
+    pub(super) fn at(&self, i: usize) -> (&str, &str, i64, i64, &str, &str, u128) {
         (
             self.subscription.value(i),
             self.meter.value(i),
@@ -183,12 +219,30 @@ impl<'a> MergeCols<'a> {
             self.end.value(i),
             self.uri.value(i),
             self.addl.value(i),
-            hash_at(self.key, i),
+            hash_at(&self.key, i),
         )
     }
+}
 
-    fn unit_at(&self, i: usize) -> Option<&'a str> {
-        opt_str(self.unit, i)
+/// The quarantine record of a row whose natural key came earlier in the run.
+pub(super) fn duplicate_record(c: &MergeCols, i: usize) -> QuarantineRecord {
+    QuarantineRecord {
+        reason: ReasonCode::DuplicateRecord,
+        detail: format!(
+            "the natural key (tenant {}, subscription {}, meter {}, resource '{}', start {}) appeared earlier in this run; the first record is kept",
+            c.tenant.value(i),
+            c.subscription.value(i),
+            c.meter.value(i),
+            c.uri.value(i),
+            crate::model::time::from_micros(c.start.value(i)).to_rfc3339()
+        ),
+        source_file: c.source_file.value(i).to_string(),
+        source_row: c.source_row.value(i),
+        raw: c.raw.value(i).to_string(),
+        customer_tenant_id: Some(c.tenant.value(i).to_string()),
+        subscription_id: Some(c.subscription.value(i).to_string()),
+        meter_id: Some(c.meter.value(i).to_string()),
+        usage_date: Some(days_to_date(c.date.value(i))),
     }
 }
 
@@ -220,24 +274,7 @@ fn merge_partition(
         for i in 0..c.key.len() {
             let k = hash_at(c.key, i);
             if !seen.insert(k) {
-                st.duplicates.push(QuarantineRecord {
-                    reason: ReasonCode::DuplicateRecord,
-                    detail: format!(
-                        "the natural key (tenant {}, subscription {}, meter {}, resource '{}', start {}) appeared earlier in this run; the first record is kept",
-                        c.tenant.value(i),
-                        c.subscription.value(i),
-                        c.meter.value(i),
-                        c.uri.value(i),
-                        crate::model::time::from_micros(c.start.value(i)).to_rfc3339()
-                    ),
-                    source_file: c.source_file.value(i).to_string(),
-                    source_row: c.source_row.value(i),
-                    raw: c.raw.value(i).to_string(),
-                    customer_tenant_id: Some(c.tenant.value(i).to_string()),
-                    subscription_id: Some(c.subscription.value(i).to_string()),
-                    meter_id: Some(c.meter.value(i).to_string()),
-                    usage_date: Some(days_to_date(c.date.value(i))),
-                });
+                st.duplicates.push(duplicate_record(c, i));
                 continue;
             }
             match index.get(&k) {
@@ -262,7 +299,9 @@ fn merge_partition(
     }
     st.rows = rows.len() as u64;
     if st.new + st.restated > 0 {
-        rows.sort_by(|x, y| cols[x.0].order_key(x.1).cmp(&cols[y.0].order_key(y.1)));
+        let keys: Vec<OrderKeys> = batches.iter().map(OrderKeys::of).collect::<Result<_>>()?;
+        rows.sort_by(|x, y| keys[x.0].at(x.1).cmp(&keys[y.0].at(y.1)));
+        drop(keys);
         drop(index);
         let schema = usage_schema();
         let mut out = Vec::new();
@@ -371,6 +410,7 @@ pub fn ingest_usage(lake: &Lake, paths: &[PathBuf], run_id: &str) -> Result<Mani
         dir: lake.scratch_dir(run_id)?.join("usage"),
         buffers: BTreeMap::new(),
         files: BTreeMap::new(),
+        rows: BTreeMap::new(),
         buffered: 0,
         spilled_files: 0,
     };
@@ -436,16 +476,23 @@ pub fn ingest_usage(lake: &Lake, paths: &[PathBuf], run_id: &str) -> Result<Mani
     // Everything goes to disk first; then each partition is read back and merged on its own,
     // so memory holds one partition per worker thread, never the whole run.
     spill.flush_all()?;
-    let parts: Vec<(PartKey, Vec<PathBuf>)> = std::mem::take(&mut spill.files)
+    let rows = std::mem::take(&mut spill.rows);
+    let parts: Vec<(PartKey, u64, Vec<PathBuf>)> = std::mem::take(&mut spill.files)
         .into_iter()
-        .map(|(k, files)| (part_key(k), files))
+        .map(|(k, files)| (part_key(k), rows.get(&k).copied().unwrap_or(0), files))
         .collect();
     let results: Vec<(PartKey, MergeStats)> = parts
         .into_par_iter()
         .with_max_len(1)
-        .map(|(key, paths)| {
-            let rows = read_spilled(&paths)?;
-            merge_partition(lake, &key, rows, run_id).map(|s| (key, s))
+        .map(|(key, new_rows, paths)| {
+            let rel = partition_file(&key.0, key.1);
+            let staged_rows = lake.parquet_row_count(&rel)?.unwrap_or(0);
+            let st = if super::big_merge::is_big(staged_rows + new_rows) {
+                super::big_merge::merge_big_partition(lake, &key, &paths, &spill.dir, run_id)?
+            } else {
+                merge_partition(lake, &key, read_spilled(&paths)?, run_id)?
+            };
+            Ok((key, st))
         })
         .collect::<Result<_>>()?;
     let (mut new, mut restated, mut unchanged) = (0, 0, 0);

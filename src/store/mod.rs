@@ -362,6 +362,26 @@ impl Lake {
         batches: &[RecordBatch],
         metadata: Vec<(String, String)>,
     ) -> Result<()> {
+        self.put_parquet_with(rel, schema, metadata, |writer| {
+            for b in batches {
+                writer.write(b).map_err(|e| Error::Parquet {
+                    path: rel.to_string(),
+                    source: e,
+                })?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Write one zstd Parquet file atomically, its batches handed to the writer by `write`
+    /// as they are made (a merge streams a partition it never holds).
+    pub fn put_parquet_with(
+        &self,
+        rel: &str,
+        schema: SchemaRef,
+        metadata: Vec<(String, String)>,
+        write: impl FnOnce(&mut ArrowWriter<File>) -> Result<()>,
+    ) -> Result<()> {
         let perr = |e| Error::Parquet {
             path: rel.to_string(),
             source: e,
@@ -382,9 +402,7 @@ impl Lake {
                 Some(props),
             )
             .map_err(perr)?;
-            for b in batches {
-                writer.write(b).map_err(perr)?;
-            }
+            write(&mut writer)?;
             writer.close().map_err(perr)?;
             Ok(())
         })

@@ -1,0 +1,398 @@
+//! Merging a partition too large to hold (issue 16). A month of a few huge subscriptions
+//! puts millions of records in one (month, bucket) partition, and the in-memory merge of
+//! [`super::usage`] would hold all of them. Here the partition is merged from disk, with the
+//! same outcome row for row:
+//!
+//! 1. what is staged is indexed by key (position, quantity and unit), never held;
+//! 2. the new records stream from the spill in arrival order and are classified as in the
+//!    in-memory merge (duplicate, unchanged, restated, new); those kept are sorted in runs of
+//!    [`RUN_ROWS`] by the staged order and written to scratch;
+//! 3. the staged file (less its restated rows, it is already in staged order) and the runs
+//!    are merged with a heap and streamed into the new partition file.
+//!
+//! Memory is the index (about 50 bytes per staged row), the seen-key set (about 20 bytes per
+//! new row) and one run, not the partition.
+
+use super::usage::{duplicate_record, MergeCols, MergeStats, OrderKeys, PartKey};
+use crate::error::{Error, Result};
+use crate::model::schema::hash_at;
+use crate::model::usage::{col, usage_schema};
+use crate::staged::usage::partition_file;
+use crate::store::{BatchStream, Lake};
+use arrow::array::{Array, BooleanArray, RecordBatch};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ArrowWriter;
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+/// Rows (staged plus new) above which a partition is merged from disk.
+const BIG_ROWS: u64 = 1 << 20;
+/// New rows sorted into one run.
+const RUN_ROWS: usize = 256 * 1024;
+/// Rows per batch read back.
+const READ_ROWS: usize = 8 * 1024;
+/// Rows per batch written.
+const OUT_ROWS: usize = 64 * 1024;
+
+/// `CSPCOST_INGEST_BIG_ROWS` / `CSPCOST_INGEST_RUN_ROWS` override the sizes, so that tests
+/// merge the sample data from disk in many runs; the result never depends on them.
+fn size_from_env(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(default)
+}
+
+/// Whether a partition of `rows` rows (staged plus new) is merged from disk.
+pub(super) fn is_big(rows: u64) -> bool {
+    rows > size_from_env("CSPCOST_INGEST_BIG_ROWS", BIG_ROWS)
+}
+
+/// The staged rows of a partition, by key: where each is, and what restating compares.
+#[derive(Default)]
+struct StagedIndex {
+    pos: HashMap<u128, u32>,
+    /// Quantity and unit (an index into `units`) of each staged row.
+    value: Vec<(i128, Option<u32>)>,
+    units: HashMap<String, u32>,
+    replaced: Vec<bool>,
+}
+
+impl StagedIndex {
+    fn load(lake: &Lake, rel: &str) -> Result<StagedIndex> {
+        let mut ix = StagedIndex::default();
+        let columns = [col::KEY_HASH, col::QUANTITY, "unit"];
+        for b in lake
+            .parquet_batches(rel, &columns, None, 64 * 1024)?
+            .into_iter()
+            .flatten()
+        {
+            let b = b?;
+            let c = crate::model::schema::Cols(&b);
+            let (k, q, u) = (
+                c.hash128(col::KEY_HASH)?,
+                c.dec(col::QUANTITY)?,
+                c.str("unit")?,
+            );
+            for i in 0..b.num_rows() {
+                let unit = crate::model::schema::opt_str(u, i).map(|s| {
+                    let next = ix.units.len() as u32;
+                    *ix.units.entry(s.to_string()).or_insert(next)
+                });
+                ix.pos.insert(hash_at(k, i), ix.value.len() as u32);
+                ix.value.push((q.value(i), unit));
+            }
+        }
+        ix.replaced = vec![false; ix.value.len()];
+        Ok(ix)
+    }
+
+    /// The staged position of a key, and whether the new row has its quantity and unit.
+    fn find(&self, key: u128, quantity: i128, unit: Option<&str>) -> Option<(usize, bool)> {
+        let &p = self.pos.get(&key)?;
+        let (q, u) = self.value[p as usize];
+        let unit = unit.map(|s| self.units.get(s).copied());
+        let same_unit = match (u, unit) {
+            (None, None) => true,
+            (Some(a), Some(Some(b))) => a == b,
+            _ => false,
+        };
+        Some((p as usize, q == quantity && same_unit))
+    }
+}
+
+/// New rows kept so far, waiting to be sorted into a run.
+#[derive(Default)]
+struct Pending {
+    batches: Vec<RecordBatch>,
+    rows: Vec<(usize, usize)>,
+}
+
+/// Merge a partition from disk: `spilled` are its new records, in arrival order.
+pub(super) fn merge_big_partition(
+    lake: &Lake,
+    key: &PartKey,
+    spilled: &[PathBuf],
+    scratch: &Path,
+    run_id: &str,
+) -> Result<MergeStats> {
+    let rel = partition_file(&key.0, key.1);
+    let mut staged = StagedIndex::load(lake, &rel)?;
+    let dir = scratch.join(format!("merge-{}-{:03}", key.0, key.1));
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    let mut st = MergeStats::default();
+    let mut seen: HashSet<u128> = HashSet::new();
+    let mut pending = Pending::default();
+    let mut runs: Vec<PathBuf> = Vec::new();
+    for path in spilled {
+        for b in spill_batches(path)? {
+            let b = b?;
+            let c = MergeCols::of(&b)?;
+            let at = pending.batches.len();
+            let mut kept = false;
+            for i in 0..b.num_rows() {
+                let k = hash_at(c.key, i);
+                if !seen.insert(k) {
+                    st.duplicates.push(duplicate_record(&c, i));
+                    continue;
+                }
+                match staged.find(k, c.quantity.value(i), c.unit_at(i)) {
+                    Some((_, true)) => st.unchanged += 1,
+                    Some((p, false)) => {
+                        st.restated += 1;
+                        staged.replaced[p] = true;
+                        pending.rows.push((at, i));
+                        kept = true;
+                    }
+                    None => {
+                        st.new += 1;
+                        pending.rows.push((at, i));
+                        kept = true;
+                    }
+                }
+            }
+            if kept {
+                pending.batches.push(b);
+            }
+            if pending.rows.len()
+                >= size_from_env("CSPCOST_INGEST_RUN_ROWS", RUN_ROWS as u64) as usize
+            {
+                runs.push(write_sorted_run(
+                    &dir,
+                    runs.len(),
+                    std::mem::take(&mut pending),
+                )?);
+            }
+        }
+        // Each spill file is read once: free the disk as the merge goes.
+        let _ = std::fs::remove_file(path);
+    }
+    if !pending.rows.is_empty() {
+        runs.push(write_sorted_run(&dir, runs.len(), pending)?);
+    }
+    let kept_staged = staged.replaced.iter().filter(|r| !**r).count() as u64;
+    st.rows = kept_staged + st.new + st.restated;
+    if st.new + st.restated > 0 {
+        let metadata = vec![
+            ("cspcost.run_id".into(), run_id.into()),
+            (
+                crate::emit::journal::INGEST_COUNTS_KEY.into(),
+                crate::emit::journal::format_counts(st.new, st.restated, st.unchanged),
+            ),
+        ];
+        let mut sources: Vec<Cursor> = Vec::new();
+        let columns = usage_columns();
+        let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
+        if let Some(s) = lake.parquet_batches(&rel, &columns, None, READ_ROWS)? {
+            sources.push(Cursor::open(s, Some(std::mem::take(&mut staged.replaced)))?);
+        }
+        drop(staged);
+        for r in &runs {
+            sources.push(Cursor::open(spill_batches(r)?, None)?);
+        }
+        lake.put_parquet_with(&rel, usage_schema(), metadata, |w| {
+            merge_cursors(sources, w)
+        })?;
+        st.written = true;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(st)
+}
+
+fn usage_columns() -> Vec<String> {
+    usage_schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect()
+}
+
+/// A scratch file read back in batches.
+fn spill_batches(path: &Path) -> Result<BatchStream> {
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let perr = |e| Error::Parquet {
+        path: path.display().to_string(),
+        source: e,
+    };
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(perr)?
+        .with_batch_size(READ_ROWS)
+        .build()
+        .map_err(perr)?;
+    Ok(Box::new(reader.map(|b| b.map_err(Error::from))))
+}
+
+/// Sort kept rows by the staged order and write them as one run.
+fn write_sorted_run(dir: &Path, n: usize, mut p: Pending) -> Result<PathBuf> {
+    let keys: Vec<OrderKeys> = p.batches.iter().map(OrderKeys::of).collect::<Result<_>>()?;
+    p.rows
+        .sort_unstable_by(|x, y| keys[x.0].at(x.1).cmp(&keys[y.0].at(y.1)));
+    let path = dir.join(format!("run-{n:05}.parquet"));
+    let file = File::create(&path).map_err(|e| Error::io(&path, e))?;
+    let perr = |e| Error::Parquet {
+        path: path.display().to_string(),
+        source: e,
+    };
+    let mut w = ArrowWriter::try_new(
+        file,
+        usage_schema(),
+        Some(crate::store::scratch::scratch_properties()),
+    )
+    .map_err(perr)?;
+    for chunk in p.rows.chunks(OUT_ROWS) {
+        w.write(&interleave(&p.batches, chunk)?).map_err(perr)?;
+    }
+    w.close().map_err(perr)?;
+    Ok(path)
+}
+
+/// The rows `picks` of `batches`, as one batch of the usage schema.
+fn interleave(batches: &[RecordBatch], picks: &[(usize, usize)]) -> Result<RecordBatch> {
+    let schema = usage_schema();
+    let columns = (0..schema.fields().len())
+        .map(|c| {
+            let arrays: Vec<&dyn Array> = batches.iter().map(|b| b.column(c).as_ref()).collect();
+            arrow::compute::interleave(&arrays, picks)
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok(RecordBatch::try_new(schema, columns)?)
+}
+
+/// One sorted source of the final merge, a batch at a time.
+struct Cursor {
+    batches: BatchStream,
+    /// Staged rows to leave out (restated), by position in the source.
+    drop: Option<Vec<bool>>,
+    base: usize,
+    batch: RecordBatch,
+    keys: OrderKeys,
+    row: usize,
+    /// Index of `batch` among the batches the output holds.
+    held: usize,
+}
+
+impl Cursor {
+    /// Open a source; `None`-like cursors (no rows) are told by [`Cursor::live`].
+    fn open(batches: BatchStream, drop: Option<Vec<bool>>) -> Result<Cursor> {
+        let empty = RecordBatch::new_empty(usage_schema());
+        let mut c = Cursor {
+            batches,
+            drop,
+            base: 0,
+            keys: OrderKeys::of(&empty)?,
+            batch: empty,
+            row: 0,
+            held: 0,
+        };
+        c.next_batch()?;
+        Ok(c)
+    }
+
+    fn live(&self) -> bool {
+        self.row < self.batch.num_rows()
+    }
+
+    /// Load the next non-empty batch (less its dropped rows); empty at the end.
+    fn next_batch(&mut self) -> Result<()> {
+        self.row = 0;
+        loop {
+            let Some(b) = self.batches.next().transpose()? else {
+                self.batch = RecordBatch::new_empty(usage_schema());
+                self.keys = OrderKeys::of(&self.batch)?;
+                return Ok(());
+            };
+            let n = b.num_rows();
+            let b = match &self.drop {
+                Some(d) if d[self.base..self.base + n].iter().any(|x| *x) => {
+                    let keep: BooleanArray = d[self.base..self.base + n]
+                        .iter()
+                        .map(|x| Some(!x))
+                        .collect();
+                    arrow::compute::filter_record_batch(&b, &keep)?
+                }
+                _ => b,
+            };
+            self.base += n;
+            if b.num_rows() > 0 {
+                self.keys = OrderKeys::of(&b)?;
+                self.batch = b;
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Merge sorted sources into the writer, in staged order.
+fn merge_cursors(mut cursors: Vec<Cursor>, w: &mut ArrowWriter<File>) -> Result<()> {
+    cursors.retain(Cursor::live);
+    let mut held: Vec<RecordBatch> = Vec::new();
+    for c in cursors.iter_mut() {
+        c.held = held.len();
+        held.push(c.batch.clone());
+    }
+    let less =
+        |cs: &[Cursor], a: usize, b: usize| cs[a].keys.at(cs[a].row) < cs[b].keys.at(cs[b].row);
+    let mut heap: Vec<usize> = (0..cursors.len()).collect();
+    for i in (0..heap.len() / 2).rev() {
+        sift_down(&mut heap, i, |a, b| less(&cursors, a, b));
+    }
+    let mut picks: Vec<(usize, usize)> = Vec::with_capacity(OUT_ROWS);
+    while let Some(&top) = heap.first() {
+        let c = &mut cursors[top];
+        picks.push((c.held, c.row));
+        c.row += 1;
+        if c.row == c.batch.num_rows() {
+            c.next_batch()?;
+            if c.live() {
+                c.held = held.len();
+                held.push(c.batch.clone());
+            } else {
+                let last = heap.len() - 1;
+                heap.swap(0, last);
+                heap.pop();
+            }
+        }
+        sift_down(&mut heap, 0, |a, b| less(&cursors, a, b));
+        if picks.len() == OUT_ROWS {
+            write_batch(w, &interleave(&held, &picks)?)?;
+            picks.clear();
+            held.clear();
+            for &i in &heap {
+                cursors[i].held = held.len();
+                held.push(cursors[i].batch.clone());
+            }
+        }
+    }
+    if !picks.is_empty() {
+        write_batch(w, &interleave(&held, &picks)?)?;
+    }
+    Ok(())
+}
+
+fn write_batch(w: &mut ArrowWriter<File>, b: &RecordBatch) -> Result<()> {
+    w.write(b).map_err(|e| Error::Parquet {
+        path: "staged usage partition".into(),
+        source: e,
+    })
+}
+
+/// Restore the heap property below `i` (a min-heap of cursor indices under `less`).
+fn sift_down(heap: &mut [usize], mut i: usize, less: impl Fn(usize, usize) -> bool) {
+    loop {
+        let (l, r) = (2 * i + 1, 2 * i + 2);
+        let mut m = i;
+        if l < heap.len() && less(heap[l], heap[m]) {
+            m = l;
+        }
+        if r < heap.len() && less(heap[r], heap[m]) {
+            m = r;
+        }
+        if m == i {
+            return;
+        }
+        heap.swap(i, m);
+        i = m;
+    }
+}
