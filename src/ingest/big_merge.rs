@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::model::schema::hash_at;
 use crate::model::usage::{col, usage_schema};
 use crate::staged::usage::partition_file;
+use crate::store::par_writer::ParWriter;
 use crate::store::{BatchStream, Lake};
 use arrow::array::{Array, BooleanArray, RecordBatch};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -325,7 +326,7 @@ impl Cursor {
 }
 
 /// Merge sorted sources into the writer, in staged order.
-fn merge_cursors(mut cursors: Vec<Cursor>, w: &mut ArrowWriter<File>) -> Result<()> {
+fn merge_cursors(mut cursors: Vec<Cursor>, w: &mut ParWriter<File>) -> Result<()> {
     cursors.retain(Cursor::live);
     let mut held: Vec<RecordBatch> = Vec::new();
     for c in cursors.iter_mut() {
@@ -371,7 +372,7 @@ fn merge_cursors(mut cursors: Vec<Cursor>, w: &mut ArrowWriter<File>) -> Result<
     Ok(())
 }
 
-fn write_batch(w: &mut ArrowWriter<File>, b: &RecordBatch) -> Result<()> {
+fn write_batch(w: &mut ParWriter<File>, b: &RecordBatch) -> Result<()> {
     w.write(b).map_err(|e| Error::Parquet {
         path: "staged usage partition".into(),
         source: e,

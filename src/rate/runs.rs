@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::model::decimal::Dec10;
 use crate::model::reference::Organization;
 use crate::model::schema::Cols;
+use crate::store::par_writer::ParWriter;
 use crate::store::scratch::scratch_builder;
 use crate::store::Lake;
 use arrow::array::{Array, RecordBatch, StringArray};
@@ -251,13 +252,13 @@ pub fn merge_runs(lake: &Lake, rel: &str, runs: &[PathBuf], digest: &str) -> Res
         .set_max_row_group_row_count(Some(OUT_BATCH_ROWS))
         .build();
     let file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    let mut writer = ArrowWriter::try_new(file, cost_schema(), Some(props)).map_err(perr)?;
+    let mut writer = ParWriter::try_new(file, cost_schema(), props).map_err(perr)?;
     let mut open: Vec<Run> = runs.iter().map(|p| Run::open(p)).collect::<Result<_>>()?;
     let mut pending: Vec<RecordBatch> = Vec::new();
     let mut pending_rows = 0usize;
     let mut rows = 0u64;
     let flush =
-        |pending: &mut Vec<RecordBatch>, n: usize, writer: &mut ArrowWriter<File>| -> Result<()> {
+        |pending: &mut Vec<RecordBatch>, n: usize, writer: &mut ParWriter<File>| -> Result<()> {
             if pending.is_empty() {
                 return Ok(());
             }

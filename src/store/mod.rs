@@ -8,6 +8,7 @@
 
 pub mod input;
 pub mod lease;
+pub mod par_writer;
 mod remote;
 pub mod scratch;
 
@@ -18,7 +19,6 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use bytes::Bytes;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::{FooterTail, KeyValue, ParquetMetaData, ParquetMetaDataReader};
 use parquet::file::properties::WriterProperties;
@@ -380,7 +380,7 @@ impl Lake {
         rel: &str,
         schema: SchemaRef,
         metadata: Vec<(String, String)>,
-        write: impl FnOnce(&mut ArrowWriter<File>) -> Result<()>,
+        write: impl FnOnce(&mut par_writer::ParWriter<File>) -> Result<()>,
     ) -> Result<()> {
         let perr = |e| Error::Parquet {
             path: rel.to_string(),
@@ -396,14 +396,14 @@ impl Lake {
                 .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
                 .set_key_value_metadata(Some(kv))
                 .build();
-            let mut writer = ArrowWriter::try_new(
+            let mut writer = par_writer::ParWriter::try_new(
                 file.try_clone().map_err(|e| Error::io(self.path(rel), e))?,
                 schema,
-                Some(props),
+                props,
             )
             .map_err(perr)?;
             write(&mut writer)?;
-            writer.close().map_err(perr)?;
+            writer.into_inner().map_err(perr)?;
             Ok(())
         })
     }
