@@ -12,24 +12,13 @@ use std::time::Instant;
 static QUIET: AtomicBool = AtomicBool::new(false);
 static FORMAT: AtomicU8 = AtomicU8::new(LogFormat::Text as u8);
 
-/// How log lines are written (`--log-format`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// How log lines are written (`--log-format`; clap parses the word).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
     /// `cspcost: <message>`.
     Text = 0,
     /// `{"ts":"...","level":"info","msg":"...",<fields>}`, one object per line.
     Json = 1,
-}
-
-impl LogFormat {
-    /// `text` or `json`.
-    pub fn parse(s: &str) -> Option<LogFormat> {
-        match s {
-            "text" => Some(LogFormat::Text),
-            "json" => Some(LogFormat::Json),
-            _ => None,
-        }
-    }
 }
 
 /// Silence progress and summaries (`--quiet`).
