@@ -1,4 +1,7 @@
-//! Command line: clap derive definitions and their translation into library calls. No
+//! Command line: clap derive definitions, their conversion into the stages' typed requests
+//! (the ones pipeline tables build too, each with the one `validate` that owns its rules and
+//! messages), and one small dispatch per command that runs the request under the writer
+//! lease and prints its summary. Enum flags are [`Choice`]s of clap `ValueEnum`s. No
 //! business logic lives here.
 
 use crate::bill::BillRequest;
