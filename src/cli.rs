@@ -8,7 +8,7 @@ use crate::bill::BillRequest;
 use crate::emit::manifest::new_run_id;
 use crate::error::Result;
 use crate::ingest::{self, IngestRequest, InputKind};
-use crate::model::choice::Choice;
+use crate::model::choice::{strict_parser, Choice};
 use crate::model::tier::TierScope;
 use crate::progress::LogFormat;
 use crate::rate::run::RateRequest;
@@ -32,7 +32,7 @@ pub struct Cli {
     pub quiet: bool,
     /// Log lines on stderr: `text` (`cspcost: ...`) or `json` (one object per line with
     /// `ts`, `level`, `msg` and fields, for log collectors; no progress bar).
-    #[arg(long, global = true, value_name = "FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    #[arg(long, global = true, value_name = "FORMAT", default_value = "text", value_parser = strict_parser::<LogFormat>())]
     pub log_format: LogFormat,
     /// Writing commands: if another run holds the lake's writer lease, wait up to DURATION
     /// (`30s`, `5m`, `500ms`) for it instead of exiting 2 at once.

@@ -21,6 +21,8 @@ pub enum LogFormat {
     Json = 1,
 }
 
+impl crate::model::choice::OptionEnum for LogFormat {}
+
 /// Silence progress and summaries (`--quiet`).
 pub fn set_quiet(q: bool) {
     QUIET.store(q, Ordering::Relaxed);

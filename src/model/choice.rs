@@ -1,4 +1,4 @@
-//! Enum option values (tier scope, extract grain, asset status): one [`OptionEnum`] per
+//! Enum option values (tier scope, extract grain, asset status, log format): one [`OptionEnum`] per
 //! enum, whose words come from its clap [`ValueEnum`] derive, so that `--help`, the command
 //! line, a pipeline file and the "expected a, b or c" sentence all read the same list.
 //!
@@ -105,12 +105,24 @@ impl<T: OptionEnum> TypedValueParser for ChoiceParser<T> {
     }
 
     fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
-        Some(Box::new(
-            T::value_variants()
-                .iter()
-                .filter_map(ValueEnum::to_possible_value),
-        ))
+        Some(Box::new(possible_values::<T>()))
     }
+}
+
+/// The values as `--help` lists them: `[possible values: a, b, c]` after the flag's line.
+/// Without the variants' doc lines, which would turn every `--help` into its long layout.
+fn possible_values<T: OptionEnum>() -> impl Iterator<Item = PossibleValue> {
+    T::value_variants()
+        .iter()
+        .filter_map(ValueEnum::to_possible_value)
+        .map(|p| p.help(None::<&'static str>))
+}
+
+/// Clap's parser of a flag whose unknown word clap itself refuses (`--log-format`: it
+/// is read before any command runs), with clap's `invalid value` message and the values.
+pub fn strict_parser<T: OptionEnum>() -> impl TypedValueParser<Value = T> {
+    clap::builder::PossibleValuesParser::new(possible_values::<T>())
+        .try_map(|text| T::from_str(&text, false))
 }
 
 impl<T: OptionEnum> ValueParserFactory for Choice<T> {

@@ -141,6 +141,7 @@ impl Loader<'_> {
         self.at(&self.cfg.stages.span())
     }
 
+    /// Record one problem (it names its own line).
     fn problem(&mut self, problem: String) {
         self.problems.push(problem);
     }
