@@ -1,13 +1,27 @@
-//! Command line: clap derive definitions and their translation into library calls. No
+//! Command line: clap derive definitions, their conversion into the stages' typed requests
+//! (the ones pipeline tables build too, each with the one `validate` that owns its rules and
+//! messages), and one small dispatch per command that runs the request under the writer
+//! lease and prints its summary. Enum flags are [`Choice`]s of clap `ValueEnum`s. No
 //! business logic lives here.
 
+use crate::bill::BillRequest;
 use crate::emit::manifest::new_run_id;
 use crate::error::Result;
-use crate::ingest;
+use crate::ingest::{self, IngestRequest, InputKind};
+use crate::model::choice::{strict_parser, Choice};
+use crate::model::tier::TierScope;
+use crate::progress::LogFormat;
+use crate::rate::run::RateRequest;
+use crate::reconcile::run::{
+    Grain, ReconcileRequest, DEFAULT_COST_TOLERANCE, DEFAULT_QUANTITY_TOLERANCE,
+};
 use crate::report;
+use crate::reserve::assets::AssetStatus;
+use crate::reserve::request::ReserveRequest;
 use crate::store::Lake;
 use clap::{Parser, Subcommand};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// cspcost: rate Azure CSP usage, bill organizations, reconcile Microsoft invoices.
 #[derive(Parser, Debug)]
@@ -18,8 +32,8 @@ pub struct Cli {
     pub quiet: bool,
     /// Log lines on stderr: `text` (`cspcost: ...`) or `json` (one object per line with
     /// `ts`, `level`, `msg` and fields, for log collectors; no progress bar).
-    #[arg(long, global = true, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
-    pub log_format: String,
+    #[arg(long, global = true, value_name = "FORMAT", default_value = "text", value_parser = strict_parser::<LogFormat>())]
+    pub log_format: LogFormat,
     /// Writing commands: if another run holds the lake's writer lease, wait up to DURATION
     /// (`30s`, `5m`, `500ms`) for it instead of exiting 2 at once.
     #[arg(long, global = true, value_name = "DURATION")]
@@ -85,7 +99,7 @@ pub struct RateArgs {
     pub months: Vec<String>,
     /// What accumulates on one tier ladder: subscription, customer or organization.
     #[arg(long, default_value = "subscription")]
-    pub tier_scope: String,
+    pub tier_scope: Choice<TierScope>,
     /// calendar_month or billing_cycle:DAY (1..28).
     #[arg(long, default_value = "calendar_month")]
     pub tier_period: String,
@@ -122,7 +136,7 @@ pub struct AssetsArgs {
     pub org: Option<String>,
     /// Only `active` or `expired` assets.
     #[arg(long)]
-    pub status: Option<String>,
+    pub status: Option<Choice<AssetStatus>>,
 }
 
 /// `reconcile` flags.
@@ -148,7 +162,7 @@ pub struct ReconcileArgs {
     pub tenant: Option<String>,
     /// `period` (one line per organization, tenant, subscription, meter) or `daily`.
     #[arg(long, default_value = "period")]
-    pub grain: String,
+    pub grain: Choice<Grain>,
     /// Microsoft's invoice reconciliation file (usage line items, CSV or API JSON).
     #[arg(long)]
     pub invoice: Option<PathBuf>,
@@ -156,10 +170,10 @@ pub struct ReconcileArgs {
     #[arg(long)]
     pub subscription_map: Option<PathBuf>,
     /// Largest quantity difference that still counts as the same quantity.
-    #[arg(long, default_value = "0.000001")]
+    #[arg(long, default_value = DEFAULT_QUANTITY_TOLERANCE)]
     pub quantity_tolerance: String,
     /// Largest cost difference (invoice currency) that still counts as the same cost.
-    #[arg(long, default_value = "0.005")]
+    #[arg(long, default_value = DEFAULT_COST_TOLERANCE)]
     pub cost_tolerance: String,
 }
 
@@ -353,156 +367,38 @@ pub enum TenantsCommand {
     },
 }
 
-/// Run a parsed command line.
+/// What every command's dispatch takes from the global flags.
+#[derive(Clone, Copy, Debug)]
+struct Globals {
+    /// `--quiet`.
+    quiet: bool,
+    /// `--wait`.
+    wait: Option<Duration>,
+}
+
+/// Run a parsed command line: set the global flags, then one dispatch per command.
 pub fn run(cli: Cli) -> Result<()> {
     crate::progress::set_quiet(cli.quiet);
-    if let Some(f) = crate::progress::LogFormat::parse(&cli.log_format) {
-        crate::progress::set_log_format(f);
-    }
-    let wait = crate::writer::parse_wait(cli.wait.as_deref())?;
+    crate::progress::set_log_format(cli.log_format);
+    let g = Globals {
+        quiet: cli.quiet,
+        wait: crate::writer::parse_wait(cli.wait.as_deref())?,
+    };
     match cli.command {
-        Command::Ingest(cmd) => {
-            let (args, kind) = match cmd {
-                IngestCommand::Usage(a) => (a, ingest::InputKind::Usage),
-                IngestCommand::Prices(a) => (a, ingest::InputKind::Prices),
-                IngestCommand::Reference(a) => (a, ingest::InputKind::Reference),
-                IngestCommand::Reservations(a) => (a, ingest::InputKind::Reservations),
-            };
-            let lake = Lake::open(&args.lake)?;
-            let run_id = new_run_id();
-            let command = format!("ingest {}", kind.as_str());
-            let lease = crate::writer::begin(&lake, &run_id, &command, None, wait)?;
-            let request = ingest::IngestRequest {
-                kind,
-                paths: args.paths,
-            };
-            let m = ingest::ingest(&lake, &request, &run_id)?;
-            lease.release()?;
-            if !cli.quiet {
-                report::print_ingest_summary(&m);
-            }
-            report::log_finished(&m);
-            Ok(())
-        }
-        Command::Tenants(cmd) => tenants(cmd, wait),
+        Command::Ingest(cmd) => ingest_files(cmd, g),
+        Command::Tenants(cmd) => tenants(cmd, g.wait),
         Command::Quarantine { lake } => {
             let lake = Lake::open_existing(&lake)?;
             report::print_quarantine(&crate::emit::quarantine::lake_counts(&lake)?);
             Ok(())
         }
-        Command::Rate(a) => {
-            let opts = rate_options(&a)?;
-            let lake = Lake::open_existing(&a.lake)?;
-            let run_id = new_run_id();
-            // A dry run writes nothing, so it needs no lease.
-            let lease = if opts.dry_run {
-                None
-            } else {
-                let command = match &opts.shard {
-                    Some(s) => format!("rate --shard {}/{}", s.index, s.count),
-                    None => "rate".to_string(),
-                };
-                let n = opts.shard.as_ref().map(|s| s.count);
-                Some(crate::writer::begin(&lake, &run_id, &command, n, wait)?)
-            };
-            let report = crate::rate::run::rate(&lake, &opts, &run_id)?;
-            if let Some(l) = lease {
-                l.release()?;
-            }
-            if !cli.quiet {
-                report::print_rate_summary(&report);
-            }
-            if !opts.dry_run {
-                report::log_finished(&report.manifest);
-            }
-            Ok(())
-        }
-        Command::Reserve(a) => {
-            let opts = reserve_options(&a)?;
-            let lake = Lake::open_existing(&a.lake)?;
-            let run_id = new_run_id();
-            let lease = crate::writer::begin(&lake, &run_id, "reserve", None, wait)?;
-            let report = crate::reserve::run::reserve(&lake, &opts, &run_id)?;
-            lease.release()?;
-            if !cli.quiet {
-                report::print_reserve_summary(&report);
-            }
-            Ok(())
-        }
-        Command::Assets(a) => {
-            let lake = Lake::open_existing(&a.lake)?;
-            let query = crate::reserve::assets::AssetQuery::from_flags(
-                &lake,
-                a.org.as_deref(),
-                a.status.as_deref(),
-            )?;
-            match crate::reserve::assets::list_assets(&lake, &query)? {
-                Some(rows) => report::print_assets(&rows),
-                None => crate::outln!(
-                    "no reservation assets yet: run `cspcost reserve --lake {}` first",
-                    a.lake
-                ),
-            }
-            Ok(())
-        }
-        Command::Run { config, dry_run } => {
-            let plan = crate::pipeline::plan::load(&config)?;
-            if dry_run {
-                crate::pipeline::plan::describe(&plan)
-            } else {
-                // One lease for all stages. A pipeline that ingests may create the lake;
-                // one that only rates, reserves or reconciles needs an existing lake.
-                let ingests = plan
-                    .steps
-                    .iter()
-                    .any(|s| matches!(s, crate::pipeline::plan::Step::Ingest(..)));
-                let lake = if ingests {
-                    Lake::open(&plan.lake)?
-                } else {
-                    Lake::open_existing(&plan.lake)?
-                };
-                let lease = crate::writer::begin(&lake, &new_run_id(), "run", None, wait)?;
-                crate::pipeline::plan::execute(&plan, cli.quiet)?;
-                lease.release()
-            }
-        }
-        Command::Reconcile(a) => {
-            let opts = reconcile_options(&a)?;
-            let lake = Lake::open_existing(&a.lake)?;
-            let run_id = new_run_id();
-            let lease = crate::writer::begin(&lake, &run_id, "reconcile", None, wait)?;
-            let report = crate::reconcile::run::reconcile(&lake, &opts, &run_id)?;
-            lease.release()?;
-            if !cli.quiet {
-                crate::reconcile::display::print_summary(&report);
-            }
-            Ok(())
-        }
-        Command::Pull(cmd) => {
-            let (what, request) = pull_request(cmd);
-            let opts = request
-                .validate(what, &|field| format!("--{}", field.replace('_', "-")))
-                .map_err(|problems| crate::Error::Config { problems })?;
-            let report =
-                crate::pull::run(&opts, &format!("pull {}", what.as_str()), &new_run_id())?;
-            if !cli.quiet && !opts.dry_run {
-                crate::pull::summary::print_summary(&report.manifest);
-            }
-            Ok(())
-        }
-        Command::Bill(a) => {
-            let opts = bill_options(&a)?;
-            let lake = Lake::open_existing(&a.lake)?;
-            let run_id = new_run_id();
-            let lease = crate::writer::begin(&lake, &run_id, "bill", None, wait)?;
-            let report = crate::bill::bill(&lake, &opts, &run_id)?;
-            lease.release()?;
-            if !cli.quiet {
-                crate::bill::run::print_summary(&report);
-            }
-            report::log_finished(&report.manifest);
-            Ok(())
-        }
+        Command::Rate(a) => rate(&a, g),
+        Command::Reserve(a) => reserve(&a, g),
+        Command::Assets(a) => assets(&a),
+        Command::Run { config, dry_run } => run_pipeline(&config, dry_run, g),
+        Command::Reconcile(a) => reconcile(&a, g),
+        Command::Pull(cmd) => pull(cmd, g.quiet),
+        Command::Bill(a) => bill(&a, g),
         Command::Runs { lake } => {
             let lake = Lake::open_existing(&lake)?;
             report::print_runs(&crate::emit::manifest::list_manifests(&lake)?);
@@ -511,7 +407,139 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
-fn tenants(cmd: TenantsCommand, wait: Option<std::time::Duration>) -> Result<()> {
+/// `work(run_id)` under the lake's writer lease, taken as `command` (one of `shards`).
+fn under_lease<T>(
+    lake: &Lake,
+    command: &str,
+    shards: Option<u32>,
+    wait: Option<Duration>,
+    work: impl FnOnce(&str) -> Result<T>,
+) -> Result<T> {
+    let run_id = new_run_id();
+    let lease = crate::writer::begin(lake, &run_id, command, shards, wait)?;
+    let done = work(&run_id)?;
+    lease.release()?;
+    Ok(done)
+}
+
+/// `ingest <kind>` under the writer lease.
+fn ingest_files(cmd: IngestCommand, g: Globals) -> Result<()> {
+    let (lake, request) = cmd.into_request();
+    let lake = Lake::open(&lake)?;
+    let command = format!("ingest {}", request.kind.as_str());
+    let m = under_lease(&lake, &command, None, g.wait, |run_id| {
+        ingest::ingest(&lake, &request, run_id)
+    })?;
+    if !g.quiet {
+        report::print_ingest_summary(&m);
+    }
+    report::log_finished(&m);
+    Ok(())
+}
+
+/// `rate` under the writer lease (a dry run writes nothing, so it takes none).
+fn rate(a: &RateArgs, g: Globals) -> Result<()> {
+    let opts = rate_options(a)?;
+    let lake = Lake::open_existing(&a.lake)?;
+    let work = |run_id: &str| crate::rate::run::rate(&lake, &opts, run_id);
+    let report = match &opts.shard {
+        _ if opts.dry_run => work(&new_run_id())?,
+        Some(s) => {
+            let command = format!("rate --shard {}/{}", s.index, s.count);
+            under_lease(&lake, &command, Some(s.count), g.wait, work)?
+        }
+        None => under_lease(&lake, "rate", None, g.wait, work)?,
+    };
+    if !g.quiet {
+        report::print_rate_summary(&report);
+    }
+    if !opts.dry_run {
+        report::log_finished(&report.manifest);
+    }
+    Ok(())
+}
+
+/// `reserve` under the writer lease.
+fn reserve(a: &ReserveArgs, g: Globals) -> Result<()> {
+    let opts = reserve_options(a)?;
+    let lake = Lake::open_existing(&a.lake)?;
+    let report = under_lease(&lake, "reserve", None, g.wait, |run_id| {
+        crate::reserve::run::reserve(&lake, &opts, run_id)
+    })?;
+    if !g.quiet {
+        report::print_reserve_summary(&report);
+    }
+    Ok(())
+}
+
+/// `assets`: reads only.
+fn assets(a: &AssetsArgs) -> Result<()> {
+    use crate::reserve::assets::{list_assets, AssetQuery};
+    let lake = Lake::open_existing(&a.lake)?;
+    let query = AssetQuery::from_flags(&lake, a.org.as_deref(), a.status.as_ref())?;
+    match list_assets(&lake, &query)? {
+        Some(rows) => report::print_assets(&rows),
+        None => crate::outln!(
+            "no reservation assets yet: run `cspcost reserve --lake {}` first",
+            a.lake
+        ),
+    }
+    Ok(())
+}
+
+/// `run`: print the plan, or execute it under one lease for all stages.
+fn run_pipeline(config: &Path, dry_run: bool, g: Globals) -> Result<()> {
+    let plan = crate::pipeline::plan::load(config)?;
+    if dry_run {
+        return crate::pipeline::plan::describe(&plan);
+    }
+    let lake = plan.open_lake()?;
+    under_lease(&lake, "run", None, g.wait, |_| {
+        crate::pipeline::plan::execute(&plan, g.quiet)
+    })?;
+    Ok(())
+}
+
+/// `reconcile` under the writer lease.
+fn reconcile(a: &ReconcileArgs, g: Globals) -> Result<()> {
+    let opts = reconcile_options(a)?;
+    let lake = Lake::open_existing(&a.lake)?;
+    let report = under_lease(&lake, "reconcile", None, g.wait, |run_id| {
+        crate::reconcile::run::reconcile(&lake, &opts, run_id)
+    })?;
+    if !g.quiet {
+        crate::reconcile::display::print_summary(&report);
+    }
+    Ok(())
+}
+
+/// `pull <what>` (writes a directory, not the lake: no lease).
+fn pull(cmd: PullCommand, quiet: bool) -> Result<()> {
+    let (what, request) = pull_request(cmd);
+    let opts = checked(request.validate(what, &flag))?;
+    let report = crate::pull::run(&opts, &format!("pull {}", what.as_str()), &new_run_id())?;
+    if !quiet && !opts.dry_run {
+        crate::pull::summary::print_summary(&report.manifest);
+    }
+    Ok(())
+}
+
+/// `bill` under the writer lease.
+fn bill(a: &BillArgs, g: Globals) -> Result<()> {
+    let opts = bill_options(a)?;
+    let lake = Lake::open_existing(&a.lake)?;
+    let report = under_lease(&lake, "bill", None, g.wait, |run_id| {
+        crate::bill::bill(&lake, &opts, run_id)
+    })?;
+    if !g.quiet {
+        crate::bill::run::print_summary(&report);
+    }
+    report::log_finished(&report.manifest);
+    Ok(())
+}
+
+/// `tenants <action>`; `add` and `remove` write under the writer lease.
+fn tenants(cmd: TenantsCommand, wait: Option<Duration>) -> Result<()> {
     use crate::model::reference::Reference;
     match cmd {
         TenantsCommand::Add {
@@ -521,9 +549,9 @@ fn tenants(cmd: TenantsCommand, wait: Option<std::time::Duration>) -> Result<()>
             partnership,
         } => {
             let lake = Lake::open(&lake)?;
-            let lease = crate::writer::begin(&lake, &new_run_id(), "tenants add", None, wait)?;
-            let t = ingest::reference::tenants_add(&lake, &tenant, &org, &partnership)?;
-            lease.release()?;
+            let t = under_lease(&lake, "tenants add", None, wait, |_| {
+                ingest::reference::tenants_add(&lake, &tenant, &org, &partnership)
+            })?;
             crate::outln!(
                 "registered tenant {} to organization {} (partnership {})",
                 t.customer_tenant_id,
@@ -536,26 +564,47 @@ fn tenants(cmd: TenantsCommand, wait: Option<std::time::Duration>) -> Result<()>
         }
         TenantsCommand::Show { lake, tenant } => {
             let r = Reference::load(&Lake::open_existing(&lake)?)?;
-            let g = crate::model::ids::normalize_guid(&tenant)
-                .ok_or_else(|| crate::Error::config(format!("'{tenant}' is not a GUID")))?;
-            let t = r
-                .tenants
-                .get(&g)
-                .ok_or_else(|| crate::Error::config(format!("tenant {g} is not registered")))?;
-            report::print_tenant(&r, t);
+            report::print_tenant(&r, r.registered_tenant(&tenant)?);
         }
         TenantsCommand::Discover { lake } => {
             crate::pull::summary::print_discovered(&crate::pull::discover(&lake)?)
         }
         TenantsCommand::Remove { lake, tenant } => {
             let lake = Lake::open_existing(&lake)?;
-            let lease = crate::writer::begin(&lake, &new_run_id(), "tenants remove", None, wait)?;
-            let t = ingest::reference::tenants_remove(&lake, &tenant)?;
-            lease.release()?;
+            let t = under_lease(&lake, "tenants remove", None, wait, |_| {
+                ingest::reference::tenants_remove(&lake, &tenant)
+            })?;
             crate::outln!("removed tenant {} (was organization {}); its cost partitions are deleted at the next `rate`", t.customer_tenant_id, t.organization_id);
         }
     }
     Ok(())
+}
+
+/// How a request's field is spelled on the command line: `tier_scope` is `--tier-scope`.
+pub fn flag(field: &str) -> String {
+    format!("--{}", field.replace('_', "-"))
+}
+
+/// A request's problems as the one configuration error (exit 2), every problem listed.
+fn checked<T>(validated: std::result::Result<T, Vec<String>>) -> Result<T> {
+    validated.map_err(|problems| crate::Error::Config { problems })
+}
+
+impl IngestCommand {
+    /// The lake and the [`IngestRequest`] these flags name.
+    pub fn into_request(self) -> (String, IngestRequest) {
+        let (args, kind) = match self {
+            IngestCommand::Usage(a) => (a, InputKind::Usage),
+            IngestCommand::Prices(a) => (a, InputKind::Prices),
+            IngestCommand::Reference(a) => (a, InputKind::Reference),
+            IngestCommand::Reservations(a) => (a, InputKind::Reservations),
+        };
+        let request = IngestRequest {
+            kind,
+            paths: args.paths,
+        };
+        (args.lake, request)
+    }
 }
 
 /// `pull` flags as a [`crate::pull::PullRequest`] (validated by the pull module).
@@ -613,61 +662,73 @@ pub fn pull_request(cmd: PullCommand) -> (crate::pull::PullWhat, crate::pull::Pu
     }
 }
 
+impl From<&RateArgs> for RateRequest {
+    fn from(a: &RateArgs) -> RateRequest {
+        RateRequest {
+            months: a.months.clone(),
+            tier_scope: Some(a.tier_scope.clone()),
+            tier_period: Some(a.tier_period.clone()),
+            threads: a.threads,
+            shard: a.shard.clone(),
+            dry_run: a.dry_run,
+        }
+    }
+}
+
+impl From<&ReserveArgs> for ReserveRequest {
+    fn from(a: &ReserveArgs) -> ReserveRequest {
+        ReserveRequest {
+            as_of: a.as_of.clone(),
+        }
+    }
+}
+
+impl<'a> From<&'a ReconcileArgs> for ReconcileRequest<'a> {
+    fn from(a: &'a ReconcileArgs) -> ReconcileRequest<'a> {
+        ReconcileRequest {
+            from: &a.from,
+            to: &a.to,
+            out: a.out.clone(),
+            org: a.org.as_deref(),
+            tenant: a.tenant.as_deref(),
+            grain: a.grain.clone(),
+            invoice: a.invoice.clone(),
+            subscription_map: a.subscription_map.clone(),
+            quantity_tolerance: &a.quantity_tolerance,
+            cost_tolerance: &a.cost_tolerance,
+        }
+    }
+}
+
+impl<'a> From<&'a BillArgs> for BillRequest<'a> {
+    fn from(a: &'a BillArgs) -> BillRequest<'a> {
+        BillRequest {
+            month: &a.month,
+            org: a.org.as_deref(),
+            issue: a.issue,
+        }
+    }
+}
+
 /// Validate `rate` flags, reporting every problem at once.
 pub fn rate_options(a: &RateArgs) -> Result<crate::rate::run::RateOptions> {
-    let request = crate::rate::run::RateRequest {
-        months: a.months.clone(),
-        tier_scope: Some(a.tier_scope.clone()),
-        tier_period: Some(a.tier_period.clone()),
-        threads: a.threads,
-        shard: a.shard.clone(),
-        dry_run: a.dry_run,
-    };
-    request
-        .validate(&|field, _| match field {
-            "months" => "--month".to_string(),
-            f => format!("--{}", f.replace('_', "-")),
-        })
-        .map_err(|problems| crate::Error::Config { problems })
+    checked(RateRequest::from(a).validate(&|field, _| match field {
+        "months" => "--month".to_string(),
+        f => flag(f),
+    }))
 }
 
 /// Validate `reserve` flags (`--as-of` defaults to today, UTC).
 pub fn reserve_options(a: &ReserveArgs) -> Result<crate::reserve::run::ReserveOptions> {
-    let as_of = match a.as_of.as_deref() {
-        None => chrono::Utc::now().date_naive(),
-        Some(text) => chrono::NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").map_err(|_| {
-            crate::Error::config(format!("--as-of '{text}': expected a date YYYY-MM-DD"))
-        })?,
-    };
-    Ok(crate::reserve::run::ReserveOptions { as_of })
+    checked(ReserveRequest::from(a).validate(&flag))
 }
 
 /// Validate `reconcile` flags, reporting every problem at once.
 pub fn reconcile_options(a: &ReconcileArgs) -> Result<crate::reconcile::run::ReconcileOptions> {
-    let request = crate::reconcile::run::ReconcileRequest {
-        from: &a.from,
-        to: &a.to,
-        out: a.out.clone(),
-        org: a.org.as_deref(),
-        tenant: a.tenant.as_deref(),
-        grain: &a.grain,
-        invoice: a.invoice.clone(),
-        subscription_map: a.subscription_map.clone(),
-        quantity_tolerance: &a.quantity_tolerance,
-        cost_tolerance: &a.cost_tolerance,
-    };
-    request
-        .validate(&|field| format!("--{}", field.replace('_', "-")))
-        .map_err(|problems| crate::Error::Config { problems })
+    checked(ReconcileRequest::from(a).validate(&flag))
 }
 
 /// Validate `bill` flags, reporting every problem at once.
 pub fn bill_options(a: &BillArgs) -> Result<crate::bill::BillOptions> {
-    crate::bill::BillRequest {
-        month: &a.month,
-        org: a.org.as_deref(),
-        issue: a.issue,
-    }
-    .validate(&|field| format!("--{}", field.replace('_', "-")))
-    .map_err(|problems| crate::Error::Config { problems })
+    checked(BillRequest::from(a).validate(&flag))
 }

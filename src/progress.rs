@@ -12,8 +12,8 @@ use std::time::Instant;
 static QUIET: AtomicBool = AtomicBool::new(false);
 static FORMAT: AtomicU8 = AtomicU8::new(LogFormat::Text as u8);
 
-/// How log lines are written (`--log-format`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// How log lines are written (`--log-format`; clap parses the word).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
     /// `cspcost: <message>`.
     Text = 0,
@@ -21,16 +21,7 @@ pub enum LogFormat {
     Json = 1,
 }
 
-impl LogFormat {
-    /// `text` or `json`.
-    pub fn parse(s: &str) -> Option<LogFormat> {
-        match s {
-            "text" => Some(LogFormat::Text),
-            "json" => Some(LogFormat::Json),
-            _ => None,
-        }
-    }
-}
+impl crate::model::choice::OptionEnum for LogFormat {}
 
 /// Silence progress and summaries (`--quiet`).
 pub fn set_quiet(q: bool) {

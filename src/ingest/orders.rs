@@ -6,7 +6,7 @@
 use crate::emit::manifest::{Manifest, PartitionSummary};
 use crate::error::{Error, Result};
 use crate::ingest::json_text::scalar_text;
-use crate::ingest::source::{csv_row_error, logical_name, open_reader, plan_files, read_all};
+use crate::ingest::source::plan_files;
 use crate::ingest::{finish_ingest, record_counts, IngestCounts};
 use crate::model::decimal::Dec10;
 use crate::model::ids::normalize_guid;
@@ -21,6 +21,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use crate::staged::orders::{load_orders, ORDERS_FILE};
+use crate::store::input::{csv_row_error, logical_name, open_reader, read_all};
 
 /// Validate one order given as field -> text.
 #[allow(

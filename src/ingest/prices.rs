@@ -6,7 +6,7 @@
 use crate::emit::manifest::{Manifest, PartitionSummary};
 use crate::error::{Error, Result};
 use crate::ingest::json_text::decimal_from_raw;
-use crate::ingest::source::{csv_row_error, logical_name, open_reader, plan_files, read_all};
+use crate::ingest::source::plan_files;
 use crate::ingest::{finish_ingest, record_counts, IngestCounts};
 use crate::model::decimal::Dec10;
 use crate::model::ids::normalize_guid;
@@ -25,6 +25,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use crate::staged::prices::{load_prices, load_rejected_prices, PRICES_FILE, REJECTED_FILE};
+use crate::store::input::{csv_row_error, logical_name, open_reader, read_all};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]

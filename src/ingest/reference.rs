@@ -5,7 +5,7 @@
 
 use crate::emit::manifest::{Manifest, PartitionSummary};
 use crate::error::{Error, Result};
-use crate::ingest::source::{csv_row_error, logical_name, open_reader, plan_files};
+use crate::ingest::source::plan_files;
 use crate::ingest::{finish_ingest, record_counts, IngestCounts};
 use crate::model::decimal::Dec10;
 use crate::model::ids::{check_safe_id, normalize_guid, shown_id};
@@ -14,6 +14,7 @@ use crate::model::reference::*;
 use crate::model::time::{month_of, parse_lenient_utc, parse_month};
 use crate::staged::ledger::Ledger;
 use crate::staged::reference::{load_table, save_table};
+use crate::store::input::{csv_row_error, logical_name, open_reader};
 use crate::store::Lake;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -546,12 +547,8 @@ pub fn tenants_add(
 /// `tenants remove`: unregister a tenant. Its partitions disappear at the next `rate`.
 pub fn tenants_remove(lake: &Lake, tenant: &str) -> Result<TenantMapping> {
     let mut r = Reference::load(lake)?;
-    let g =
-        normalize_guid(tenant).ok_or_else(|| Error::config(format!("'{tenant}' is not a GUID")))?;
-    let removed = r
-        .tenants
-        .remove(&g)
-        .ok_or_else(|| Error::config(format!("tenant {g} is not registered")))?;
+    let removed = r.registered_tenant(tenant)?.clone();
+    r.tenants.remove(&removed.customer_tenant_id);
     save_table(lake, &TENANTS, &tenant_rows(&r.tenants))?;
     Ok(removed)
 }

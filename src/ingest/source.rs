@@ -95,10 +95,6 @@ fn walk(
     Ok(())
 }
 
-// Raw input files are read through the store's input module (reconcile reads invoices
-// with it too).
-pub use crate::store::input::*;
-
 /// Digest every file; split into the ones to read and the ones identical to a file already
 /// ingested (or to an earlier file of this run). Returns (to_read, manifest entries).
 pub fn plan_files(files: &[PathBuf], ledger: &Ledger) -> Result<(Vec<FileToRead>, Vec<InputFile>)> {

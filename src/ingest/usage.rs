@@ -8,7 +8,7 @@
 
 use crate::emit::manifest::{Manifest, PartitionSummary};
 use crate::error::{Error, Result};
-use crate::ingest::source::{read_hashed, FilePlanner, READ_ONCE_MAX};
+use crate::ingest::source::FilePlanner;
 use crate::ingest::usage_rows::{UsageBuilder, UsageRow};
 use crate::ingest::utilization::{parse_content, Parsed};
 use crate::ingest::{finish_ingest, record_counts, IngestCounts};
@@ -31,6 +31,7 @@ use std::path::PathBuf;
 const SPILL_ROWS: usize = 50_000;
 
 use crate::staged::usage::{bucket_of, partition_file};
+use crate::store::input::{read_hashed, READ_ONCE_MAX};
 
 pub(super) type PartKey = (String, u32);
 

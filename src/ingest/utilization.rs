@@ -10,11 +10,11 @@
 
 use crate::error::{Error, Result};
 use crate::ingest::json_text::{canonical_raw, decimal_from_raw, scalar_raw};
-use crate::ingest::source::{bytes_reader, csv_row_error, logical_name, open_reader};
 use crate::ingest::usage_rows::UsageRow;
 use crate::model::ids::{normalize_guid, normalize_guid_cow};
 use crate::model::reason::{QuarantineRecord, ReasonCode};
 use crate::model::time::{date_to_days, is_leap_second, parse_rfc3339_utc, to_micros};
+use crate::store::input::{bytes_reader, csv_row_error, logical_name, open_reader};
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -204,7 +204,7 @@ pub fn parse_file(
 }
 
 /// [`parse_file`] over the file's bytes when they were already read (to hash them, see
-/// [`crate::ingest::source::read_hashed`]); `None` reads the file.
+/// [`crate::store::input::read_hashed`]); `None` reads the file.
 pub fn parse_content(
     path: &Path,
     content: Option<Vec<u8>>,

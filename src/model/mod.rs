@@ -2,6 +2,7 @@
 //! schemas of every staged and published table.
 
 pub mod billing;
+pub mod choice;
 pub mod currency;
 pub mod decimal;
 pub mod half_away_from_zero;

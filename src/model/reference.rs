@@ -239,6 +239,16 @@ fn d(c: &Cell) -> Dec10 {
 }
 
 impl Reference {
+    /// The registered tenant that `text` names (a GUID in any case, braces allowed), or why
+    /// none: `tenants show` and `tenants remove` share this check and lookup.
+    pub fn registered_tenant(&self, text: &str) -> Result<&TenantMapping> {
+        let g = crate::model::ids::normalize_guid(text)
+            .ok_or_else(|| Error::config(format!("'{text}' is not a GUID")))?;
+        self.tenants
+            .get(&g)
+            .ok_or_else(|| Error::config(format!("tenant {g} is not registered")))
+    }
+
     /// Assemble the typed reference data from its tables, each read by `table` (the lake's
     /// staged reference tables; empty rows for a table never ingested).
     pub fn from_tables(

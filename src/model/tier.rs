@@ -1,10 +1,21 @@
 //! The tier options of rating.md §6: what accumulates on one ladder ([`TierScope`]) and over
 //! which period ([`TierPeriod`]). Every stage that rates, re-tiers or labels rows reads them.
 
+use crate::model::choice::OptionEnum;
 use chrono::{Datelike, NaiveDate};
 
 /// What accumulates on one ladder (rating.md §6).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum TierScope {
     /// `(subscription, meter, period)`, the default.
@@ -26,16 +37,13 @@ impl TierScope {
         }
     }
 
-    /// Parse an option value.
+    /// Parse an option value (or an `x_TierScope` cell).
     pub fn parse(s: &str) -> Option<TierScope> {
-        match s {
-            "subscription" => Some(TierScope::Subscription),
-            "customer" => Some(TierScope::Customer),
-            "organization" => Some(TierScope::Organization),
-            _ => None,
-        }
+        <TierScope as OptionEnum>::from_text(s)
     }
 }
+
+impl OptionEnum for TierScope {}
 
 /// Over which period tiers accumulate (rating.md §6).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]

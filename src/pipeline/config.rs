@@ -5,6 +5,8 @@
 //! Strings may use `${VAR}` or `${VAR:-default}` (for the lake URL in a Kubernetes Job, say).
 //! Relative paths are resolved against the directory of the config file.
 
+use crate::model::choice::Choice;
+use crate::model::tier::TierScope;
 use serde::Deserialize;
 use std::path::PathBuf;
 use toml::Spanned;
@@ -111,8 +113,8 @@ pub struct RateConfig {
     /// Months to rate (`YYYY-MM`); empty: the months whose inputs changed.
     #[serde(default)]
     pub months: Vec<Spanned<String>>,
-    /// `subscription` (default), `customer` or `organization`.
-    pub tier_scope: Option<Spanned<String>>,
+    /// `subscription` (default), `customer` or `organization` (the words of `--tier-scope`).
+    pub tier_scope: Option<Spanned<Choice<TierScope>>>,
     /// `calendar_month` (default) or `billing_cycle:<day>`.
     pub tier_period: Option<Spanned<String>>,
     /// Worker threads; default one per core.

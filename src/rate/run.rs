@@ -6,6 +6,7 @@ use crate::emit::costs::{partition_dir, usage_batch, OrgMonthTotal, PartitionHea
 use crate::emit::manifest::{Manifest, PartitionSummary};
 use crate::emit::quarantine::{count_by_reason, write_quarantine};
 use crate::error::{Error, Result};
+use crate::model::choice::Choice;
 use crate::model::decimal::Dec10;
 use crate::model::ids::stable_hash64;
 use crate::model::reference::{Reference, ALL_TABLES};
@@ -78,7 +79,7 @@ pub struct RateRequest {
     /// `YYYY-MM` months; empty: the months whose inputs changed.
     pub months: Vec<String>,
     /// `subscription`, `customer` or `organization`; default subscription.
-    pub tier_scope: Option<String>,
+    pub tier_scope: Option<Choice<TierScope>>,
     /// `calendar_month` or `billing_cycle:DAY`; default calendar_month.
     pub tier_period: Option<String>,
     /// Worker threads (at least 1); default one per core.
@@ -104,12 +105,9 @@ impl RateRequest {
             ..RateOptions::default()
         };
         if let Some(s) = &self.tier_scope {
-            match TierScope::parse(s) {
-                Some(v) => opts.scope = v,
-                None => problems.push(format!(
-                    "{} '{s}': expected subscription, customer or organization",
-                    name("tier_scope", None)
-                )),
+            match s.value() {
+                Ok(v) => opts.scope = v,
+                Err(why) => problems.push(format!("{} {why}", name("tier_scope", None))),
             }
         }
         if let Some(p) = &self.tier_period {

@@ -6,6 +6,7 @@
 
 use crate::emit::manifest::{InputFile, Manifest};
 use crate::error::Result;
+use crate::model::choice::{Choice, OptionEnum};
 use crate::model::decimal::Dec10;
 use crate::model::reference::Reference;
 use crate::pricing::price_book::PriceBook;
@@ -27,7 +28,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 /// The key of an extract line besides organization, tenant, subscription and meter.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Grain {
     /// One line for the whole period.
     #[default]
@@ -36,16 +37,9 @@ pub enum Grain {
     Daily,
 }
 
-impl Grain {
-    /// Parse `period` or `daily`.
-    pub fn parse(s: &str) -> Option<Grain> {
-        match s {
-            "period" => Some(Grain::Period),
-            "daily" => Some(Grain::Daily),
-            _ => None,
-        }
-    }
+impl OptionEnum for Grain {}
 
+impl Grain {
     /// As written in options.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -76,6 +70,11 @@ pub struct ReconcileOptions {
     pub tolerances: Tolerances,
 }
 
+/// `--quantity-tolerance` and `reconcile.quantity_tolerance` when not given.
+pub const DEFAULT_QUANTITY_TOLERANCE: &str = "0.000001";
+/// `--cost-tolerance` and `reconcile.cost_tolerance` when not given.
+pub const DEFAULT_COST_TOLERANCE: &str = "0.005";
+
 /// `reconcile` options as text, from command-line flags or a pipeline file, before
 /// validation.
 #[derive(Clone, Debug)]
@@ -91,7 +90,7 @@ pub struct ReconcileRequest<'a> {
     /// Only this customer tenant (a GUID, any case).
     pub tenant: Option<&'a str>,
     /// `period` or `daily`.
-    pub grain: &'a str,
+    pub grain: Choice<Grain>,
     /// Microsoft's invoice reconciliation file.
     pub invoice: Option<PathBuf>,
     /// `SubscriptionId,subscription_id` CSV.
@@ -123,9 +122,8 @@ impl ReconcileRequest<'_> {
             }),
             _ => None,
         };
-        let grain = Grain::parse(self.grain).unwrap_or_else(|| {
-            let g = name("grain");
-            problems.push(format!("{g} '{}': expected period or daily", self.grain));
+        let grain = self.grain.value().unwrap_or_else(|why| {
+            problems.push(format!("{} {why}", name("grain")));
             Grain::Period
         });
         let mut tolerance = |field: &str, v: &str| match Dec10::parse(v) {

@@ -4,6 +4,7 @@
 //! reads it back.
 
 use crate::error::{Error, Result};
+use crate::model::choice::{Choice, OptionEnum};
 use crate::model::decimal::Dec10;
 use crate::model::order::{order_field_index, ORDER_TEXT_FIELDS};
 use crate::model::reference::{ensure_no_problems, Reference};
@@ -23,7 +24,7 @@ pub const ASSETS_FILE: &str = "assets/reservations.parquet";
 const QUANTITY: usize = 10;
 
 /// Whether a reservation is still in its term.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum AssetStatus {
     /// Expires after the as-of date.
     Active,
@@ -47,6 +48,13 @@ impl AssetStatus {
             "expired" => Some(AssetStatus::Expired),
             _ => None,
         }
+    }
+}
+
+/// `--status` accepts any case and surrounding spaces, as the table's column does.
+impl OptionEnum for AssetStatus {
+    fn from_text(text: &str) -> Option<AssetStatus> {
+        AssetStatus::parse(text)
     }
 }
 
@@ -369,7 +377,11 @@ pub struct AssetQuery {
 impl AssetQuery {
     /// Validate `--org` (an organization of the lake's reference data) and `--status`
     /// (`active` / `expired`), reporting every problem at once.
-    pub fn from_flags(lake: &Lake, org: Option<&str>, status: Option<&str>) -> Result<AssetQuery> {
+    pub fn from_flags(
+        lake: &Lake,
+        org: Option<&str>,
+        status: Option<&Choice<AssetStatus>>,
+    ) -> Result<AssetQuery> {
         let mut problems = Vec::new();
         if let Some(org) = org {
             if !Reference::load(lake)?.organizations.contains_key(org) {
@@ -378,12 +390,10 @@ impl AssetQuery {
                 ));
             }
         }
-        let status = status.and_then(|text| {
-            let parsed = AssetStatus::parse(text);
-            if parsed.is_none() {
-                problems.push(format!("--status '{text}': expected active or expired"));
-            }
-            parsed
+        let status = status.and_then(|s| {
+            s.value()
+                .map_err(|why| problems.push(format!("--status {why}")))
+                .ok()
         });
         ensure_no_problems(problems)?;
         Ok(AssetQuery {

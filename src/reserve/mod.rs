@@ -5,4 +5,5 @@
 //! is the assets table.
 
 pub mod assets;
+pub mod request;
 pub mod run;

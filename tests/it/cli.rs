@@ -347,3 +347,24 @@ fn runs_lists_time_duration_command_and_counts_newest_first() {
         "{t}"
     );
 }
+
+#[test]
+fn enum_flags_list_their_values_in_help_on_the_flags_line() {
+    for (args, values) in [
+        (
+            ["rate", "--help"],
+            "[possible values: subscription, customer, organization]",
+        ),
+        (["reconcile", "--help"], "[possible values: period, daily]"),
+        (["assets", "--help"], "[possible values: active, expired]"),
+        (
+            ["runs", "--help"],
+            "[default: text] [possible values: text, json]",
+        ),
+    ] {
+        let help = ok(args);
+        assert!(help.contains(values), "{values} not in {help}");
+        // The values' doc lines stay out of `--help`: it keeps one line per flag.
+        assert!(!help.contains("Possible values:"), "{help}");
+    }
+}

@@ -207,3 +207,163 @@ fn rate_flags_and_pipeline_tables_share_one_validation() {
     assert_eq!(by_flag.period.as_string(), "billing_cycle:15");
     assert_eq!(by_flag.months, vec!["2026-01".to_string()]);
 }
+
+/// The text after `name` on its line: the sentence a problem gives after the field's name.
+fn sentence_after(text: &str, name: &str) -> String {
+    let at = text
+        .find(name)
+        .unwrap_or_else(|| panic!("{name} not in {text}"));
+    text[at + name.len()..].lines().next().unwrap().to_string()
+}
+
+/// The flags of a command line as clap parses them (no I/O: clap never opens the lake).
+fn parsed(args: &[&str]) -> cspcost::cli::Command {
+    use clap::Parser;
+    let argv = std::iter::once("cspcost").chain(args.iter().copied());
+    cspcost::cli::Cli::try_parse_from(argv).unwrap().command
+}
+
+/// The steps of a pipeline file on `lake` with `stages` and `tables`.
+fn planned(dir: &std::path::Path, lake: &str, stages: &str, tables: &str) -> Vec<String> {
+    let cfg = write(
+        dir,
+        "good.toml",
+        &format!("lake = \"{lake}\"\nstages = [{stages}]\n{tables}"),
+    );
+    let plan = cspcost::pipeline::plan::load(&cfg).unwrap();
+    plan.steps.iter().map(|s| format!("{s:?}")).collect()
+}
+
+/// One command path (issue 12) for `reserve` and the enum flags: clap and a pipeline table
+/// build the same request, validate it into the same options, and an invalid value gets the
+/// same sentence after the field's name (`--as-of` or `bad.toml:4: reserve.as_of`).
+#[test]
+fn reserve_and_enum_flags_share_one_validation_with_pipeline_tables() {
+    use cspcost::cli::{reconcile_options, reserve_options, Command};
+    use cspcost::model::choice::Choice;
+    use cspcost::model::tier::TierScope;
+    use cspcost::pipeline::config::RateConfig;
+    use cspcost::reconcile::run::Grain;
+    use cspcost::reserve::request::ReserveRequest;
+    let dir = lake();
+    let l = arg(dir.path());
+
+    // reserve: an invalid date, the same sentence both ways.
+    let cli = cspcost(["reserve", "--lake", &l, "--as-of", "2026-13-01"]);
+    assert_eq!(cli.status.code(), Some(2));
+    let cfg = write(
+        dir.path(),
+        "bad.toml",
+        &format!("lake = \"{l}\"\nstages = [\"reserve\"]\n[reserve]\nas_of = \"2026-13-01\"\n"),
+    );
+    let run = cspcost(["run", &arg(&cfg)]);
+    assert_eq!(run.status.code(), Some(2));
+    let by_flag = sentence_after(&stderr(&cli), "--as-of");
+    assert_eq!(by_flag, " '2026-13-01': expected a date YYYY-MM-DD");
+    assert_eq!(
+        by_flag,
+        sentence_after(&stderr(&run), "bad.toml:4: reserve.as_of")
+    );
+
+    // reserve: a valid date (and the today default), the same request and options.
+    let Command::Reserve(a) = parsed(&["reserve", "--lake", &l, "--as-of", "2026-02-16"]) else {
+        panic!("not reserve")
+    };
+    let request = ReserveRequest::from(&a);
+    assert_eq!(request.as_of.as_deref(), Some("2026-02-16"));
+    let table = "[reserve]\nas_of = \"2026-02-16\"\n";
+    let steps = planned(dir.path(), &l, "\"reserve\"", table);
+    assert_eq!(
+        steps,
+        [format!("Reserve({:?})", reserve_options(&a).unwrap())]
+    );
+    assert_eq!(steps, ["Reserve(ReserveOptions { as_of: 2026-02-16 })"]);
+    let Command::Reserve(a) = parsed(&["reserve", "--lake", &l]) else {
+        panic!("not reserve")
+    };
+    assert_eq!(ReserveRequest::from(&a), ReserveRequest::default());
+    let today = planned(dir.path(), &l, "\"reserve\"", "");
+    assert_eq!(
+        today,
+        [format!("Reserve({:?})", reserve_options(&a).unwrap())]
+    );
+
+    // --tier-scope and rate.tier_scope: one parse, known word or not (clap keeps an unknown
+    // one for validation to report with every other problem).
+    for word in [
+        "subscription",
+        "customer",
+        "organization",
+        "galaxy",
+        "Customer",
+    ] {
+        let Command::Rate(a) = parsed(&["rate", "--lake", &l, "--tier-scope", word]) else {
+            panic!("not rate")
+        };
+        let table: RateConfig = toml::from_str(&format!("tier_scope = \"{word}\"")).unwrap();
+        let from_table = table.tier_scope.map(|s| s.into_inner());
+        assert_eq!(Some(a.tier_scope.clone()), from_table, "{word}");
+        assert_eq!(a.tier_scope, Choice::<TierScope>::parse(word), "{word}");
+    }
+    let Command::Rate(a) = parsed(&["rate", "--lake", &l, "--tier-scope", "customer"]) else {
+        panic!("not rate")
+    };
+    let table = "[rate]\ntier_scope = \"customer\"\n";
+    let steps = planned(dir.path(), &l, "\"rate\"", table);
+    let by_flag = cspcost::cli::rate_options(&a).unwrap();
+    assert_eq!(steps, [format!("Rate({by_flag:?})")]);
+    assert_eq!(by_flag.scope, TierScope::Customer);
+
+    // --grain daily and `daily = true`: the same options; an unknown grain, the sentence
+    // of the one parse.
+    let out = dir.path().join("recon");
+    let o = arg(&out);
+    let period = ["--from", "2026-01-01", "--to", "2026-01-31", "--out", &o];
+    let flags = [
+        &["reconcile", "--lake", &l][..],
+        &period,
+        &["--grain", "daily"],
+    ]
+    .concat();
+    let Command::Reconcile(a) = parsed(&flags) else {
+        panic!("not reconcile")
+    };
+    let by_flag = reconcile_options(&a).unwrap();
+    assert_eq!(by_flag.grain, Grain::Daily);
+    let table = format!(
+        "[[reconcile]]\nfrom = \"2026-01-01\"\nto = \"2026-01-31\"\nout = \"{o}\"\ndaily = true\n"
+    );
+    let steps = planned(dir.path(), &l, "\"reconcile\"", &table);
+    assert_eq!(steps, [format!("Reconcile({by_flag:?})")]);
+    let bad = cspcost(
+        [
+            &["reconcile", "--lake", &l][..],
+            &period,
+            &["--grain", "weekly"],
+        ]
+        .concat(),
+    );
+    assert_eq!(bad.status.code(), Some(2));
+    let why = Choice::<Grain>::parse("weekly").value().unwrap_err();
+    assert_eq!(why, "'weekly': expected period or daily");
+    assert_eq!(sentence_after(&stderr(&bad), "--grain "), why);
+
+    // --status: the sentence of the one parse, in any case as the assets table accepts.
+    use cspcost::reserve::assets::AssetStatus;
+    let Command::Assets(a) = parsed(&["assets", "--lake", &l, "--status", "EXPIRED"]) else {
+        panic!("not assets")
+    };
+    assert_eq!(a.status, Some(Choice::Known(AssetStatus::Expired)));
+    let why = Choice::<AssetStatus>::parse("pending").value().unwrap_err();
+    assert_eq!(why, "'pending': expected active or expired");
+
+    // --log-format: clap itself refuses an unknown word, naming the flag and the values.
+    let bad = cspcost(["--log-format", "xml", "runs", "--lake", &l]);
+    assert_eq!(bad.status.code(), Some(2));
+    let e = stderr(&bad);
+    assert!(
+        e.contains("invalid value 'xml' for '--log-format <FORMAT>'")
+            && e.contains("[possible values: text, json]"),
+        "{e}"
+    );
+}
