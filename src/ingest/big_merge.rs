@@ -23,12 +23,13 @@ use crate::store::{BatchStream, Lake};
 use arrow::array::{Array, BooleanArray, RecordBatch};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
+use rayon::slice::ParallelSliceMut;
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
 /// Rows (staged plus new) above which a partition is merged from disk.
-const BIG_ROWS: u64 = 1 << 20;
+const BIG_ROWS: u64 = 256 * 1024;
 /// New rows sorted into one run.
 const RUN_ROWS: usize = 256 * 1024;
 /// Rows per batch read back.
@@ -229,7 +230,7 @@ fn spill_batches(path: &Path) -> Result<BatchStream> {
 fn write_sorted_run(dir: &Path, n: usize, mut p: Pending) -> Result<PathBuf> {
     let keys: Vec<OrderKeys> = p.batches.iter().map(OrderKeys::of).collect::<Result<_>>()?;
     p.rows
-        .sort_unstable_by(|x, y| keys[x.0].at(x.1).cmp(&keys[y.0].at(y.1)));
+        .par_sort_unstable_by(|x, y| keys[x.0].at(x.1).cmp(&keys[y.0].at(y.1)));
     let path = dir.join(format!("run-{n:05}.parquet"));
     let file = File::create(&path).map_err(|e| Error::io(&path, e))?;
     let perr = |e| Error::Parquet {

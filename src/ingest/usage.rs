@@ -301,7 +301,7 @@ fn merge_partition(
     st.rows = rows.len() as u64;
     if st.new + st.restated > 0 {
         let keys: Vec<OrderKeys> = batches.iter().map(OrderKeys::of).collect::<Result<_>>()?;
-        rows.sort_by(|x, y| keys[x.0].at(x.1).cmp(&keys[y.0].at(y.1)));
+        rows.par_sort_by(|x, y| keys[x.0].at(x.1).cmp(&keys[y.0].at(y.1)));
         drop(keys);
         drop(index);
         let schema = usage_schema();

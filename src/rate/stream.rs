@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 
 /// Rows of a staged file above which it is cut into several tasks.
-const TASK_ROWS: u64 = 512 * 1024;
+const TASK_ROWS: u64 = 128 * 1024;
 /// Records rated at a time by one task.
 const CHUNK_ROWS: usize = 32 * 1024;
 /// Rows per batch read from a staged file.
