@@ -10,12 +10,14 @@
 
 use crate::error::{Error, Result};
 use crate::ingest::json_text::{canonical_raw, decimal_from_raw, scalar_raw};
-use crate::ingest::source::{bytes_reader, csv_row_error, logical_name, open_reader};
 use crate::ingest::usage_rows::UsageRow;
 use crate::model::decimal::Dec10;
 use crate::model::ids::{normalize_guid, normalize_guid_cow};
 use crate::model::reason::{QuarantineRecord, ReasonCode};
 use crate::model::time::{date_to_days, is_leap_second, parse_rfc3339_utc, to_micros};
+use crate::store::input::{
+    bytes_reader, csv_header, csv_row_error, header_name, logical_name, open_reader,
+};
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -205,7 +207,7 @@ pub fn parse_file(
 }
 
 /// [`parse_file`] over the file's bytes when they were already read (to hash them, see
-/// [`crate::ingest::source::read_hashed`]); `None` reads the file.
+/// [`crate::store::input::read_hashed`]); `None` reads the file.
 pub fn parse_content(
     path: &Path,
     content: Option<Vec<u8>>,
@@ -1116,7 +1118,10 @@ fn parse_csv(
     sink: &mut dyn FnMut(Parsed<'_>) -> Result<()>,
 ) -> Result<u64> {
     let mut rdr = csv::ReaderBuilder::new().flexible(true).from_reader(input);
-    let headers = csv_headers(path, &mut rdr, ctx)?;
+    let headers: Vec<String> = csv_header(path, &mut rdr, "a CSV header row")?
+        .iter()
+        .map(|h| header_name(h).to_ascii_lowercase())
+        .collect();
     let positions: Vec<(&str, Option<usize>)> = CSV_FIELDS
         .iter()
         .map(|(field, names)| {
@@ -1175,26 +1180,6 @@ fn parse_csv(
         sink(parsed)?;
     }
     Ok(n)
-}
-
-/// The header row, trimmed, without a BOM, lowercase.
-fn csv_headers(
-    path: &Path,
-    rdr: &mut csv::Reader<Box<dyn Read + Send>>,
-    ctx: &FileCtx,
-) -> Result<Vec<String>> {
-    Ok(rdr
-        .headers()
-        .map_err(|e| match csv_row_error(path, e) {
-            Err(fatal) => fatal,
-            Ok(e) => Error::InputFormat {
-                path: ctx.source.to_string(),
-                expected: format!("a CSV header row: {e}"),
-            },
-        })?
-        .iter()
-        .map(|h| h.trim().trim_start_matches('\u{feff}').to_ascii_lowercase())
-        .collect())
 }
 
 /// The quarantine record of a CSV row with bytes that are not UTF-8, kept as lossy text.
