@@ -82,6 +82,29 @@ fn begin_ingest(
     Ok((m, source::expand_paths(paths)?))
 }
 
+/// Why one input record is quarantined: its reason and the sentence naming field and value.
+struct RecordProblem {
+    reason: crate::model::reason::ReasonCode,
+    detail: String,
+}
+
+/// The quarantine record of a CSV row the reader could not split; a read failure of the
+/// file itself stops the run instead.
+fn unreadable_csv_row(
+    path: &std::path::Path,
+    e: csv::Error,
+    line: i64,
+) -> Result<QuarantineRecord> {
+    let e = crate::store::input::csv_row_error(path, e)?;
+    Ok(QuarantineRecord::of_row(
+        crate::model::reason::ReasonCode::Malformed,
+        format!("CSV row is not readable: {e}"),
+        &path.display().to_string(),
+        line,
+        String::new(),
+    ))
+}
+
 /// An ingest's files weighed against its ledger.
 struct PlannedIngest {
     /// The ledger of files read before.

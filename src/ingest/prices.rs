@@ -6,7 +6,7 @@
 use crate::emit::manifest::Manifest;
 use crate::error::{Error, Result};
 use crate::ingest::json_text::decimal_from_raw;
-use crate::ingest::{finish_ingest, record_counts, IngestCounts};
+use crate::ingest::{finish_ingest, record_counts, IngestCounts, RecordProblem};
 use crate::model::decimal::Dec10;
 use crate::model::ids::normalize_guid;
 use crate::model::price::{
@@ -24,9 +24,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use crate::staged::prices::{load_prices, load_rejected_prices, PRICES_FILE, REJECTED_FILE};
-use crate::store::input::{
-    csv_header, csv_row_error, header_name, logical_name, open_reader, read_all,
-};
+use crate::store::input::{csv_header, header_name, logical_name, open_csv, read_all};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -189,17 +187,11 @@ fn item_row_checked(ctx: &mut Ctx, text: &str, row: i64) {
     }
 }
 
-/// Why a price record is rejected.
-struct PriceReject {
-    reason: ReasonCode,
-    detail: String,
-}
-
 /// A price record's check: the value, or why the record is rejected.
-type Checked<T> = std::result::Result<T, PriceReject>;
+type Checked<T> = std::result::Result<T, RecordProblem>;
 
 fn price_reject<T>(reason: ReasonCode, detail: String) -> Checked<T> {
-    Err(PriceReject { reason, detail })
+    Err(RecordProblem { reason, detail })
 }
 
 /// What a Retail Prices item's checks read from it.
@@ -264,7 +256,7 @@ fn item_numbers(it: &RawItem, row: i64, source: &str) -> Checked<ItemNumbers> {
         match v {
             None => Ok(None),
             Some(r) if r.get() == "null" => Ok(None),
-            Some(r) => decimal_from_raw(r).map(Some).map_err(|_| PriceReject {
+            Some(r) => decimal_from_raw(r).map(Some).map_err(|_| RecordProblem {
                 reason: ReasonCode::BadNumber,
                 detail: format!("{name} {} is not a decimal number", r.get()),
             }),
@@ -557,9 +549,7 @@ fn parse_price_file(path: &Path, ctx: &mut Ctx) -> Result<()> {
 /// A CSV price sheet: each row becomes a Retail Prices item (its header names in any case),
 /// quarantined with the row's text as raw.
 fn parse_price_csv(path: &Path, ctx: &mut Ctx) -> Result<()> {
-    let mut rdr = csv::ReaderBuilder::new()
-        .flexible(true)
-        .from_reader(open_reader(path)?);
+    let mut rdr = open_csv(path)?;
     let headers: Vec<String> = csv_header(path, &mut rdr, "a CSV price sheet header")?
         .iter()
         .map(|h| header_name(h).to_string())
@@ -598,15 +588,9 @@ fn parse_price_csv(path: &Path, ctx: &mut Ctx) -> Result<()> {
                 }
             }
             Err(e) => {
-                let e = csv_row_error(path, e)?;
+                let q = super::unreadable_csv_row(path, e, line)?;
                 ctx.read += 1;
-                ctx.reject(
-                    ReasonCode::Malformed,
-                    format!("CSV row is not readable: {e}"),
-                    line,
-                    "",
-                    None,
-                );
+                ctx.quarantine.push(q);
             }
         }
     }

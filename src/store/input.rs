@@ -120,6 +120,13 @@ pub fn csv_row_error(path: &Path, e: csv::Error) -> Result<csv::Error> {
     Ok(e)
 }
 
+/// A CSV reader over a (possibly compressed) file whose rows may differ in length.
+pub fn open_csv(path: &Path) -> Result<csv::Reader<Box<dyn Read + Send>>> {
+    Ok(csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_reader(open_reader(path)?))
+}
+
 /// A CSV file's header row as written; one that cannot be read stops the file with
 /// `InputFormat` saying "`expected`: why".
 pub fn csv_header<R: Read>(
