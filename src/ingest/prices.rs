@@ -650,7 +650,7 @@ pub fn ingest_prices(lake: &Lake, paths: &[PathBuf], run_id: &str) -> Result<Man
     record_counts(&mut m, counts, &parsed.quarantine)?;
 
     if counts.new + counts.restated > 0 {
-        rows.sort_by(|a, b| price_order(a).cmp(&price_order(b)));
+        rows.sort_by(|a, b| price_sort_key(a).cmp(&price_sort_key(b)));
         lake.put_parquet(
             PRICES_FILE,
             price_schema(),
@@ -672,7 +672,7 @@ pub fn ingest_prices(lake: &Lake, paths: &[PathBuf], run_id: &str) -> Result<Man
 }
 
 /// The staged table's order: meter, effective date, tier, then the rest of the key.
-fn price_order(r: &PriceRow) -> impl Ord + '_ {
+fn price_sort_key(r: &PriceRow) -> impl Ord + '_ {
     (
         &r.meter_id,
         r.effective_start,
