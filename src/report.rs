@@ -327,63 +327,33 @@ fn with_min_digits(v: crate::model::Dec10, digits: u32) -> String {
     }
 }
 
+/// Columns of `cspcost assets`: (header, right-aligned): text columns left, amounts and
+/// counts right.
+const ASSET_COLUMNS: [(&str, bool); 14] = [
+    ("order", false),
+    ("reservation", false),
+    ("organization", false),
+    ("status", false),
+    ("quantity", true),
+    ("purchased (UTC)", false),
+    ("expires (UTC)", false),
+    ("USD unit price", true),
+    ("FX USD/unit (date)", true),
+    ("unit price", true),
+    ("markup", true),
+    ("sell unit price", true),
+    ("total", true),
+    ("billed", true),
+];
+
 /// Print reservation assets as a table, the product title and details under each row.
 pub fn print_assets(rows: &[crate::reserve::assets::AssetRow]) {
     let Some(first) = rows.first() else {
         crate::outln!("no reservation assets match");
         return;
     };
-    let instant = |us: i64| {
-        crate::model::time::from_micros(us)
-            .format("%Y-%m-%d %H:%M")
-            .to_string()
-    };
-    // (header, right-aligned): text columns left, amounts and counts right.
-    let columns = [
-        ("order", false),
-        ("reservation", false),
-        ("organization", false),
-        ("status", false),
-        ("quantity", true),
-        ("purchased (UTC)", false),
-        ("expires (UTC)", false),
-        ("USD unit price", true),
-        ("FX USD/unit (date)", true),
-        ("unit price", true),
-        ("markup", true),
-        ("sell unit price", true),
-        ("total", true),
-        ("billed", true),
-    ];
-    let table: Vec<Vec<String>> = rows
-        .iter()
-        .map(|a| {
-            vec![
-                a.get("order_id").to_string(),
-                a.get("reservation_id").to_string(),
-                match &a.reseller_id {
-                    Some(r) => format!("{} (reseller {r})", a.organization_id),
-                    None => a.organization_id.clone(),
-                },
-                a.status.as_str().to_string(),
-                format!(
-                    "{} {}",
-                    a.quantity,
-                    crate::pricing::reservation::PRICING_UNIT
-                ),
-                instant(a.purchase_date_utc),
-                instant(a.expiration_utc),
-                with_min_digits(a.original_unit_price_usd, 2),
-                format!("{} ({})", a.fx_usd_per_unit.to_plain(), a.fx_rate_date),
-                money(a.purchase_unit_price, &a.currency),
-                format!("{}%", a.reservation_markup_percent.to_plain()),
-                money(a.sell_unit_price, &a.currency),
-                money(a.total, &a.currency),
-                format!("{}/{}", a.installments_billed_so_far, a.installments_total),
-            ]
-        })
-        .collect();
-    let widths: Vec<usize> = columns
+    let table: Vec<Vec<String>> = rows.iter().map(asset_cells).collect();
+    let widths: Vec<usize> = ASSET_COLUMNS
         .iter()
         .enumerate()
         .map(|(k, (header, _))| {
@@ -393,20 +363,7 @@ pub fn print_assets(rows: &[crate::reserve::assets::AssetRow]) {
                 .fold(header.len(), usize::max)
         })
         .collect();
-    let line = |cells: Vec<&str>| {
-        let parts: Vec<String> = cells
-            .iter()
-            .zip(columns.iter().zip(&widths))
-            .map(|(c, ((_, right), w))| {
-                if *right {
-                    format!("{c:>w$}")
-                } else {
-                    format!("{c:<w$}")
-                }
-            })
-            .collect();
-        parts.join("  ").trim_end().to_string()
-    };
+    let line = |cells: Vec<&str>| aligned_line(&cells, &widths);
     let expired = crate::reserve::assets::expired_count(rows);
     crate::outln!(
         "reservation assets as of {}: {} ({} active, {expired} expired)",
@@ -414,13 +371,61 @@ pub fn print_assets(rows: &[crate::reserve::assets::AssetRow]) {
         rows.len(),
         rows.len() - expired
     );
-    crate::outln!("{}", line(columns.iter().map(|(h, _)| *h).collect()));
+    crate::outln!("{}", line(ASSET_COLUMNS.iter().map(|(h, _)| *h).collect()));
     let indent = " ".repeat(widths[0] + 2);
     for (a, cells) in rows.iter().zip(&table) {
         crate::outln!("{}", line(cells.iter().map(String::as_str).collect()));
         crate::outln!("{indent}{}", a.get("product_title"));
         crate::outln!("{indent}{}", a.get("product_details"));
     }
+}
+
+/// One asset's cells, in [`ASSET_COLUMNS`] order.
+fn asset_cells(a: &crate::reserve::assets::AssetRow) -> Vec<String> {
+    let instant = |us: i64| {
+        crate::model::time::from_micros(us)
+            .format("%Y-%m-%d %H:%M")
+            .to_string()
+    };
+    vec![
+        a.get("order_id").to_string(),
+        a.get("reservation_id").to_string(),
+        match &a.reseller_id {
+            Some(r) => format!("{} (reseller {r})", a.organization_id),
+            None => a.organization_id.clone(),
+        },
+        a.status.as_str().to_string(),
+        format!(
+            "{} {}",
+            a.quantity,
+            crate::pricing::reservation::PRICING_UNIT
+        ),
+        instant(a.purchase_date_utc),
+        instant(a.expiration_utc),
+        with_min_digits(a.original_unit_price_usd, 2),
+        format!("{} ({})", a.fx_usd_per_unit.to_plain(), a.fx_rate_date),
+        money(a.purchase_unit_price, &a.currency),
+        format!("{}%", a.reservation_markup_percent.to_plain()),
+        money(a.sell_unit_price, &a.currency),
+        money(a.total, &a.currency),
+        format!("{}/{}", a.installments_billed_so_far, a.installments_total),
+    ]
+}
+
+/// A line of the assets table: each cell padded to its column's width, on its side.
+fn aligned_line(cells: &[&str], widths: &[usize]) -> String {
+    let parts: Vec<String> = cells
+        .iter()
+        .zip(ASSET_COLUMNS.iter().zip(widths))
+        .map(|(c, ((_, right), w))| {
+            if *right {
+                format!("{c:>w$}")
+            } else {
+                format!("{c:<w$}")
+            }
+        })
+        .collect();
+    parts.join("  ").trim_end().to_string()
 }
 
 #[cfg(test)]

@@ -365,43 +365,7 @@ pub fn bill(lake: &Lake, opts: &BillOptions, run_id: &str) -> Result<BillReport>
                 done.run_id, done.issued_at
             )));
         }
-        // An issued month is shown as issued, never rebuilt.
-        let mut statements = Vec::new();
-        for s in done.statements.iter().filter(|s| {
-            opts.org
-                .as_ref()
-                .is_none_or(|o| *o == s.holder_id && s.holder_kind == HolderKind::Organization)
-        }) {
-            verify_issued(lake, s)?;
-            let adj: Vec<&Line> = s
-                .lines
-                .iter()
-                .filter(|l| l.kind == LineKind::Adjustment)
-                .collect();
-            let digits = minor_unit_digits(&s.currency);
-            statements.push(StatementSummary {
-                holder_kind: s.holder_kind,
-                holder_id: s.holder_id.clone(),
-                invoice_id: s.invoice_id.clone(),
-                currency: s.currency.clone(),
-                lines: s.lines.len(),
-                total: s.total.clone(),
-                adjustments: adj.len(),
-                adjustments_total: sum_lines(adj.iter().copied())?.to_fixed(digits),
-                path: s.json_path.clone(),
-            });
-            m.partitions.push(PartitionSummary {
-                path: s.json_path.clone(),
-                rows: s.lines.len() as u64,
-                billed_cost: Some(s.total.clone()),
-                action: "unchanged".into(),
-            });
-        }
-        m.counts
-            .insert("statements".into(), statements.len() as u64);
-        m.notes.push(format!(
-            "{month} is issued: its statements were verified against bills/_issued.json and not rewritten"
-        ));
+        let statements = show_issued_month(lake, opts, done, &mut m)?;
         let manifest = m.finish(lake, started)?;
         return Ok(BillReport {
             manifest,
@@ -411,14 +375,124 @@ pub fn bill(lake: &Lake, opts: &BillOptions, run_id: &str) -> Result<BillReport>
             issued_now: false,
         });
     }
+    let built = build_month(lake, &reference, &issued, opts)?;
+    if let Some(o) = &opts.org {
+        if built.is_empty() {
+            return Err(Error::config(format!(
+                "--org '{o}': no cost rows of that organization in {month} (run `rate` / `reserve` first, or check the ID)"
+            )));
+        }
+    }
+    let counts = check_balances(&built, month, &mut m)?;
+    let written = write_statements(lake, &built, opts, &mut m)?;
+    // Issued last: a crash before this leaves the month open, to be issued again.
+    if opts.issue {
+        issued.months.insert(
+            month.to_string(),
+            IssuedMonth {
+                run_id: run_id.to_string(),
+                issued_at: chrono::Utc::now().to_rfc3339(),
+                statements: written.issued,
+            },
+        );
+        issued.save(lake)?;
+        m.notes.push(format!(
+            "{month} issued: {} statement(s) recorded with their SHA-256 in bills/_issued.json",
+            built.len()
+        ));
+    }
+    m.counts.insert("statements".into(), built.len() as u64);
+    m.counts.insert("rows".into(), counts.rows);
+    m.counts.insert("lines".into(), counts.lines);
+    m.counts
+        .insert("adjustment_lines".into(), counts.adjustment_lines);
+    let manifest = m.finish(lake, started)?;
+    Ok(BillReport {
+        manifest,
+        month: month.to_string(),
+        statements: written.summaries,
+        already_issued: false,
+        issued_now: opts.issue,
+    })
+}
 
+/// An issued month is shown as issued, never rebuilt: verify each of its statements (those
+/// of `--org`, if given) against the recorded SHA-256, record it in the manifest unchanged
+/// and return its summary.
+fn show_issued_month(
+    lake: &Lake,
+    opts: &BillOptions,
+    done: &IssuedMonth,
+    m: &mut Manifest,
+) -> Result<Vec<StatementSummary>> {
+    let mut statements = Vec::new();
+    for s in done.statements.iter().filter(|s| {
+        opts.org
+            .as_ref()
+            .is_none_or(|o| *o == s.holder_id && s.holder_kind == HolderKind::Organization)
+    }) {
+        verify_issued(lake, s)?;
+        statements.push(issued_summary(s)?);
+        m.partitions.push(PartitionSummary {
+            path: s.json_path.clone(),
+            rows: s.lines.len() as u64,
+            billed_cost: Some(s.total.clone()),
+            action: "unchanged".into(),
+        });
+    }
+    m.counts
+        .insert("statements".into(), statements.len() as u64);
+    m.notes.push(format!(
+        "{} is issued: its statements were verified against bills/_issued.json and not rewritten",
+        opts.month
+    ));
+    Ok(statements)
+}
+
+/// The summary of a statement as it was issued.
+fn issued_summary(s: &IssuedStatement) -> Result<StatementSummary> {
+    let adj: Vec<&Line> = s
+        .lines
+        .iter()
+        .filter(|l| l.kind == LineKind::Adjustment)
+        .collect();
+    let digits = minor_unit_digits(&s.currency);
+    Ok(StatementSummary {
+        holder_kind: s.holder_kind,
+        holder_id: s.holder_id.clone(),
+        invoice_id: s.invoice_id.clone(),
+        currency: s.currency.clone(),
+        lines: s.lines.len(),
+        total: s.total.clone(),
+        adjustments: adj.len(),
+        adjustments_total: sum_lines(adj.iter().copied())?.to_fixed(digits),
+        path: s.json_path.clone(),
+    })
+}
+
+/// Every statement of an open month: organizations first, then (without `--org`) their
+/// resellers.
+fn build_month(
+    lake: &Lake,
+    reference: &Reference,
+    issued: &Issued,
+    opts: &BillOptions,
+) -> Result<Vec<Statement>> {
+    let month = opts.month.as_str();
     let mut months: Vec<String> = issued.issued_before(month).map(str::to_string).collect();
     months.push(month.to_string());
-    let (orgs, mut resellers) = candidates(lake, &reference, &issued, &months)?;
+    let (orgs, mut resellers) = candidates(lake, reference, issued, &months)?;
     // One organization's rows in memory at a time; a reseller's organizations' rows are kept
     // for its statement.
     let mut reseller_rows: BTreeMap<String, HolderRows> = BTreeMap::new();
     let mut built = Vec::new();
+    let push = |built: &mut Vec<Statement>, info: &HolderInfo, rows: &HolderRows| {
+        if let Some(mut s) = build_statement(issued, info, month, rows)? {
+            s.issued = opts.issue;
+            built.push(s);
+        }
+        Ok::<(), Error>(())
+    };
     for id in orgs
         .iter()
         .filter(|id| opts.org.as_ref().is_none_or(|o| o == *id))
@@ -427,11 +501,8 @@ pub fn bill(lake: &Lake, opts: &BillOptions, run_id: &str) -> Result<BillReport>
         for m in &months {
             rows.insert(m.clone(), org_month_rows(lake, id, m)?);
         }
-        let info = holder_info(&reference, HolderKind::Organization, id);
-        if let Some(mut s) = build_statement(&issued, &info, month, &rows)? {
-            s.issued = opts.issue;
-            built.push(s);
-        }
+        let info = holder_info(reference, HolderKind::Organization, id);
+        push(&mut built, &info, &rows)?;
         if opts.org.is_some() {
             continue;
         }
@@ -446,31 +517,36 @@ pub fn bill(lake: &Lake, opts: &BillOptions, run_id: &str) -> Result<BillReport>
     // --org bills that organization only, never a partial reseller statement.
     if opts.org.is_none() {
         for id in &resellers {
-            let info = holder_info(&reference, HolderKind::Reseller, id);
+            let info = holder_info(reference, HolderKind::Reseller, id);
             let rows = reseller_rows.remove(id).unwrap_or_default();
-            if let Some(mut s) = build_statement(&issued, &info, month, &rows)? {
-                s.issued = opts.issue;
-                built.push(s);
-            }
+            push(&mut built, &info, &rows)?;
         }
     }
-    if let Some(o) = &opts.org {
-        if built.is_empty() {
-            return Err(Error::config(format!(
-                "--org '{o}': no cost rows of that organization in {month} (run `rate` / `reserve` first, or check the ID)"
-            )));
-        }
-    }
-    // The manifest's balance: per organization, the statement total equals its rows'
-    // BilledCost rounded once, plus the adjustments it carries.
-    let mut rows_billed = 0u64;
-    let mut lines_written = 0u64;
-    let mut adjustment_lines_written = 0u64;
-    let mut summaries = Vec::new();
-    let mut issued_statements = Vec::new();
-    for s in &built {
+    Ok(built)
+}
+
+/// What the statements of a month add up to, for the manifest's counts.
+struct BilledCounts {
+    /// Organizations' cost rows billed.
+    rows: u64,
+    /// Statement lines written.
+    lines: u64,
+    /// Of them, adjustment lines.
+    adjustment_lines: u64,
+}
+
+/// The manifest's balance: per statement, the total equals its rows' exact sum rounded
+/// once, plus the adjustments it carries; each is noted in the manifest.
+fn check_balances(built: &[Statement], month: &str, m: &mut Manifest) -> Result<BilledCounts> {
+    let mut counts = BilledCounts {
+        rows: 0,
+        lines: 0,
+        adjustment_lines: 0,
+    };
+    for s in built {
         let (n_adj, adj) = s.adjustments();
-        let expected = round_minor(s.rows_exact, s.digits)
+        let rounded = round_minor(s.rows_exact, s.digits);
+        let expected = rounded
             .checked_add(adj)
             .ok_or_else(|| unbalanced("statement total overflows".into()))?;
         if s.total != expected {
@@ -478,7 +554,7 @@ pub fn bill(lake: &Lake, opts: &BillOptions, run_id: &str) -> Result<BillReport>
                 "{}: total {} != round_minor(sum) {} + adjustments {}",
                 s.invoice_id,
                 s.money(s.total),
-                s.money(round_minor(s.rows_exact, s.digits)),
+                s.money(rounded),
                 s.money(adj)
             )));
         }
@@ -493,19 +569,40 @@ pub fn bill(lake: &Lake, opts: &BillOptions, run_id: &str) -> Result<BillReport>
                 HolderKind::Reseller => "x_ResellerCost",
             },
             s.rows_exact.to_plain(),
-            s.money(round_minor(s.rows_exact, s.digits)),
+            s.money(rounded),
             s.money(adj),
             s.rows,
             s.lines.len()
         ));
         if s.holder_kind == HolderKind::Organization {
-            rows_billed += s.rows as u64;
+            counts.rows += s.rows as u64;
         }
-        lines_written += s.lines.len() as u64;
-        adjustment_lines_written += n_adj as u64;
+        counts.lines += s.lines.len() as u64;
+        counts.adjustment_lines += n_adj as u64;
     }
-    for s in &built {
-        let dir = statement_dir(month, s.holder_kind, &s.holder_id);
+    Ok(counts)
+}
+
+/// The statements as written: their summaries, and their records for `bills/_issued.json`.
+struct WrittenStatements {
+    summaries: Vec<StatementSummary>,
+    issued: Vec<IssuedStatement>,
+}
+
+/// Write every statement's `statement.json` and `statement.csv` atomically, each recorded
+/// in the manifest.
+fn write_statements(
+    lake: &Lake,
+    built: &[Statement],
+    opts: &BillOptions,
+    m: &mut Manifest,
+) -> Result<WrittenStatements> {
+    let mut written = WrittenStatements {
+        summaries: Vec::new(),
+        issued: Vec::new(),
+    };
+    for s in built {
+        let dir = statement_dir(&opts.month, s.holder_kind, &s.holder_id);
         let (json_path, csv_path) = (
             format!("{dir}/statement.json"),
             format!("{dir}/statement.csv"),
@@ -524,8 +621,8 @@ pub fn bill(lake: &Lake, opts: &BillOptions, run_id: &str) -> Result<BillReport>
                 action: if opts.issue { "issued" } else { "written" }.into(),
             });
         }
-        summaries.push(summary(s, json_path.clone()));
-        issued_statements.push(IssuedStatement {
+        written.summaries.push(summary(s, json_path.clone()));
+        written.issued.push(IssuedStatement {
             holder_kind: s.holder_kind,
             holder_id: s.holder_id.clone(),
             invoice_id: s.invoice_id.clone(),
@@ -538,35 +635,7 @@ pub fn bill(lake: &Lake, opts: &BillOptions, run_id: &str) -> Result<BillReport>
             lines: s.lines.clone(),
         });
     }
-    // Issued last: a crash before this leaves the month open, to be issued again.
-    if opts.issue {
-        issued.months.insert(
-            month.to_string(),
-            IssuedMonth {
-                run_id: run_id.to_string(),
-                issued_at: chrono::Utc::now().to_rfc3339(),
-                statements: issued_statements,
-            },
-        );
-        issued.save(lake)?;
-        m.notes.push(format!(
-            "{month} issued: {} statement(s) recorded with their SHA-256 in bills/_issued.json",
-            built.len()
-        ));
-    }
-    m.counts.insert("statements".into(), built.len() as u64);
-    m.counts.insert("rows".into(), rows_billed);
-    m.counts.insert("lines".into(), lines_written);
-    m.counts
-        .insert("adjustment_lines".into(), adjustment_lines_written);
-    let manifest = m.finish(lake, started)?;
-    Ok(BillReport {
-        manifest,
-        month: month.to_string(),
-        statements: summaries,
-        already_issued: false,
-        issued_now: opts.issue,
-    })
+    Ok(written)
 }
 
 /// The terminal summary: per statement lines, total, currency and adjustments.

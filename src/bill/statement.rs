@@ -199,65 +199,7 @@ pub fn charge_lines(
     for r in rows {
         let amount = row_amount(r, kind)?;
         exact = add(exact, amount)?;
-        let (sort, line) = match (&r.installment, r.category.as_str()) {
-            (Some((order, k, n)), "Purchase") => (
-                (
-                    r.org.clone(),
-                    1,
-                    order.clone(),
-                    String::new(),
-                    String::new(),
-                    *k,
-                ),
-                Line {
-                    kind: LineKind::Reservation,
-                    key: format!("reservation|{}|{order}|{k}", r.org),
-                    description: format!(
-                        "{} (order {order}, installment {} of {n})",
-                        r.description,
-                        k + 1
-                    ),
-                    organization_id: Some(r.org.clone()),
-                    service_name: None,
-                    charge_category: Some(r.category.clone()),
-                    charge_frequency: Some(r.frequency.clone()),
-                    order_id: Some(order.clone()),
-                    installment: Some(format!("{} of {n}", k + 1)),
-                    amount: Dec10::ZERO,
-                    adjusts: None,
-                },
-            ),
-            _ => (
-                (
-                    r.org.clone(),
-                    0,
-                    r.service.clone(),
-                    r.category.clone(),
-                    r.frequency.clone(),
-                    0,
-                ),
-                Line {
-                    kind: LineKind::Usage,
-                    key: format!(
-                        "usage|{}|{}|{}|{}",
-                        r.org, r.service, r.category, r.frequency
-                    ),
-                    description: if r.service.is_empty() {
-                        "(no service name)".to_string()
-                    } else {
-                        r.service.clone()
-                    },
-                    organization_id: Some(r.org.clone()),
-                    service_name: Some(r.service.clone()).filter(|s| !s.is_empty()),
-                    charge_category: Some(r.category.clone()),
-                    charge_frequency: Some(r.frequency.clone()),
-                    order_id: None,
-                    installment: None,
-                    amount: Dec10::ZERO,
-                    adjusts: None,
-                },
-            ),
-        };
+        let (sort, line) = charge_line_of(r);
         let entry = groups.entry(sort).or_insert((line, Dec10::ZERO));
         entry.1 = add(entry.1, amount)?;
     }
@@ -273,6 +215,80 @@ pub fn charge_lines(
         .ok_or_else(|| overflow("rounding"))?;
     lines.push(rounding_line(rounding));
     Ok((lines, exact))
+}
+
+/// The (still zero) charge line a row adds to, with its sort key: one per reservation
+/// installment, else one per usage service/category/frequency.
+fn charge_line_of(r: &CostRow) -> (LineSort, Line) {
+    match (&r.installment, r.category.as_str()) {
+        (Some((order, k, n)), "Purchase") => (
+            (
+                r.org.clone(),
+                1,
+                order.clone(),
+                String::new(),
+                String::new(),
+                *k,
+            ),
+            reservation_line(r, order, *k, *n),
+        ),
+        _ => (
+            (
+                r.org.clone(),
+                0,
+                r.service.clone(),
+                r.category.clone(),
+                r.frequency.clone(),
+                0,
+            ),
+            usage_line(r),
+        ),
+    }
+}
+
+/// The line of installment `k` (0-based) of `n` of reservation order `order`.
+fn reservation_line(r: &CostRow, order: &str, k: i64, n: i64) -> Line {
+    Line {
+        kind: LineKind::Reservation,
+        key: format!("reservation|{}|{order}|{k}", r.org),
+        description: format!(
+            "{} (order {order}, installment {} of {n})",
+            r.description,
+            k + 1
+        ),
+        organization_id: Some(r.org.clone()),
+        service_name: None,
+        charge_category: Some(r.category.clone()),
+        charge_frequency: Some(r.frequency.clone()),
+        order_id: Some(order.to_string()),
+        installment: Some(format!("{} of {n}", k + 1)),
+        amount: Dec10::ZERO,
+        adjusts: None,
+    }
+}
+
+/// The usage line of a row's service, category and frequency.
+fn usage_line(r: &CostRow) -> Line {
+    Line {
+        kind: LineKind::Usage,
+        key: format!(
+            "usage|{}|{}|{}|{}",
+            r.org, r.service, r.category, r.frequency
+        ),
+        description: if r.service.is_empty() {
+            "(no service name)".to_string()
+        } else {
+            r.service.clone()
+        },
+        organization_id: Some(r.org.clone()),
+        service_name: Some(r.service.clone()).filter(|s| !s.is_empty()),
+        charge_category: Some(r.category.clone()),
+        charge_frequency: Some(r.frequency.clone()),
+        order_id: None,
+        installment: None,
+        amount: Dec10::ZERO,
+        adjusts: None,
+    }
 }
 
 /// The rounding line (always present, may be 0).

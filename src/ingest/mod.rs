@@ -83,6 +83,61 @@ fn begin_ingest(
     Ok((m, source::expand_paths(paths)?))
 }
 
+/// Why one input record is quarantined: its reason and the sentence naming field and value.
+struct RecordProblem {
+    reason: crate::model::reason::ReasonCode,
+    detail: String,
+}
+
+/// The quarantine record of a CSV row the reader could not split; a read failure of the
+/// file itself stops the run instead.
+fn unreadable_csv_row(
+    path: &std::path::Path,
+    e: csv::Error,
+    line: i64,
+) -> Result<QuarantineRecord> {
+    let e = crate::store::input::csv_row_error(path, e)?;
+    Ok(QuarantineRecord::of_row(
+        crate::model::reason::ReasonCode::Malformed,
+        format!("CSV row is not readable: {e}"),
+        &path.display().to_string(),
+        line,
+        String::new(),
+    ))
+}
+
+/// An ingest's files weighed against its ledger.
+struct PlannedIngest {
+    /// The ledger of files read before.
+    ledger: crate::staged::ledger::Ledger,
+    /// The files to read now (new or changed).
+    to_read: Vec<crate::staged::ledger::FileToRead>,
+}
+
+/// Load the `ledger_kind` ledger and decide which `files` to read; every file goes into
+/// the manifest's inputs.
+fn plan_ingest(
+    lake: &Lake,
+    m: &mut Manifest,
+    files: &[PathBuf],
+    ledger_kind: &str,
+) -> Result<PlannedIngest> {
+    let ledger = crate::staged::ledger::Ledger::load(lake, ledger_kind)?;
+    let (to_read, inputs) = source::plan_files(files, &ledger)?;
+    m.inputs = inputs;
+    Ok(PlannedIngest { ledger, to_read })
+}
+
+/// Record in the manifest a staged table written whole.
+fn record_written(m: &mut Manifest, path: &str, rows: usize) {
+    m.partitions.push(crate::emit::manifest::PartitionSummary {
+        path: path.into(),
+        rows: rows as u64,
+        billed_cost: None,
+        action: "written".into(),
+    });
+}
+
 /// What one ingest run found, for its manifest.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct IngestCounts {

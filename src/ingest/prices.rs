@@ -3,11 +3,10 @@
 //! A rate card's `includedQuantity` becomes a free band: its tier minimums shift up by it
 //! (rating.md §3).
 
-use crate::emit::manifest::{Manifest, PartitionSummary};
+use crate::emit::manifest::Manifest;
 use crate::error::{Error, Result};
 use crate::ingest::json_text::decimal_from_raw;
-use crate::ingest::source::plan_files;
-use crate::ingest::{finish_ingest, record_counts, IngestCounts};
+use crate::ingest::{finish_ingest, record_counts, IngestCounts, RecordProblem};
 use crate::model::decimal::Dec10;
 use crate::model::ids::normalize_guid;
 use crate::model::price::{
@@ -16,7 +15,7 @@ use crate::model::price::{
 };
 use crate::model::reason::{QuarantineRecord, ReasonCode};
 use crate::model::time::{date_to_days, parse_lenient_utc};
-use crate::staged::ledger::Ledger;
+use crate::staged::ledger::FileToRead;
 use crate::store::Lake;
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -25,7 +24,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use crate::staged::prices::{load_prices, load_rejected_prices, PRICES_FILE, REJECTED_FILE};
-use crate::store::input::{csv_row_error, logical_name, open_reader, read_all};
+use crate::store::input::{csv_header, header_name, logical_name, open_csv, read_all};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -115,15 +114,8 @@ impl Ctx<'_> {
         meter: Option<&str>,
     ) {
         self.quarantine.push(QuarantineRecord {
-            reason,
-            detail,
-            source_file: self.source.to_string(),
-            source_row: row,
-            raw: raw.to_string(),
-            customer_tenant_id: None,
-            subscription_id: None,
             meter_id: meter.map(|m| m.to_ascii_lowercase()),
-            usage_date: None,
+            ..QuarantineRecord::of_row(reason, detail, self.source, row, raw.to_string())
         });
     }
 }
@@ -186,7 +178,33 @@ fn item_row_checked(ctx: &mut Ctx, text: &str, row: i64) {
             )
         }
     };
-    let meter = it.meter_id.as_deref();
+    match check_item(&it, row, ctx.source) {
+        Ok(checked) => {
+            let price = item_price_row(it, checked, ctx.source, row);
+            ctx.out.push(price);
+        }
+        Err(r) => ctx.reject(r.reason, r.detail, row, text, it.meter_id.as_deref()),
+    }
+}
+
+/// A price record's check: the value, or why the record is rejected.
+type Checked<T> = std::result::Result<T, RecordProblem>;
+
+fn price_reject<T>(reason: ReasonCode, detail: String) -> Checked<T> {
+    Err(RecordProblem { reason, detail })
+}
+
+/// What a Retail Prices item's checks read from it.
+struct CheckedItem {
+    meter_id: String,
+    unit_price: Dec10,
+    tier_minimum: Dec10,
+    retail_price: Option<Dec10>,
+    effective_start: i32,
+}
+
+/// Required fields, numbers, effective date and meter GUID, in that order.
+fn check_item(it: &RawItem, row: i64, source: &str) -> Checked<CheckedItem> {
     let required = [
         ("meterId", it.meter_id.is_none()),
         ("unitPrice", it.unit_price.is_none()),
@@ -196,80 +214,90 @@ fn item_row_checked(ctx: &mut Ctx, text: &str, row: i64) {
         ("type", it.price_type.is_none()),
     ];
     if let Some((f, _)) = required.iter().find(|(_, m)| *m) {
-        return ctx.reject(
+        return price_reject(
             ReasonCode::Malformed,
             format!("required field {f} is missing"),
-            row,
-            text,
-            meter,
         );
     }
-    let num = |name: &str, v: Option<&RawValue>| -> std::result::Result<Option<Dec10>, String> {
+    let numbers = item_numbers(it, row, source)?;
+    let eff_text = it.effective_start_date.as_deref().unwrap_or_default();
+    let Some(eff) = parse_lenient_utc(eff_text) else {
+        return price_reject(
+            ReasonCode::BadTimestamp,
+            format!("effectiveStartDate '{eff_text}' is not a date"),
+        );
+    };
+    let meter = it.meter_id.as_deref().unwrap_or_default();
+    let Some(meter_id) = normalize_guid(meter) else {
+        return price_reject(
+            ReasonCode::BadId,
+            format!("meterId '{meter}' is not a GUID"),
+        );
+    };
+    Ok(CheckedItem {
+        meter_id,
+        unit_price: numbers.unit_price,
+        tier_minimum: numbers.tier_minimum,
+        retail_price: numbers.retail_price,
+        effective_start: date_to_days(eff.date_naive()),
+    })
+}
+
+/// An item's prices and tier minimum.
+struct ItemNumbers {
+    unit_price: Dec10,
+    tier_minimum: Dec10,
+    retail_price: Option<Dec10>,
+}
+
+/// The item's numbers, read from their JSON text; none may be negative.
+fn item_numbers(it: &RawItem, row: i64, source: &str) -> Checked<ItemNumbers> {
+    let num = |name: &str, v: Option<&RawValue>| -> Checked<Option<Dec10>> {
         match v {
             None => Ok(None),
             Some(r) if r.get() == "null" => Ok(None),
-            Some(r) => decimal_from_raw(r)
-                .map(Some)
-                .map_err(|_| format!("{name} {} is not a decimal number", r.get())),
+            Some(r) => decimal_from_raw(r).map(Some).map_err(|_| RecordProblem {
+                reason: ReasonCode::BadNumber,
+                detail: format!("{name} {} is not a decimal number", r.get()),
+            }),
         }
     };
-    let parsed = (|| {
-        Ok::<_, String>((
-            num("unitPrice", it.unit_price)?,
-            num("tierMinimumUnits", it.tier_minimum_units)?,
-            num("retailPrice", it.retail_price)?,
-        ))
-    })();
-    let (unit_price, tier_min, retail) = match parsed {
-        Ok((Some(u), t, r)) => (u, t.unwrap_or(Dec10::ZERO), r),
-        Ok((None, _, _)) => {
-            return ctx.reject(
-                ReasonCode::Malformed,
-                "required field unitPrice is null".into(),
-                row,
-                text,
-                meter,
-            )
-        }
-        Err(d) => return ctx.reject(ReasonCode::BadNumber, d, row, text, meter),
+    let unit_price = num("unitPrice", it.unit_price)?;
+    let tier_minimum = num("tierMinimumUnits", it.tier_minimum_units)?;
+    let retail_price = num("retailPrice", it.retail_price)?;
+    let Some(unit_price) = unit_price else {
+        return price_reject(
+            ReasonCode::Malformed,
+            "required field unitPrice is null".into(),
+        );
     };
+    let tier_minimum = tier_minimum.unwrap_or(Dec10::ZERO);
     // A negative price or tier would bill credits no price sheet means to give.
-    for (name, v) in [("unitPrice", unit_price), ("tierMinimumUnits", tier_min)] {
+    for (name, v) in [
+        ("unitPrice", unit_price),
+        ("tierMinimumUnits", tier_minimum),
+    ] {
         if v.0 < 0 {
-            return ctx.reject(
+            return price_reject(
                 ReasonCode::BadNumber,
                 format!(
-                    "{name} {} of row {row} of {} is negative; prices and tier minimums are never below zero",
+                    "{name} {} of row {row} of {source} is negative; prices and tier minimums are never below zero",
                     v.to_plain(),
-                    ctx.source
                 ),
-                row,
-                text,
-                meter,
             );
         }
     }
-    let eff_text = it.effective_start_date.clone().unwrap_or_default();
-    let Some(eff) = parse_lenient_utc(&eff_text) else {
-        return ctx.reject(
-            ReasonCode::BadTimestamp,
-            format!("effectiveStartDate '{eff_text}' is not a date"),
-            row,
-            text,
-            meter,
-        );
-    };
-    let Some(meter_id) = normalize_guid(meter.unwrap_or_default()) else {
-        return ctx.reject(
-            ReasonCode::BadId,
-            format!("meterId '{}' is not a GUID", meter.unwrap_or_default()),
-            row,
-            text,
-            meter,
-        );
-    };
-    ctx.out.push(PriceRow {
-        meter_id,
+    Ok(ItemNumbers {
+        unit_price,
+        tier_minimum,
+        retail_price,
+    })
+}
+
+/// The staged row of a checked item.
+fn item_price_row(it: RawItem, c: CheckedItem, source: &str, row: i64) -> PriceRow {
+    PriceRow {
+        meter_id: c.meter_id,
         meter_name: it.meter_name,
         product_id: it.product_id,
         product_name: it.product_name.clone(),
@@ -285,14 +313,14 @@ fn item_row_checked(ctx: &mut Ctx, text: &str, row: i64) {
         price_type: it.price_type.unwrap_or_default(),
         currency_code: it.currency_code.unwrap_or_default().to_ascii_uppercase(),
         reservation_term: it.reservation_term.unwrap_or_default(),
-        tier_minimum: tier_min,
-        unit_price,
-        retail_price: retail,
-        effective_start: date_to_days(eff.date_naive()),
+        tier_minimum: c.tier_minimum,
+        unit_price: c.unit_price,
+        retail_price: c.retail_price,
+        effective_start: c.effective_start,
         is_primary_meter_region: bool_of(&it.is_primary_meter_region),
-        source_file: ctx.source.to_string(),
+        source_file: source.to_string(),
         source_row: row,
-    });
+    }
 }
 
 /// Validate one rate-card meter into one row per tier; a rejected meter whose version can
@@ -325,7 +353,41 @@ fn meter_rows_checked(ctx: &mut Ctx, text: &str, row: i64, currency: &str) {
             )
         }
     };
-    let meter = m.id.as_deref();
+    let checked = match check_meter(&m, row, ctx.source) {
+        Ok(c) => c,
+        Err(r) => return ctx.reject(r.reason, r.detail, row, text, m.id.as_deref()),
+    };
+    for &(min, price) in &checked.tiers {
+        let Some(shifted) = min.checked_add(checked.included) else {
+            return ctx.reject(
+                ReasonCode::BadNumber,
+                "tier minimum plus includedQuantity overflows".into(),
+                row,
+                text,
+                m.id.as_deref(),
+            );
+        };
+        let tier = MeterTier {
+            tier_minimum: shifted,
+            unit_price: price,
+        };
+        let price = meter_price_row(&m, &checked, currency, tier, ctx.source, row);
+        ctx.out.push(price);
+    }
+}
+
+/// What a rate-card meter's checks read from it.
+struct CheckedMeter {
+    meter_id: String,
+    /// `includedQuantity`, 0 when absent.
+    included: Dec10,
+    /// `(tier minimum, unit price)` per `rates` entry, in key order.
+    tiers: Vec<(Dec10, Dec10)>,
+    effective_start: i32,
+}
+
+/// Required fields, included quantity, rates, effective date and meter GUID, in that order.
+fn check_meter(m: &RawMeter, row: i64, source: &str) -> Checked<CheckedMeter> {
     let required = [
         ("id", m.id.is_none()),
         (
@@ -336,195 +398,130 @@ fn meter_rows_checked(ctx: &mut Ctx, text: &str, row: i64, currency: &str) {
         ("effectiveDate", m.effective_date.is_none()),
     ];
     if let Some((f, _)) = required.iter().find(|(_, miss)| *miss) {
-        return ctx.reject(
+        return price_reject(
             ReasonCode::Malformed,
             format!("required field {f} is missing or empty"),
-            row,
-            text,
-            meter,
         );
     }
     let included = match m.included_quantity.map(decimal_from_raw) {
         None => Dec10::ZERO,
         Some(Ok(v)) if v.0 < 0 => {
-            return ctx.reject(
+            return price_reject(
                 ReasonCode::BadNumber,
                 format!(
-                    "includedQuantity {} of meter {row} of {} is negative",
+                    "includedQuantity {} of meter {row} of {source} is negative",
                     v.to_plain(),
-                    ctx.source
                 ),
-                row,
-                text,
-                meter,
             )
         }
         Some(Ok(v)) => v,
         Some(Err(_)) => {
-            return ctx.reject(
+            return price_reject(
                 ReasonCode::BadNumber,
                 "includedQuantity is not a decimal number".into(),
-                row,
-                text,
-                meter,
             )
         }
     };
+    let tiers = meter_tiers(m, row, source)?;
+    let eff_text = m.effective_date.as_deref().unwrap_or_default();
+    let Some(eff) = parse_lenient_utc(eff_text) else {
+        return price_reject(
+            ReasonCode::BadTimestamp,
+            format!("effectiveDate '{eff_text}' is not a date"),
+        );
+    };
+    let meter = m.id.as_deref().unwrap_or_default();
+    let Some(meter_id) = normalize_guid(meter) else {
+        return price_reject(
+            ReasonCode::BadId,
+            format!("meter id '{meter}' is not a GUID"),
+        );
+    };
+    Ok(CheckedMeter {
+        meter_id,
+        included,
+        tiers,
+        effective_start: date_to_days(eff.date_naive()),
+    })
+}
+
+/// The meter's `rates` as `(tier minimum, unit price)`, neither negative.
+fn meter_tiers(m: &RawMeter, row: i64, source: &str) -> Checked<Vec<(Dec10, Dec10)>> {
     let mut tiers = Vec::new();
     for (k, v) in m.rates.iter().flatten() {
         match (Dec10::parse(k), decimal_from_raw(v)) {
             (Ok(min), Ok(price)) if min.0 < 0 || price.0 < 0 => {
-                return ctx.reject(
+                return price_reject(
                     ReasonCode::BadNumber,
                     format!(
-                        "rates entry \"{k}\": {} of meter {row} of {} is negative; prices and tier minimums are never below zero",
+                        "rates entry \"{k}\": {} of meter {row} of {source} is negative; prices and tier minimums are never below zero",
                         v.get(),
-                        ctx.source
                     ),
-                    row,
-                    text,
-                    meter,
                 )
             }
             (Ok(min), Ok(price)) => tiers.push((min, price)),
             _ => {
-                return ctx.reject(
+                return price_reject(
                     ReasonCode::BadNumber,
                     format!(
                         "rates entry \"{k}\": {} is not a decimal tier and price",
                         v.get()
                     ),
-                    row,
-                    text,
-                    meter,
                 )
             }
         }
     }
-    let eff_text = m.effective_date.clone().unwrap_or_default();
-    let Some(eff) = parse_lenient_utc(&eff_text) else {
-        return ctx.reject(
-            ReasonCode::BadTimestamp,
-            format!("effectiveDate '{eff_text}' is not a date"),
-            row,
-            text,
-            meter,
-        );
-    };
-    let Some(meter_id) = normalize_guid(meter.unwrap_or_default()) else {
-        return ctx.reject(
-            ReasonCode::BadId,
-            format!("meter id '{}' is not a GUID", meter.unwrap_or_default()),
-            row,
-            text,
-            meter,
-        );
-    };
-    for (min, price) in tiers {
-        let Some(shifted) = min.checked_add(included) else {
-            return ctx.reject(
-                ReasonCode::BadNumber,
-                "tier minimum plus includedQuantity overflows".into(),
-                row,
-                text,
-                meter,
-            );
-        };
-        ctx.out.push(PriceRow {
-            meter_id: meter_id.clone(),
-            meter_name: m.name.clone(),
-            product_id: None,
-            product_name: None,
-            sku_id: String::new(),
-            sku_name: None,
-            service_name: m.category.clone(),
-            service_family: None,
-            meter_category: m.category.clone(),
-            meter_subcategory: m.subcategory.clone(),
-            arm_region_name: m.region.clone().unwrap_or_default(),
-            location: m.region.clone(),
-            unit_of_measure: m.unit.clone().unwrap_or_default(),
-            price_type: "Consumption".into(),
-            currency_code: currency.to_ascii_uppercase(),
-            reservation_term: String::new(),
-            tier_minimum: shifted,
-            unit_price: price,
-            retail_price: Some(price),
-            effective_start: date_to_days(eff.date_naive()),
-            is_primary_meter_region: None,
-            source_file: ctx.source.to_string(),
-            source_row: row,
-        });
+    Ok(tiers)
+}
+
+/// One tier of a meter, its minimum shifted by the included quantity.
+struct MeterTier {
+    tier_minimum: Dec10,
+    unit_price: Dec10,
+}
+
+/// The staged row of one tier of a checked meter.
+fn meter_price_row(
+    m: &RawMeter,
+    c: &CheckedMeter,
+    currency: &str,
+    tier: MeterTier,
+    source: &str,
+    row: i64,
+) -> PriceRow {
+    PriceRow {
+        meter_id: c.meter_id.clone(),
+        meter_name: m.name.clone(),
+        product_id: None,
+        product_name: None,
+        sku_id: String::new(),
+        sku_name: None,
+        service_name: m.category.clone(),
+        service_family: None,
+        meter_category: m.category.clone(),
+        meter_subcategory: m.subcategory.clone(),
+        arm_region_name: m.region.clone().unwrap_or_default(),
+        location: m.region.clone(),
+        unit_of_measure: m.unit.clone().unwrap_or_default(),
+        price_type: "Consumption".into(),
+        currency_code: currency.to_ascii_uppercase(),
+        reservation_term: String::new(),
+        tier_minimum: tier.tier_minimum,
+        unit_price: tier.unit_price,
+        retail_price: Some(tier.unit_price),
+        effective_start: c.effective_start,
+        is_primary_meter_region: None,
+        source_file: source.to_string(),
+        source_row: row,
     }
 }
 
 /// Parse one price file of any supported format.
 fn parse_price_file(path: &Path, ctx: &mut Ctx) -> Result<()> {
-    let source = ctx.source.to_string();
     if logical_name(path).ends_with(".csv") {
-        let mut rdr = csv::ReaderBuilder::new()
-            .flexible(true)
-            .from_reader(open_reader(path)?);
-        let headers: Vec<String> = rdr
-            .headers()
-            .map_err(|e| match csv_row_error(path, e) {
-                Err(fatal) => fatal,
-                Ok(e) => Error::InputFormat {
-                    path: source.clone(),
-                    expected: format!("a CSV price sheet header: {e}"),
-                },
-            })?
-            .iter()
-            .map(|h| h.trim().trim_start_matches('\u{feff}').to_string())
-            .collect();
-        for need in [
-            "meterId",
-            "unitPrice",
-            "effectiveStartDate",
-            "unitOfMeasure",
-            "currencyCode",
-            "type",
-        ] {
-            if !headers.iter().any(|h| h.eq_ignore_ascii_case(need)) {
-                return Err(Error::InputFormat {
-                    path: source,
-                    expected: format!("a CSV price sheet whose header has the Retail Prices names (missing column {need})"),
-                });
-            }
-        }
-        for (i, rec) in rdr.records().enumerate() {
-            let line = i as i64 + 2;
-            match rec {
-                Ok(rec) => {
-                    let mut obj = serde_json::Map::new();
-                    for (h, v) in headers.iter().zip(rec.iter()) {
-                        if !v.is_empty() {
-                            let camel = canonical_item_name(h);
-                            obj.insert(camel, Value::String(v.to_string()));
-                        }
-                    }
-                    let raw = rec.iter().collect::<Vec<_>>().join(",");
-                    let before = ctx.quarantine.len();
-                    item_row(ctx, &Value::Object(obj).to_string(), line);
-                    for q in &mut ctx.quarantine[before..] {
-                        q.raw = raw.clone();
-                    }
-                }
-                Err(e) => {
-                    let e = csv_row_error(path, e)?;
-                    ctx.read += 1;
-                    ctx.reject(
-                        ReasonCode::Malformed,
-                        format!("CSV row is not readable: {e}"),
-                        line,
-                        "",
-                        None,
-                    );
-                }
-            }
-        }
-        return Ok(());
+        return parse_price_csv(path, ctx);
     }
+    let source = ctx.source.to_string();
     let bytes = read_all(path)?;
     let text = String::from_utf8_lossy(&bytes);
     let top: Top = serde_json::from_str(&text).map_err(|e| Error::InputFormat {
@@ -545,6 +542,57 @@ fn parse_price_file(path: &Path, ctx: &mut Ctx) -> Result<()> {
             path: source,
             expected: "a Retail Prices page (with \"Items\") or a Partner Center rate card (with \"meters\")".into(),
         });
+    }
+    Ok(())
+}
+
+/// A CSV price sheet: each row becomes a Retail Prices item (its header names in any case),
+/// quarantined with the row's text as raw.
+fn parse_price_csv(path: &Path, ctx: &mut Ctx) -> Result<()> {
+    let mut rdr = open_csv(path)?;
+    let headers: Vec<String> = csv_header(path, &mut rdr, "a CSV price sheet header")?
+        .iter()
+        .map(|h| header_name(h).to_string())
+        .collect();
+    for need in [
+        "meterId",
+        "unitPrice",
+        "effectiveStartDate",
+        "unitOfMeasure",
+        "currencyCode",
+        "type",
+    ] {
+        if !headers.iter().any(|h| h.eq_ignore_ascii_case(need)) {
+            return Err(Error::InputFormat {
+                path: ctx.source.to_string(),
+                expected: format!("a CSV price sheet whose header has the Retail Prices names (missing column {need})"),
+            });
+        }
+    }
+    for (i, rec) in rdr.records().enumerate() {
+        let line = i as i64 + 2;
+        match rec {
+            Ok(rec) => {
+                let mut obj = serde_json::Map::new();
+                for (h, v) in headers.iter().zip(rec.iter()) {
+                    if !v.is_empty() {
+                        let camel = canonical_item_name(h);
+                        obj.insert(camel, Value::String(v.to_string()));
+                    }
+                }
+                let raw = rec.iter().collect::<Vec<_>>().join(",");
+                let before = ctx.quarantine.len();
+                item_row(ctx, &Value::Object(obj).to_string(), line);
+                for q in &mut ctx.quarantine[before..] {
+                    q.raw = raw.clone();
+                }
+            }
+            Err(e) => {
+                let q = super::unreadable_csv_row(path, e, line)?;
+                ctx.read += 1;
+                ctx.quarantine.push(q);
+            }
+        }
     }
     Ok(())
 }
@@ -583,39 +631,141 @@ fn canonical_item_name(h: &str) -> String {
 pub fn ingest_prices(lake: &Lake, paths: &[PathBuf], run_id: &str) -> Result<Manifest> {
     let started = std::time::Instant::now();
     let (mut m, files) = super::begin_ingest("ingest prices", paths, run_id)?;
-    let ledger = Ledger::load(lake, "prices")?;
-    let (to_read, inputs) = plan_files(&files, &ledger)?;
-    m.inputs = inputs;
-    let mut incoming = Vec::new();
-    let mut quarantine = Vec::new();
-    let mut rejected = Vec::new();
-    let mut read = 0;
-    for f in &to_read {
+    let planned = super::plan_ingest(lake, &mut m, &files, "prices")?;
+    let mut parsed = read_price_files(&planned.to_read)?;
+    // Rate-card meters yield several rows from one record: count records, classify rows.
+    let mut staged = StagedPrices::load(lake)?;
+    let mut outcomes = RecordOutcomes::default();
+    let incoming = std::mem::take(&mut parsed.incoming);
+    for group in group_incoming(incoming, &mut parsed.quarantine, &mut outcomes) {
+        let rec_keys: Vec<RecordKey> = group
+            .iter()
+            .map(|r| (r.source_file.clone(), r.source_row))
+            .collect();
+        let outcome = staged.merge(group);
+        outcomes.record(rec_keys, outcome);
+    }
+    let mut rows: Vec<PriceRow> = staged.rows.into_iter().flatten().collect();
+    let counts = outcomes.counts(parsed.read);
+    record_counts(&mut m, counts, &parsed.quarantine)?;
+
+    if counts.new + counts.restated > 0 {
+        rows.sort_by(|a, b| price_sort_key(a).cmp(&price_sort_key(b)));
+        lake.put_parquet(
+            PRICES_FILE,
+            price_schema(),
+            &[prices_to_batch(&rows)?],
+            vec![],
+        )?;
+        super::record_written(&mut m, PRICES_FILE, rows.len());
+    }
+    save_rejected(lake, &mut m, &planned.to_read, parsed.rejected)?;
+    finish_ingest(
+        lake,
+        m,
+        planned.ledger,
+        "prices",
+        &parsed.quarantine,
+        planned.to_read,
+        started,
+    )
+}
+
+/// The staged table's order: meter, effective date, tier, then the rest of the key.
+fn price_sort_key(r: &PriceRow) -> impl Ord + '_ {
+    (
+        &r.meter_id,
+        r.effective_start,
+        r.tier_minimum,
+        &r.price_type,
+        &r.currency_code,
+        &r.sku_id,
+        &r.arm_region_name,
+    )
+}
+
+/// What this run's price files held.
+struct ParsedPrices {
+    /// Valid rows, in file order.
+    incoming: Vec<PriceRow>,
+    quarantine: Vec<QuarantineRecord>,
+    /// Rows that poison their price version.
+    rejected: Vec<RejectedPrice>,
+    /// Records read (a rate-card meter is one).
+    read: u64,
+}
+
+fn read_price_files(to_read: &[FileToRead]) -> Result<ParsedPrices> {
+    let mut parsed = ParsedPrices {
+        incoming: Vec::new(),
+        quarantine: Vec::new(),
+        rejected: Vec::new(),
+        read: 0,
+    };
+    for f in to_read {
         let path = &f.path;
         let source = path.display().to_string();
         let mut ctx = Ctx {
             source: &source,
-            out: &mut incoming,
-            quarantine: &mut quarantine,
-            rejected: &mut rejected,
+            out: &mut parsed.incoming,
+            quarantine: &mut parsed.quarantine,
+            rejected: &mut parsed.rejected,
             read: 0,
         };
         parse_price_file(path, &mut ctx)?;
-        read += ctx.read;
+        parsed.read += ctx.read;
     }
-    // Rate-card meters yield several rows from one record: count records, classify rows.
-    let mut rows: Vec<Option<PriceRow>> = load_prices(lake)?.into_iter().map(Some).collect();
-    let mut index: HashMap<_, Vec<usize>> = HashMap::new();
-    for (i, r) in rows.iter().enumerate() {
-        if let Some(r) = r {
-            index.entry(r.key()).or_default().push(i);
+    Ok(parsed)
+}
+
+/// A record: its file and row.
+type RecordKey = (String, i64);
+
+/// What became of each record: "dup", "new", "restated" or "unchanged".
+#[derive(Default)]
+struct RecordOutcomes(BTreeMap<RecordKey, &'static str>);
+
+impl RecordOutcomes {
+    /// A record (rate-card meter) counts once: restated wins over new over unchanged, and a
+    /// duplicate stays one.
+    fn record(&mut self, rec_keys: Vec<RecordKey>, outcome: &'static str) {
+        for rec_key in rec_keys {
+            let e = self.0.entry(rec_key).or_insert(outcome);
+            if *e != "dup" && (outcome == "restated" || (outcome == "new" && *e == "unchanged")) {
+                *e = outcome;
+            }
         }
     }
-    // Rows of one key in this run: an identical price again is a duplicate (first kept);
-    // another price is kept beside it, for rating to judge (rating.md §3, inputs.md §2).
+
+    fn counts(&self, read: u64) -> IngestCounts {
+        let (mut new, mut restated, mut unchanged) = (0u64, 0u64, 0u64);
+        for o in self.0.values() {
+            match *o {
+                "new" => new += 1,
+                "restated" => restated += 1,
+                "unchanged" => unchanged += 1,
+                _ => {}
+            }
+        }
+        IngestCounts {
+            read,
+            new,
+            restated,
+            unchanged,
+        }
+    }
+}
+
+/// Rows of one key in this run: an identical price again is a duplicate (first kept,
+/// quarantined once per record); another price is kept beside it, for rating to judge
+/// (rating.md §3, inputs.md §2). The groups come in order of their first row.
+fn group_incoming(
+    incoming: Vec<PriceRow>,
+    quarantine: &mut Vec<QuarantineRecord>,
+    outcomes: &mut RecordOutcomes,
+) -> Vec<Vec<PriceRow>> {
     let mut groups: Vec<Vec<PriceRow>> = Vec::new();
     let mut group_of: HashMap<_, usize> = HashMap::new();
-    let mut record_outcome: BTreeMap<(String, i64), &'static str> = BTreeMap::new();
     for r in incoming {
         let rec_key = (r.source_file.clone(), r.source_row);
         let g = *group_of.entry(r.key()).or_insert_with(|| {
@@ -623,35 +773,62 @@ pub fn ingest_prices(lake: &Lake, paths: &[PathBuf], run_id: &str) -> Result<Man
             groups.len() - 1
         });
         if groups[g].iter().any(|o| same_price(o, &r)) {
-            if record_outcome.insert(rec_key, "dup").is_none() {
+            if outcomes.0.insert(rec_key, "dup").is_none() {
                 quarantine.push(QuarantineRecord {
-                    reason: ReasonCode::DuplicateRecord,
-                    detail: format!(
-                        "price for meter {} sku '{}' effective {} tier {} appeared earlier in this run; the first is kept",
-                        r.meter_id,
-                        r.sku_id,
-                        crate::model::time::days_to_date(r.effective_start),
-                        r.tier_minimum.to_plain()
-                    ),
-                    source_file: r.source_file.clone(),
-                    source_row: r.source_row,
-                    raw: String::new(),
-                    customer_tenant_id: None,
-                    subscription_id: None,
                     meter_id: Some(r.meter_id.clone()),
-                    usage_date: None,
+                    ..QuarantineRecord::of_row(
+                        ReasonCode::DuplicateRecord,
+                        format!(
+                            "price for meter {} sku '{}' effective {} tier {} appeared earlier in this run; the first is kept",
+                            r.meter_id,
+                            r.sku_id,
+                            crate::model::time::days_to_date(r.effective_start),
+                            r.tier_minimum.to_plain()
+                        ),
+                        &r.source_file,
+                        r.source_row,
+                        String::new(),
+                    )
                 });
             }
             continue;
         }
         groups[g].push(r);
     }
-    for group in groups {
+    groups
+}
+
+/// The staged price rows (a replaced row leaves a hole, so positions stay put) and where
+/// each key's rows are.
+struct StagedPrices {
+    rows: Vec<Option<PriceRow>>,
+    index: HashMap<PriceKey, Vec<usize>>,
+}
+
+/// [`PriceRow::key`].
+type PriceKey = (String, String, String, String, String, i32, i128, String);
+
+impl StagedPrices {
+    fn load(lake: &Lake) -> Result<StagedPrices> {
+        let rows: Vec<Option<PriceRow>> = load_prices(lake)?.into_iter().map(Some).collect();
+        let mut index: HashMap<_, Vec<usize>> = HashMap::new();
+        for (i, r) in rows.iter().enumerate() {
+            if let Some(r) = r {
+                index.entry(r.key()).or_default().push(i);
+            }
+        }
+        Ok(StagedPrices { rows, index })
+    }
+
+    /// One key's rows of this run against the staged ones: "new", "unchanged" (the same
+    /// prices) or "restated". Unless unchanged, they replace the staged ones: the first in
+    /// place (so a plain restatement keeps its position), the others appended or removed.
+    fn merge(&mut self, group: Vec<PriceRow>) -> &'static str {
         let Some(first) = group.first() else {
-            continue;
+            return "unchanged";
         };
-        let old = index.get(&first.key()).cloned().unwrap_or_default();
-        let old_rows: Vec<&PriceRow> = old.iter().filter_map(|&i| rows[i].as_ref()).collect();
+        let old = self.index.get(&first.key()).cloned().unwrap_or_default();
+        let old_rows: Vec<&PriceRow> = old.iter().filter_map(|&i| self.rows[i].as_ref()).collect();
         let outcome = if old_rows.is_empty() {
             "new"
         } else if old_rows.len() == group.len()
@@ -663,99 +840,31 @@ pub fn ingest_prices(lake: &Lake, paths: &[PathBuf], run_id: &str) -> Result<Man
         } else {
             "restated"
         };
-        let rec_keys: Vec<(String, i64)> = group
-            .iter()
-            .map(|r| (r.source_file.clone(), r.source_row))
-            .collect();
-        if outcome != "unchanged" {
-            // The run's rows of this key replace the staged ones: the first in place (so a
-            // plain restatement keeps its position), the others appended or removed.
-            let mut old = old.into_iter();
-            let mut kept = Vec::new();
-            for r in group {
-                match old.next() {
-                    Some(i) => {
-                        rows[i] = Some(r);
-                        kept.push(i);
-                    }
-                    None => {
-                        kept.push(rows.len());
-                        rows.push(Some(r));
-                    }
+        if outcome == "unchanged" {
+            return outcome;
+        }
+        let mut old = old.into_iter();
+        let mut kept = Vec::new();
+        for r in group {
+            match old.next() {
+                Some(i) => {
+                    self.rows[i] = Some(r);
+                    kept.push(i);
+                }
+                None => {
+                    kept.push(self.rows.len());
+                    self.rows.push(Some(r));
                 }
             }
-            for i in old {
-                rows[i] = None;
-            }
-            if let Some(k) = rows[kept[0]].as_ref().map(PriceRow::key) {
-                index.insert(k, kept);
-            }
         }
-        // A record (rate-card meter) counts once: restated wins over new over unchanged.
-        for rec_key in rec_keys {
-            let e = record_outcome.entry(rec_key).or_insert(outcome);
-            if *e != "dup" && (outcome == "restated" || (outcome == "new" && *e == "unchanged")) {
-                *e = outcome;
-            }
+        for i in old {
+            self.rows[i] = None;
         }
-    }
-    let mut rows: Vec<PriceRow> = rows.into_iter().flatten().collect();
-    let (mut new, mut restated, mut unchanged) = (0u64, 0u64, 0u64);
-    for o in record_outcome.values() {
-        match *o {
-            "new" => new += 1,
-            "restated" => restated += 1,
-            "unchanged" => unchanged += 1,
-            _ => {}
+        if let Some(k) = self.rows[kept[0]].as_ref().map(PriceRow::key) {
+            self.index.insert(k, kept);
         }
+        outcome
     }
-    record_counts(
-        &mut m,
-        IngestCounts {
-            read,
-            new,
-            restated,
-            unchanged,
-        },
-        &quarantine,
-    )?;
-
-    if new + restated > 0 {
-        rows.sort_by(|a, b| {
-            (
-                &a.meter_id,
-                a.effective_start,
-                a.tier_minimum,
-                &a.price_type,
-                &a.currency_code,
-                &a.sku_id,
-                &a.arm_region_name,
-            )
-                .cmp(&(
-                    &b.meter_id,
-                    b.effective_start,
-                    b.tier_minimum,
-                    &b.price_type,
-                    &b.currency_code,
-                    &b.sku_id,
-                    &b.arm_region_name,
-                ))
-        });
-        lake.put_parquet(
-            PRICES_FILE,
-            price_schema(),
-            &[prices_to_batch(&rows)?],
-            vec![],
-        )?;
-        m.partitions.push(PartitionSummary {
-            path: PRICES_FILE.into(),
-            rows: rows.len() as u64,
-            billed_cost: None,
-            action: "written".into(),
-        });
-    }
-    save_rejected(lake, &mut m, &to_read, rejected)?;
-    finish_ingest(lake, m, ledger, "prices", &quarantine, to_read, started)
 }
 
 /// Two staged rows of one key that agree: the same price in the same unit.
@@ -769,7 +878,7 @@ fn same_price(a: &PriceRow, b: &PriceRow) -> bool {
 fn save_rejected(
     lake: &Lake,
     m: &mut Manifest,
-    read: &[crate::staged::ledger::FileToRead],
+    read: &[FileToRead],
     mut new: Vec<RejectedPrice>,
 ) -> Result<()> {
     let old = load_rejected_prices(lake)?;
@@ -790,11 +899,6 @@ fn save_rejected(
         &[rejected_to_batch(&new)?],
         vec![],
     )?;
-    m.partitions.push(PartitionSummary {
-        path: REJECTED_FILE.into(),
-        rows: new.len() as u64,
-        billed_cost: None,
-        action: "written".into(),
-    });
+    super::record_written(m, REJECTED_FILE, new.len());
     Ok(())
 }

@@ -3,18 +3,16 @@
 //! (currency, month) so that monthly FX files can arrive one at a time. The tenant registry
 //! is validated as a whole and every problem is reported at once (exit 2).
 
-use crate::emit::manifest::{Manifest, PartitionSummary};
+use crate::emit::manifest::Manifest;
 use crate::error::{Error, Result};
-use crate::ingest::source::plan_files;
-use crate::ingest::{finish_ingest, record_counts, IngestCounts};
+use crate::ingest::{finish_ingest, record_counts, IngestCounts, RecordProblem};
 use crate::model::decimal::Dec10;
 use crate::model::ids::{check_safe_id, normalize_guid, shown_id};
 use crate::model::reason::{QuarantineRecord, ReasonCode};
 use crate::model::reference::*;
 use crate::model::time::{month_of, parse_lenient_utc, parse_month};
-use crate::staged::ledger::Ledger;
 use crate::staged::reference::{load_table, save_table};
-use crate::store::input::{csv_row_error, logical_name, open_reader};
+use crate::store::input::{csv_header, logical_name, open_csv, open_reader};
 use crate::store::Lake;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -101,17 +99,13 @@ fn parse_subscription_list(
                     }
                 }
             }
-            _ => quarantine.push(QuarantineRecord {
-                reason: ReasonCode::Malformed,
-                detail: "subscription item has no GUID id/entitlementId or no friendlyName".into(),
-                source_file: source.clone(),
-                source_row: i as i64 + 1,
-                raw: item.to_string(),
-                customer_tenant_id: None,
-                subscription_id: None,
-                meter_id: None,
-                usage_date: None,
-            }),
+            _ => quarantine.push(QuarantineRecord::of_row(
+                ReasonCode::Malformed,
+                "subscription item has no GUID id/entitlementId or no friendlyName".into(),
+                &source,
+                i as i64 + 1,
+                item.to_string(),
+            )),
         }
     }
     // A record is a (subscription ID, name) row, so an item listed under two IDs counts
@@ -141,18 +135,48 @@ fn parse_table(
     id_problems: &mut Vec<String>,
 ) -> Result<(RefRows, u64)> {
     let source = path.display().to_string();
-    let mut rdr = csv::ReaderBuilder::new()
-        .flexible(true)
-        .from_reader(open_reader(path)?);
-    let headers: Vec<String> = rdr
-        .headers()
-        .map_err(|e| match csv_row_error(path, e) {
-            Err(fatal) => fatal,
-            Ok(e) => Error::InputFormat {
-                path: source.clone(),
-                expected: format!("a CSV header row: {e}"),
-            },
-        })?
+    let mut rdr = open_csv(path)?;
+    let positions = column_positions(path, table, &mut rdr)?;
+    let mut rows = Vec::new();
+    let mut read = 0;
+    for (i, rec) in rdr.records().enumerate() {
+        read += 1;
+        let line = i as i64 + 2;
+        let rec = match rec {
+            Ok(r) => r,
+            Err(e) => {
+                quarantine.push(super::unreadable_csv_row(path, e, line)?);
+                continue;
+            }
+        };
+        let at = RowAt {
+            table,
+            source: &source,
+            line,
+        };
+        let typed = typed_row(&at, &rec, &positions, id_problems);
+        match typed.problem {
+            Some(p) => quarantine.push(QuarantineRecord::of_row(
+                p.reason,
+                p.detail,
+                &source,
+                line,
+                rec.iter().collect::<Vec<_>>().join(","),
+            )),
+            None => rows.push(typed.cells),
+        }
+    }
+    Ok((rows, read))
+}
+
+/// Where each of the table's columns is in the file's header (any case, Microsoft's FX
+/// names too); a required column that is absent stops the file.
+fn column_positions<R: std::io::Read>(
+    path: &Path,
+    table: &RefTableDef,
+    rdr: &mut csv::Reader<R>,
+) -> Result<Vec<Option<usize>>> {
+    let headers: Vec<String> = csv_header(path, rdr, "a CSV header row")?
         .iter()
         .map(|h| column_alias(table, h))
         .collect();
@@ -170,136 +194,148 @@ fn parse_table(
         .collect();
     if !missing.is_empty() {
         return Err(Error::InputFormat {
-            path: source,
+            path: path.display().to_string(),
             expected: format!("{}.csv with column(s) {}", table.name, missing.join(", ")),
         });
     }
-    let mut rows = Vec::new();
-    let mut read = 0;
-    for (i, rec) in rdr.records().enumerate() {
-        read += 1;
-        let line = i as i64 + 2;
-        let reject = |q: &mut Vec<QuarantineRecord>, reason, detail: String, raw: String| {
-            q.push(QuarantineRecord {
-                reason,
-                detail,
-                source_file: source.clone(),
-                source_row: line,
-                raw,
-                customer_tenant_id: None,
-                subscription_id: None,
-                meter_id: None,
-                usage_date: None,
-            })
-        };
-        let rec = match rec {
-            Ok(r) => r,
-            Err(e) => {
-                let e = csv_row_error(path, e)?;
-                reject(
-                    quarantine,
+    Ok(positions)
+}
+
+/// A row of a reference file: its table, file and line.
+struct RowAt<'a> {
+    table: &'a RefTableDef,
+    source: &'a str,
+    line: i64,
+}
+
+/// A row's typed cells, and its first problem if any.
+struct TypedRow {
+    cells: Vec<Cell>,
+    problem: Option<RecordProblem>,
+}
+
+fn typed_row(
+    at: &RowAt,
+    rec: &csv::StringRecord,
+    positions: &[Option<usize>],
+    id_problems: &mut Vec<String>,
+) -> TypedRow {
+    let table = at.table;
+    let mut cells = Vec::with_capacity(table.columns.len());
+    let mut problem: Option<RecordProblem> = None;
+    for ((name, kind, required), pos) in table.columns.iter().zip(positions) {
+        let cell = pos.and_then(|p| rec.get(p)).unwrap_or("").trim();
+        if cell.is_empty() {
+            if *required {
+                note(
+                    &mut problem,
                     ReasonCode::Malformed,
-                    format!("CSV row is not readable: {e}"),
-                    String::new(),
+                    format!("required column {name} is empty"),
                 );
-                continue;
             }
-        };
-        let raw = rec.iter().collect::<Vec<_>>().join(",");
-        let mut row = Vec::with_capacity(table.columns.len());
-        let mut problem: Option<(ReasonCode, String)> = None;
-        for ((name, kind, required), pos) in table.columns.iter().zip(&positions) {
-            let cell = pos.and_then(|p| rec.get(p)).unwrap_or("").trim();
-            if cell.is_empty() {
-                if *required {
-                    problem.get_or_insert((
-                        ReasonCode::Malformed,
-                        format!("required column {name} is empty"),
-                    ));
-                }
-                row.push(Cell::empty(*kind));
-                continue;
-            }
-            row.push(match kind {
-                ColKind::Str if *name == "month" => match parse_month(cell) {
-                    Some(d) => Cell::Str(month_of(d)),
-                    None => {
-                        problem.get_or_insert((
-                            ReasonCode::BadTimestamp,
-                            format!("Month '{cell}' is not YYYYMM, YYYY-MM or a date"),
-                        ));
-                        Cell::Str(String::new())
-                    }
-                },
-                ColKind::Str if guid_columns(table).contains(name) => match normalize_guid(cell) {
-                    Some(g) => Cell::Str(g),
-                    None => {
-                        problem.get_or_insert((
-                            ReasonCode::BadId,
-                            format!("{name} '{cell}' is not a GUID"),
-                        ));
-                        Cell::Str(cell.to_string())
-                    }
-                },
-                ColKind::Str if *name == "billing_currency" || *name == "currency_code" => {
-                    if cell.len() != 3 || !cell.chars().all(|c| c.is_ascii_alphabetic()) {
-                        problem.get_or_insert((
-                            ReasonCode::Malformed,
-                            format!("{name} '{cell}' is not an ISO 4217 code"),
-                        ));
-                    }
-                    Cell::Str(cell.to_ascii_uppercase())
-                }
-                // Microsoft's SKU IDs (`DZH318Z0BQ4L/0123`) hold '/' and never name a
-                // directory: only IDs of ours must be directory-safe.
-                ColKind::Str if name.ends_with("_id") && *name != "sku_id" => {
-                    if let Err(why) = check_safe_id(cell) {
-                        id_problems.push(format!(
-                            "{source} line {line}: {name} '{}' {why}",
-                            shown_id(cell)
-                        ));
-                    }
-                    Cell::Str(cell.to_string())
-                }
-                ColKind::Str => Cell::Str(cell.to_string()),
-                ColKind::Dec => match Dec10::parse(cell) {
-                    Ok(d) => Cell::Dec(Some(d)),
-                    Err(_) => {
-                        problem.get_or_insert((
-                            ReasonCode::BadNumber,
-                            format!("{name} '{cell}' is not a decimal number"),
-                        ));
-                        Cell::Dec(None)
-                    }
-                },
-                ColKind::Date => match parse_lenient_utc(cell) {
-                    Some(t) => Cell::Date(Some(t.date_naive())),
-                    None => {
-                        problem.get_or_insert((
-                            ReasonCode::BadTimestamp,
-                            format!("{name} '{cell}' is not a date"),
-                        ));
-                        Cell::Date(None)
-                    }
-                },
-            });
+            cells.push(Cell::empty(*kind));
+            continue;
         }
-        if table.name == "fx_rates" {
-            if let Cell::Dec(Some(v)) = row[1] {
-                if v.0 <= 0 {
-                    problem.get_or_insert((
-                        ReasonCode::BadNumber,
-                        format!("USDPerUnit '{}' must be above zero", v.to_plain()),
-                    ));
-                }
+        cells.push(typed_cell(at, name, *kind, cell, &mut problem, id_problems));
+    }
+    if table.name == "fx_rates" {
+        if let Cell::Dec(Some(v)) = cells[1] {
+            if v.0 <= 0 {
+                note(
+                    &mut problem,
+                    ReasonCode::BadNumber,
+                    format!("USDPerUnit '{}' must be above zero", v.to_plain()),
+                );
             }
-        }
-        match problem {
-            Some((reason, detail)) => reject(quarantine, reason, detail, raw),
-            None => rows.push(row),
         }
     }
-    Ok((rows, read))
+    TypedRow { cells, problem }
+}
+
+/// Keep the first problem of a row.
+fn note(problem: &mut Option<RecordProblem>, reason: ReasonCode, detail: String) {
+    problem.get_or_insert(RecordProblem { reason, detail });
+}
+
+/// One non-empty cell as its column's kind; a problem is noted, the cell kept as read.
+fn typed_cell(
+    at: &RowAt,
+    name: &str,
+    kind: ColKind,
+    cell: &str,
+    problem: &mut Option<RecordProblem>,
+    id_problems: &mut Vec<String>,
+) -> Cell {
+    match kind {
+        ColKind::Str if name == "month" => match parse_month(cell) {
+            Some(d) => Cell::Str(month_of(d)),
+            None => {
+                note(
+                    problem,
+                    ReasonCode::BadTimestamp,
+                    format!("Month '{cell}' is not YYYYMM, YYYY-MM or a date"),
+                );
+                Cell::Str(String::new())
+            }
+        },
+        ColKind::Str if guid_columns(at.table).contains(&name) => match normalize_guid(cell) {
+            Some(g) => Cell::Str(g),
+            None => {
+                note(
+                    problem,
+                    ReasonCode::BadId,
+                    format!("{name} '{cell}' is not a GUID"),
+                );
+                Cell::Str(cell.to_string())
+            }
+        },
+        ColKind::Str if name == "billing_currency" || name == "currency_code" => {
+            if cell.len() != 3 || !cell.chars().all(|c| c.is_ascii_alphabetic()) {
+                note(
+                    problem,
+                    ReasonCode::Malformed,
+                    format!("{name} '{cell}' is not an ISO 4217 code"),
+                );
+            }
+            Cell::Str(cell.to_ascii_uppercase())
+        }
+        // Microsoft's SKU IDs (`DZH318Z0BQ4L/0123`) hold '/' and never name a
+        // directory: only IDs of ours must be directory-safe.
+        ColKind::Str if name.ends_with("_id") && name != "sku_id" => {
+            if let Err(why) = check_safe_id(cell) {
+                id_problems.push(format!(
+                    "{} line {}: {name} '{}' {why}",
+                    at.source,
+                    at.line,
+                    shown_id(cell)
+                ));
+            }
+            Cell::Str(cell.to_string())
+        }
+        ColKind::Str => Cell::Str(cell.to_string()),
+        ColKind::Dec => match Dec10::parse(cell) {
+            Ok(d) => Cell::Dec(Some(d)),
+            Err(_) => {
+                note(
+                    problem,
+                    ReasonCode::BadNumber,
+                    format!("{name} '{cell}' is not a decimal number"),
+                );
+                Cell::Dec(None)
+            }
+        },
+        ColKind::Date => match parse_lenient_utc(cell) {
+            Some(t) => Cell::Date(Some(t.date_naive())),
+            None => {
+                note(
+                    problem,
+                    ReasonCode::BadTimestamp,
+                    format!("{name} '{cell}' is not a date"),
+                );
+                Cell::Date(None)
+            }
+        },
+    }
 }
 
 fn key_of(table: &RefTableDef, row: &[Cell]) -> Vec<String> {
@@ -329,14 +365,12 @@ pub fn ingest_reference(lake: &Lake, paths: &[PathBuf], run_id: &str) -> Result<
     if !unknown.is_empty() {
         return Err(Error::Config { problems: unknown });
     }
-    let ledger = Ledger::load(lake, "reference")?;
-    let (to_read, inputs) = plan_files(&files, &ledger)?;
-    m.inputs = inputs;
+    let planned = super::plan_ingest(lake, &mut m, &files, "reference")?;
     let mut quarantine = Vec::new();
     let mut id_problems = Vec::new();
     let mut tables: BTreeMap<&'static str, RefRows> = BTreeMap::new();
-    let (mut read, mut new, mut restated, mut unchanged) = (0u64, 0u64, 0u64, 0u64);
-    for f in &to_read {
+    let mut counts = IngestCounts::default();
+    for f in &planned.to_read {
         let path = &f.path;
         let def = table_for(path).expect("checked above");
         let (rows, n) = if is_subscription_list(path) {
@@ -344,108 +378,125 @@ pub fn ingest_reference(lake: &Lake, paths: &[PathBuf], run_id: &str) -> Result<
         } else {
             parse_table(path, def, &mut quarantine, &mut id_problems)?
         };
-        read += n;
+        counts.read += n;
         let current = match tables.remove(def.name) {
             Some(t) => t,
             None => load_table(lake, def)?,
         };
-        let old: BTreeMap<Vec<String>, Vec<Cell>> = current
-            .iter()
-            .map(|r| (key_of(def, r), r.clone()))
-            .collect();
-        // FX and subscription names merge (one file per month / per tenant); every other
-        // table is replaced by the new file.
-        let mut result: BTreeMap<Vec<String>, Vec<Cell>> =
-            if def.name == "fx_rates" || def.name == "subscriptions" {
-                old.clone()
-            } else {
-                BTreeMap::new()
-            };
-        let mut seen = std::collections::BTreeSet::new();
-        for (i, row) in rows.into_iter().enumerate() {
-            let key = key_of(def, &row);
-            if !seen.insert(key.clone()) {
-                let same = result.get(&key) == Some(&row);
-                if def.name == "tenants" && !same {
-                    return Err(Error::config(format!(
-                        "{}: tenant {} is mapped to two organizations or partnerships; a tenant belongs to exactly one",
-                        path.display(),
-                        key[0]
-                    )));
-                }
-                quarantine.push(QuarantineRecord {
-                    reason: ReasonCode::DuplicateRecord,
-                    detail: format!(
-                        "{} key {} appears earlier in this file; the first row is kept",
-                        def.name,
-                        key.join("/")
-                    ),
-                    source_file: path.display().to_string(),
-                    source_row: i as i64 + 2,
-                    raw: row.iter().map(Cell::text).collect::<Vec<_>>().join(","),
-                    customer_tenant_id: None,
-                    subscription_id: None,
-                    meter_id: None,
-                    usage_date: None,
-                });
-                continue;
-            }
-            match old.get(&key) {
-                Some(o) if *o == row => unchanged += 1,
-                Some(_) => restated += 1,
-                None => new += 1,
-            }
-            result.insert(key, row);
-        }
-        tables.insert(def.name, result.into_values().collect());
+        let merged = merge_rows(path, def, current, rows, &mut quarantine, &mut counts)?;
+        tables.insert(def.name, merged);
     }
     ensure_no_problems(id_problems)?;
-    // Validate the registry against the tables as they will be, before writing anything.
-    let mut candidate = Reference::load(lake)?;
-    apply_tables(&mut candidate, &tables);
-    let problems = candidate.registry_problems();
-    if !problems.is_empty() {
-        // A row rejected above is often the first cause (a bad currency drops its
-        // organization, whose tenants then point to an unknown one): name it first.
-        let mut all: Vec<String> = quarantine
-            .iter()
-            .filter(|q| q.reason != ReasonCode::DuplicateRecord)
-            .map(|q| {
-                format!(
-                    "{} line {}: {} ({}; the row was rejected)",
-                    q.source_file,
-                    q.source_row,
-                    q.detail,
-                    q.reason.as_str()
-                )
-            })
-            .collect();
-        all.extend(problems);
-        return Err(Error::Config { problems: all });
-    }
-    record_counts(
-        &mut m,
-        IngestCounts {
-            read,
-            new,
-            restated,
-            unchanged,
-        },
-        &quarantine,
-    )?;
+    check_registry(lake, &tables, &quarantine)?;
+    record_counts(&mut m, counts, &quarantine)?;
 
     for def in ALL_TABLES {
         if let Some(rows) = tables.get(def.name) {
             save_table(lake, def, rows)?;
-            m.partitions.push(PartitionSummary {
-                path: format!("staged/reference/{}.parquet", def.name),
-                rows: rows.len() as u64,
-                billed_cost: None,
-                action: "written".into(),
-            });
+            super::record_written(
+                &mut m,
+                &format!("staged/reference/{}.parquet", def.name),
+                rows.len(),
+            );
         }
     }
-    finish_ingest(lake, m, ledger, "reference", &quarantine, to_read, started)
+    finish_ingest(
+        lake,
+        m,
+        planned.ledger,
+        "reference",
+        &quarantine,
+        planned.to_read,
+        started,
+    )
+}
+
+/// A file's rows merged into its table as it stands (`current`): FX and subscription names
+/// merge (one file per month / per tenant), every other table is replaced by the new file.
+/// A key seen twice in the file keeps its first row (the other is quarantined), except a
+/// tenant mapped two ways, which stops the run. Counts new, restated and unchanged rows.
+fn merge_rows(
+    path: &Path,
+    def: &RefTableDef,
+    current: RefRows,
+    rows: RefRows,
+    quarantine: &mut Vec<QuarantineRecord>,
+    counts: &mut IngestCounts,
+) -> Result<RefRows> {
+    let old: BTreeMap<Vec<String>, Vec<Cell>> = current
+        .iter()
+        .map(|r| (key_of(def, r), r.clone()))
+        .collect();
+    let mut result: BTreeMap<Vec<String>, Vec<Cell>> =
+        if def.name == "fx_rates" || def.name == "subscriptions" {
+            old.clone()
+        } else {
+            BTreeMap::new()
+        };
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, row) in rows.into_iter().enumerate() {
+        let key = key_of(def, &row);
+        if !seen.insert(key.clone()) {
+            let same = result.get(&key) == Some(&row);
+            if def.name == "tenants" && !same {
+                return Err(Error::config(format!(
+                    "{}: tenant {} is mapped to two organizations or partnerships; a tenant belongs to exactly one",
+                    path.display(),
+                    key[0]
+                )));
+            }
+            quarantine.push(QuarantineRecord::of_row(
+                ReasonCode::DuplicateRecord,
+                format!(
+                    "{} key {} appears earlier in this file; the first row is kept",
+                    def.name,
+                    key.join("/")
+                ),
+                &path.display().to_string(),
+                i as i64 + 2,
+                row.iter().map(Cell::text).collect::<Vec<_>>().join(","),
+            ));
+            continue;
+        }
+        match old.get(&key) {
+            Some(o) if *o == row => counts.unchanged += 1,
+            Some(_) => counts.restated += 1,
+            None => counts.new += 1,
+        }
+        result.insert(key, row);
+    }
+    Ok(result.into_values().collect())
+}
+
+/// Validate the registry against the tables as they will be, before writing anything.
+fn check_registry(
+    lake: &Lake,
+    tables: &BTreeMap<&'static str, RefRows>,
+    quarantine: &[QuarantineRecord],
+) -> Result<()> {
+    let mut candidate = Reference::load(lake)?;
+    apply_tables(&mut candidate, tables);
+    let problems = candidate.registry_problems();
+    if problems.is_empty() {
+        return Ok(());
+    }
+    // A row rejected above is often the first cause (a bad currency drops its
+    // organization, whose tenants then point to an unknown one): name it first.
+    let mut all: Vec<String> = quarantine
+        .iter()
+        .filter(|q| q.reason != ReasonCode::DuplicateRecord)
+        .map(|q| {
+            format!(
+                "{} line {}: {} ({}; the row was rejected)",
+                q.source_file,
+                q.source_row,
+                q.detail,
+                q.reason.as_str()
+            )
+        })
+        .collect();
+    all.extend(problems);
+    Err(Error::Config { problems: all })
 }
 
 fn apply_tables(r: &mut Reference, tables: &BTreeMap<&'static str, RefRows>) {

@@ -11,10 +11,13 @@
 use crate::error::{Error, Result};
 use crate::ingest::json_text::{canonical_raw, decimal_from_raw, scalar_raw};
 use crate::ingest::usage_rows::UsageRow;
+use crate::model::decimal::Dec10;
 use crate::model::ids::{normalize_guid, normalize_guid_cow};
 use crate::model::reason::{QuarantineRecord, ReasonCode};
 use crate::model::time::{date_to_days, is_leap_second, parse_rfc3339_utc, to_micros};
-use crate::store::input::{bytes_reader, csv_row_error, logical_name, open_reader};
+use crate::store::input::{
+    bytes_reader, csv_header, csv_row_error, header_name, logical_name, open_reader,
+};
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -225,81 +228,177 @@ pub fn parse_content(
         return parse_csv(path, open()?, &ctx, sink);
     }
     let mut reader = BufReader::with_capacity(1 << 20, open()?);
-    let read_line = |reader: &mut BufReader<Box<dyn Read + Send>>, buf: &mut Vec<u8>| {
-        buf.clear();
-        reader
-            .read_until(b'\n', buf)
-            .map_err(|e| Error::io(path, e))
+    let head = match first_line(path, &mut reader)? {
+        Head::Blank(content) => return empty_file(&ctx, &content, sink),
+        Head::Line(head) => head,
     };
-    // Leading blank lines are skipped (kept for the empty-file record); line numbers count them.
-    let mut leading = Vec::new();
-    let mut first = Vec::new();
-    let mut first_no = 0i64;
-    let mut skipped = 0usize;
-    loop {
-        if read_line(&mut reader, &mut first)? == 0 {
-            return empty_file(&ctx, &leading, sink);
+    let mut first = head.line;
+    let first_kind = match one_line_page(path, &mut reader, &first, &ctx, sink)? {
+        OneLinePage::Parsed(n) => return Ok(n),
+        OneLinePage::MoreFollows(rest) => {
+            first.extend_from_slice(&rest);
+            // An object with an `items` array: what the probe would have said.
+            Some(true)
         }
-        first_no += 1;
-        if first_no == 1 && first.starts_with(BOM) {
-            first.drain(..BOM.len());
-            skipped += BOM.len();
-        }
-        if !is_blank(&first) {
-            break;
-        }
-        leading.extend_from_slice(&first);
-    }
-    // A page on one line (how the API's pages are saved) is the whole file: it is parsed once,
-    // here, instead of being probed and then parsed again below. Anything else (more lines,
-    // no `items` array) takes the general path with the bytes already read.
-    let mut rest = Vec::new();
-    let mut one_line_page = false;
-    if let Ok(text) = std::str::from_utf8(&first) {
-        if let Ok(Page { items: Some(items) }) = serde_json::from_str::<Page>(text) {
-            one_line_page = true;
-            reader
-                .read_to_end(&mut rest)
-                .map_err(|e| Error::io(path, e))?;
-            if is_blank(&rest) {
-                for (i, item) in items.iter().enumerate() {
-                    sink(ctx.record(item.get(), i as i64 + 1))?;
-                }
-                return Ok(items.len() as u64);
-            }
-        }
-    }
-    first.extend_from_slice(&rest);
-    drop(rest);
-    let first_kind = if one_line_page {
-        // An object with an `items` array: what the probe would have said.
-        Some(true)
-    } else {
-        std::str::from_utf8(&first)
+        OneLinePage::No => std::str::from_utf8(&first)
             .ok()
-            .and_then(|t| object_has_items(t.trim()))
+            .and_then(|t| object_has_items(t.trim())),
     };
     if first_kind == Some(false) {
-        // NDJSON: stream line by line, memory bounded by one line.
-        let mut n = 0u64;
-        let mut line_no = first_no;
-        let mut line = first;
-        loop {
-            if !is_blank(&line) {
-                n += 1;
-                sink(ctx.ndjson_line(&line, line_no))?;
-            }
-            if read_line(&mut reader, &mut line)? == 0 {
-                break;
-            }
-            line_no += 1;
-        }
-        return Ok(n);
+        return stream_ndjson(path, &mut reader, first, head.line_no, &ctx, sink);
     }
     let mut bytes = first;
     reader
         .read_to_end(&mut bytes)
         .map_err(|e| Error::io(path, e))?;
+    let whole = WholeFile {
+        first_kind,
+        first_no: head.line_no,
+        text_start: head.skipped + head.leading.len(),
+    };
+    parse_whole(bytes, &whole, &ctx, sink)
+}
+
+/// The reader of a JSON file.
+type JsonReader = BufReader<Box<dyn Read + Send>>;
+
+/// One line into `buf` (cleared first), line ending included; 0 at the end of the file.
+fn read_line(path: &Path, reader: &mut JsonReader, buf: &mut Vec<u8>) -> Result<usize> {
+    buf.clear();
+    reader
+        .read_until(b'\n', buf)
+        .map_err(|e| Error::io(path, e))
+}
+
+/// How a JSON file starts.
+enum Head {
+    /// It is empty or blank: all it holds.
+    Blank(Vec<u8>),
+    /// Its first non-blank line.
+    Line(FirstLine),
+}
+
+/// The first non-blank line of a JSON file.
+struct FirstLine {
+    /// The blank lines before it.
+    leading: Vec<u8>,
+    /// Its bytes (a leading BOM dropped), line ending included.
+    line: Vec<u8>,
+    /// Its 1-based line number: blank lines before it count.
+    line_no: i64,
+    /// Bytes of the BOM dropped.
+    skipped: usize,
+}
+
+/// Leading blank lines are skipped (kept for the empty-file record); line numbers count them.
+fn first_line(path: &Path, reader: &mut JsonReader) -> Result<Head> {
+    let mut leading = Vec::new();
+    let mut line = Vec::new();
+    let mut line_no = 0i64;
+    let mut skipped = 0usize;
+    loop {
+        if read_line(path, reader, &mut line)? == 0 {
+            return Ok(Head::Blank(leading));
+        }
+        line_no += 1;
+        if line_no == 1 && line.starts_with(BOM) {
+            line.drain(..BOM.len());
+            skipped += BOM.len();
+        }
+        if !is_blank(&line) {
+            return Ok(Head::Line(FirstLine {
+                leading,
+                line,
+                line_no,
+                skipped,
+            }));
+        }
+        leading.extend_from_slice(&line);
+    }
+}
+
+/// What the first line of a JSON file is as a page by itself.
+enum OneLinePage {
+    /// A page, and the whole file: its items were handed on, this many.
+    Parsed(u64),
+    /// A page, but more follows: the rest of the file, read.
+    MoreFollows(Vec<u8>),
+    /// Not a page.
+    No,
+}
+
+/// A page on one line (how the API's pages are saved) is the whole file: it is parsed once,
+/// here, instead of being probed and then parsed again. Anything else (more lines, no
+/// `items` array) takes the general path with the bytes already read.
+fn one_line_page(
+    path: &Path,
+    reader: &mut JsonReader,
+    first: &[u8],
+    ctx: &FileCtx,
+    sink: &mut dyn FnMut(Parsed<'_>) -> Result<()>,
+) -> Result<OneLinePage> {
+    let Ok(text) = std::str::from_utf8(first) else {
+        return Ok(OneLinePage::No);
+    };
+    let Ok(Page { items: Some(items) }) = serde_json::from_str::<Page>(text) else {
+        return Ok(OneLinePage::No);
+    };
+    let mut rest = Vec::new();
+    reader
+        .read_to_end(&mut rest)
+        .map_err(|e| Error::io(path, e))?;
+    if !is_blank(&rest) {
+        return Ok(OneLinePage::MoreFollows(rest));
+    }
+    for (i, item) in items.iter().enumerate() {
+        sink(ctx.record(item.get(), i as i64 + 1))?;
+    }
+    Ok(OneLinePage::Parsed(items.len() as u64))
+}
+
+/// NDJSON: stream line by line from `first` (line `first_no`), memory bounded by one line.
+fn stream_ndjson(
+    path: &Path,
+    reader: &mut JsonReader,
+    first: Vec<u8>,
+    first_no: i64,
+    ctx: &FileCtx,
+    sink: &mut dyn FnMut(Parsed<'_>) -> Result<()>,
+) -> Result<u64> {
+    let mut n = 0u64;
+    let mut line_no = first_no;
+    let mut line = first;
+    loop {
+        if !is_blank(&line) {
+            n += 1;
+            sink(ctx.ndjson_line(&line, line_no))?;
+        }
+        if read_line(path, reader, &mut line)? == 0 {
+            break;
+        }
+        line_no += 1;
+    }
+    Ok(n)
+}
+
+/// What is known of a JSON file read whole.
+struct WholeFile {
+    /// What its first line is: `Some(true)` an object with `items`, `None` not an object.
+    first_kind: Option<bool>,
+    /// Line number of its first non-blank line.
+    first_no: i64,
+    /// Bytes of the file before the text read (BOM and leading blank lines).
+    text_start: usize,
+}
+
+/// A JSON file read whole, from its first non-blank line: a page, NDJSON whose first line
+/// is bad, or one `MALFORMED` record.
+fn parse_whole(
+    bytes: Vec<u8>,
+    whole: &WholeFile,
+    ctx: &FileCtx,
+    sink: &mut dyn FnMut(Parsed<'_>) -> Result<()>,
+) -> Result<u64> {
     // Valid UTF-8 (the usual case) becomes the text without a copy; only a file with bad
     // bytes keeps them beside its lossy text.
     let (lossy, original) = match String::from_utf8(bytes) {
@@ -317,65 +416,64 @@ pub fn parse_content(
     };
     let bytes: &[u8] = original.as_deref().unwrap_or(lossy.text.as_bytes());
     let page = serde_json::from_str::<Page>(&lossy.text);
-    if first_kind.is_none() && !matches!(page, Ok(Page { items: Some(_) })) && mostly_records(bytes)
+    if whole.first_kind.is_none()
+        && !matches!(page, Ok(Page { items: Some(_) }))
+        && mostly_records(bytes)
     {
         let mut n = 0u64;
         for (i, line) in bytes.split_inclusive(|b| *b == b'\n').enumerate() {
             if !is_blank(line) {
                 n += 1;
-                sink(ctx.ndjson_line(line, first_no + i as i64))?;
+                sink(ctx.ndjson_line(line, whole.first_no + i as i64))?;
             }
         }
         return Ok(n);
     }
-    match page {
+    let detail = match page {
         Ok(Page { items: Some(items) }) => {
-            for (i, item) in items.iter().enumerate() {
-                let row = i as i64 + 1;
-                let text = item.get();
-                let at = text.as_ptr() as usize - lossy.text.as_ptr() as usize;
-                match lossy.first_bad_in(at, at + text.len()) {
-                    Some(bad) => sink(ctx.quarantine(
-                        ReasonCode::Malformed,
-                        format!(
-                            "item {row} of {} holds bytes that are not UTF-8 ({} at byte {} of the file); the record is kept as lossy text",
-                            ctx.source,
-                            hex_bytes(&bad.bytes),
-                            skipped + leading.len() + bad.file_offset
-                        ),
-                        row,
-                        text,
-                    ))?,
-                    None => sink(ctx.record(text, row))?,
-                }
-            }
-            Ok(items.len() as u64)
+            return page_items(&items, &lossy, whole.text_start, ctx, sink)
         }
-        Ok(Page { items: None }) => {
-            sink(ctx.quarantine(
+        Ok(Page { items: None }) => format!(
+            "{} is a JSON object without an `items` array: not a utilization page",
+            ctx.source
+        ),
+        Err(e) => format!(
+            "{} is neither a utilization page nor NDJSON: {e}",
+            ctx.source
+        ),
+    };
+    sink(ctx.quarantine(ReasonCode::Malformed, detail, 0, &lossy.text))?;
+    Ok(1)
+}
+
+/// A page's items: an item holding bytes that are not UTF-8 is quarantined alone.
+fn page_items(
+    items: &[&RawValue],
+    lossy: &Lossy,
+    text_start: usize,
+    ctx: &FileCtx,
+    sink: &mut dyn FnMut(Parsed<'_>) -> Result<()>,
+) -> Result<u64> {
+    for (i, item) in items.iter().enumerate() {
+        let row = i as i64 + 1;
+        let text = item.get();
+        let at = text.as_ptr() as usize - lossy.text.as_ptr() as usize;
+        match lossy.first_bad_in(at, at + text.len()) {
+            Some(bad) => sink(ctx.quarantine(
                 ReasonCode::Malformed,
                 format!(
-                    "{} is a JSON object without an `items` array: not a utilization page",
-                    ctx.source
+                    "item {row} of {} holds bytes that are not UTF-8 ({} at byte {} of the file); the record is kept as lossy text",
+                    ctx.source,
+                    hex_bytes(&bad.bytes),
+                    text_start + bad.file_offset
                 ),
-                0,
-                &lossy.text,
-            ))?;
-            Ok(1)
-        }
-        Err(e) => {
-            sink(ctx.quarantine(
-                ReasonCode::Malformed,
-                format!(
-                    "{} is neither a utilization page nor NDJSON: {e}",
-                    ctx.source
-                ),
-                0,
-                &lossy.text,
-            ))?;
-            Ok(1)
+                row,
+                text,
+            ))?,
+            None => sink(ctx.record(text, row))?,
         }
     }
+    Ok(items.len() as u64)
 }
 
 /// Why a timestamp was refused, as a sentence naming the field, value, record and file.
@@ -495,6 +593,7 @@ struct FileCtx<'a> {
     run_id: &'a str,
 }
 
+#[derive(Clone, Copy)]
 struct Partial<'p> {
     tenant: Option<&'p str>,
     subscription: Option<&'p str>,
@@ -528,6 +627,130 @@ fn key_hash(parts: [&str; 4], start: i64, end: i64, additional_info: &str) -> u1
     }
     h.update(additional_info.as_bytes());
     h.digest128()
+}
+
+/// A valid record so far, or the quarantine record of its first failure.
+type Checked<'a, T> = std::result::Result<T, Parsed<'a>>;
+
+/// Required fields in the spec's order, each with what it may be replaced by.
+const REQUIRED_FIELDS: [&str; 6] = [
+    "usageStartTime",
+    "usageEndTime",
+    "resource.id",
+    "quantity",
+    "customerTenantId (or a customers/<tenant>/ route in the path)",
+    "subscriptionId (or a subscriptions/<subscription>/ route in the path)",
+];
+
+/// The first required field that is not `present`.
+#[inline]
+fn first_missing(present: [bool; 6]) -> Option<&'static str> {
+    REQUIRED_FIELDS
+        .iter()
+        .zip(present)
+        .find(|(_, p)| !p)
+        .map(|(field, _)| *field)
+}
+
+/// A record's usage period.
+struct UsageTimes {
+    start: chrono::DateTime<chrono::Utc>,
+    end: chrono::DateTime<chrono::Utc>,
+}
+
+/// The fields a record is checked on, as written (IDs from the path's route if absent).
+struct KeyFields<'a> {
+    tenant: Option<Cow<'a, str>>,
+    subscription: Option<Cow<'a, str>>,
+    meter: Option<Cow<'a, str>>,
+    start: Option<Cow<'a, str>>,
+    end: Option<Cow<'a, str>>,
+    quantity: Option<&'a RawValue>,
+}
+
+/// A record's fields once checked.
+struct CheckedKeys<'a> {
+    keys: RecordKeys<'a>,
+    times: UsageTimes,
+    quantity: Dec10,
+}
+
+/// A record's three IDs, normalised GUIDs.
+struct RecordKeys<'a> {
+    customer_tenant_id: Cow<'a, str>,
+    subscription_id: Cow<'a, str>,
+    meter_id: Cow<'a, str>,
+}
+
+/// The `instanceData` fields of a row, canonical where the spec compares them as text.
+struct InstanceFields<'a> {
+    resource_uri: Cow<'a, str>,
+    location: Option<Cow<'a, str>>,
+    part_number: Option<Cow<'a, str>>,
+    order_number: Option<Cow<'a, str>>,
+    additional_info: Cow<'a, str>,
+    tags: Cow<'a, str>,
+}
+
+impl<'a> InstanceFields<'a> {
+    /// Missing fields are empty (`tags` an empty object; tags that are not an object too).
+    #[inline]
+    fn of(inst: Option<RawInstance<'a>>) -> InstanceFields<'a> {
+        let Some(i) = inst else {
+            return InstanceFields {
+                resource_uri: Cow::default(),
+                location: None,
+                part_number: None,
+                order_number: None,
+                additional_info: Cow::default(),
+                tags: Cow::Borrowed("{}"),
+            };
+        };
+        InstanceFields {
+            resource_uri: i.resource_uri.map(|u| u.0).unwrap_or_default(),
+            location: i.location.map(|l| l.0),
+            part_number: i.part_number.and_then(scalar_raw),
+            order_number: i.order_number.and_then(scalar_raw),
+            additional_info: i
+                .additional_info
+                .map(|v| canonical_raw(v.get()))
+                .unwrap_or_default(),
+            tags: i
+                .tags
+                .filter(|v| v.get().starts_with('{'))
+                .map(|v| canonical_raw(v.get()))
+                .unwrap_or(Cow::Borrowed("{}")),
+        }
+    }
+}
+
+/// The meter's descriptive texts from `resource`.
+struct MeterText<'a> {
+    name: Option<Cow<'a, str>>,
+    category: Option<Cow<'a, str>>,
+    subcategory: Option<Cow<'a, str>>,
+    region: Option<Cow<'a, str>>,
+}
+
+impl<'a> MeterText<'a> {
+    #[inline]
+    fn of(resource: Option<RawResource<'a>>) -> MeterText<'a> {
+        let text_of = |t: Option<Text<'a>>| t.map(|t| t.0);
+        match resource {
+            Some(r) => MeterText {
+                name: text_of(r.name),
+                category: text_of(r.category),
+                subcategory: text_of(r.subcategory),
+                region: text_of(r.region),
+            },
+            None => MeterText {
+                name: None,
+                category: None,
+                subcategory: None,
+                region: None,
+            },
+        }
+    }
 }
 
 impl<'c> FileCtx<'c> {
@@ -613,183 +836,230 @@ impl<'c> FileCtx<'c> {
                 )
             }
         };
+        match self.usage_row(rec, text, row) {
+            Ok(r) => Parsed::Record(Box::new(r)),
+            Err(q) => q,
+        }
+    }
+
+    /// A parsed record checked in the spec's reason order (required fields, quantity,
+    /// times, IDs) and turned into its row, or the quarantine record of the first failure.
+    #[inline]
+    fn usage_row<'a>(
+        &'a self,
+        rec: RawRecord<'a>,
+        text: &'a str,
+        row: i64,
+    ) -> Checked<'a, UsageRow<'a>> {
         let route = |r: &'a Option<String>| r.as_deref().map(Cow::Borrowed);
-        let tenant = rec
-            .customer_tenant_id
-            .map(|t| t.0)
-            .or_else(|| route(&self.route.0));
-        let subscription = rec
-            .subscription_id
-            .map(|s| s.0)
-            .or_else(|| route(&self.route.1));
         let mut resource = rec.resource;
-        let meter = resource.as_mut().and_then(|r| r.id.take()).map(|m| m.0);
-        let start_text = rec.usage_start_time.map(|t| t.0);
-        let end_text = rec.usage_end_time.map(|t| t.0);
-        let mut partial = Partial {
-            tenant: tenant.as_deref(),
-            subscription: subscription.as_deref(),
-            meter: meter.as_deref(),
-            date: None,
+        let fields = KeyFields {
+            tenant: rec
+                .customer_tenant_id
+                .map(|t| t.0)
+                .or_else(|| route(&self.route.0)),
+            subscription: rec
+                .subscription_id
+                .map(|s| s.0)
+                .or_else(|| route(&self.route.1)),
+            meter: resource.as_mut().and_then(|r| r.id.take()).map(|m| m.0),
+            start: rec.usage_start_time.map(|t| t.0),
+            end: rec.usage_end_time.map(|t| t.0),
+            quantity: rec.quantity,
         };
-        let missing = [
-            ("usageStartTime", start_text.is_none()),
-            ("usageEndTime", end_text.is_none()),
-            ("resource.id", meter.is_none()),
-            ("quantity", rec.quantity.is_none()),
-            (
-                "customerTenantId (or a customers/<tenant>/ route in the path)",
-                tenant.is_none(),
-            ),
-            (
-                "subscriptionId (or a subscriptions/<subscription>/ route in the path)",
-                subscription.is_none(),
-            ),
-        ];
-        if let Some((field, _)) = missing.iter().find(|(_, m)| *m) {
-            return self.quarantine_with(
-                ReasonCode::Malformed,
-                format!("required field {field} is missing"),
-                row,
-                text,
-                partial,
-            );
-        }
-        let quantity = match rec.quantity.map(decimal_from_raw) {
-            Some(Ok(q)) => q,
-            _ => {
-                let shown = rec.quantity.map(|q| q.get()).unwrap_or_default();
-                return self.quarantine_with(
-                    ReasonCode::BadNumber,
-                    format!("quantity {shown} is not a decimal number"),
-                    row,
-                    text,
-                    partial,
-                );
-            }
-        };
-        let start_raw = start_text.as_deref().unwrap_or_default();
-        let end_raw = end_text.as_deref().unwrap_or_default();
-        let Some(start) = parse_rfc3339_utc(start_raw) else {
-            return self.quarantine_with(
-                ReasonCode::BadTimestamp,
-                bad_time("usageStartTime", start_raw, row, self.source),
-                row,
-                text,
-                partial,
-            );
-        };
-        partial.date = Some(start.date_naive());
-        let Some(end) = parse_rfc3339_utc(end_raw) else {
-            return self.quarantine_with(
-                ReasonCode::BadTimestamp,
-                bad_time("usageEndTime", end_raw, row, self.source),
-                row,
-                text,
-                partial,
-            );
-        };
-        if end <= start {
-            return self.quarantine_with(
-                ReasonCode::BadTimestamp,
-                format!("usageEndTime '{end_raw}' is not after usageStartTime '{start_raw}'"),
-                row,
-                text,
-                partial,
-            );
-        }
-        let ids = [
-            ("customer tenant", &tenant),
-            ("subscription", &subscription),
-            ("resource.id (meter)", &meter),
-        ];
-        for (what, v) in ids {
-            let v = v.as_deref().unwrap_or_default();
-            if normalize_guid_cow(v).is_none() {
-                return self.quarantine_with(
-                    ReasonCode::BadId,
-                    format!("{what} ID '{v}' is not a GUID"),
-                    row,
-                    text,
-                    partial,
-                );
-            }
-        }
-        // All three are GUIDs (checked above), so `guid_of` gives Some.
-        let norm = |v: Option<Cow<'a, str>>| v.and_then(guid_of).unwrap_or_default();
-        let (customer_tenant_id, subscription_id, meter_id) =
-            (norm(tenant), norm(subscription), norm(meter));
-        let mut inst = rec.instance_data;
-        let resource_uri = inst
-            .as_mut()
-            .and_then(|i| i.resource_uri.take())
-            .map(|u| u.0)
-            .unwrap_or_default();
-        let additional_info = inst
-            .as_ref()
-            .and_then(|i| i.additional_info)
-            .map(|v| canonical_raw(v.get()))
-            .unwrap_or_default();
-        let tags = inst
-            .as_ref()
-            .and_then(|i| i.tags)
-            .filter(|v| v.get().starts_with('{'))
-            .map(|v| canonical_raw(v.get()))
-            .unwrap_or(Cow::Borrowed("{}"));
-        let (usage_start, usage_end) = (to_micros(start), to_micros(end));
+        let CheckedKeys {
+            keys,
+            times,
+            quantity,
+        } = self.check_keys(fields, text, row)?;
+        let inst = InstanceFields::of(rec.instance_data);
+        let meter_text = MeterText::of(resource);
+        let (usage_start, usage_end) = (to_micros(times.start), to_micros(times.end));
         let key_hash = key_hash(
             [
-                &customer_tenant_id,
-                &subscription_id,
-                &meter_id,
-                &resource_uri,
+                &keys.customer_tenant_id,
+                &keys.subscription_id,
+                &keys.meter_id,
+                &inst.resource_uri,
             ],
             usage_start,
             usage_end,
-            &additional_info,
+            &inst.additional_info,
         );
-        let text_of = |t: Option<Text<'a>>| t.map(|t| t.0);
-        let (meter_name, meter_category, meter_subcategory, meter_region) = match resource {
-            Some(r) => (
-                text_of(r.name),
-                text_of(r.category),
-                text_of(r.subcategory),
-                text_of(r.region),
-            ),
-            None => (None, None, None, None),
-        };
-        Parsed::Record(Box::new(UsageRow {
+        Ok(UsageRow {
             key_hash,
-            customer_tenant_id,
-            subscription_id,
-            meter_id,
-            meter_name,
-            meter_category,
-            meter_subcategory,
-            meter_region,
-            resource_uri,
-            location: inst.as_mut().and_then(|i| i.location.take()).map(|l| l.0),
-            part_number: inst
-                .as_ref()
-                .and_then(|i| i.part_number)
-                .and_then(scalar_raw),
-            order_number: inst
-                .as_ref()
-                .and_then(|i| i.order_number)
-                .and_then(scalar_raw),
-            additional_info,
-            tags,
+            customer_tenant_id: keys.customer_tenant_id,
+            subscription_id: keys.subscription_id,
+            meter_id: keys.meter_id,
+            meter_name: meter_text.name,
+            meter_category: meter_text.category,
+            meter_subcategory: meter_text.subcategory,
+            meter_region: meter_text.region,
+            resource_uri: inst.resource_uri,
+            location: inst.location,
+            part_number: inst.part_number,
+            order_number: inst.order_number,
+            additional_info: inst.additional_info,
+            tags: inst.tags,
             info_fields: rec.info_fields.map(|v| canonical_raw(v.get())),
             unit: rec.unit.map(|u| u.0).filter(|u| !u.trim().is_empty()),
             quantity,
             usage_start,
             usage_end,
-            usage_date: date_to_days(start.date_naive()),
+            usage_date: date_to_days(times.start.date_naive()),
             source_file: self.source,
             source_row: row,
             ingest_run_id: self.run_id,
             raw: Cow::Borrowed(text),
-        }))
+        })
+    }
+
+    /// The checks in the spec's reason order: required fields, quantity, times, IDs.
+    #[inline]
+    fn check_keys<'a>(
+        &'a self,
+        f: KeyFields<'a>,
+        text: &'a str,
+        row: i64,
+    ) -> Checked<'a, CheckedKeys<'a>> {
+        let mut partial = Partial {
+            tenant: f.tenant.as_deref(),
+            subscription: f.subscription.as_deref(),
+            meter: f.meter.as_deref(),
+            date: None,
+        };
+        let present = [
+            f.start.is_some(),
+            f.end.is_some(),
+            f.meter.is_some(),
+            f.quantity.is_some(),
+            f.tenant.is_some(),
+            f.subscription.is_some(),
+        ];
+        if let Some(field) = first_missing(present) {
+            return Err(self.quarantine_with(
+                ReasonCode::Malformed,
+                format!("required field {field} is missing"),
+                row,
+                text,
+                partial,
+            ));
+        }
+        let quantity = self.quantity_of(f.quantity, row, text, partial)?;
+        let start_raw = f.start.as_deref().unwrap_or_default();
+        let end_raw = f.end.as_deref().unwrap_or_default();
+        let times = self.usage_times(start_raw, end_raw, row, text, &mut partial)?;
+        self.check_guids(
+            [
+                ("customer tenant", f.tenant.as_deref()),
+                ("subscription", f.subscription.as_deref()),
+                ("resource.id (meter)", f.meter.as_deref()),
+            ],
+            row,
+            text,
+            partial,
+        )?;
+        // All three are GUIDs (checked above), so `guid_of` gives Some.
+        let norm = |v: Option<Cow<'a, str>>| v.and_then(guid_of).unwrap_or_default();
+        Ok(CheckedKeys {
+            keys: RecordKeys {
+                customer_tenant_id: norm(f.tenant),
+                subscription_id: norm(f.subscription),
+                meter_id: norm(f.meter),
+            },
+            times,
+            quantity,
+        })
+    }
+
+    /// The quantity, read from its JSON token text.
+    #[inline]
+    fn quantity_of(
+        &self,
+        quantity: Option<&RawValue>,
+        row: i64,
+        text: &str,
+        partial: Partial,
+    ) -> Checked<'c, Dec10> {
+        match quantity.map(decimal_from_raw) {
+            Some(Ok(q)) => Ok(q),
+            _ => {
+                let shown = quantity.map(|q| q.get()).unwrap_or_default();
+                Err(self.quarantine_with(
+                    ReasonCode::BadNumber,
+                    format!("quantity {shown} is not a decimal number"),
+                    row,
+                    text,
+                    partial,
+                ))
+            }
+        }
+    }
+
+    /// Start and end, each an RFC 3339 time, the end after the start; the start's date goes
+    /// into `partial` for the quarantine records that follow.
+    #[inline]
+    fn usage_times(
+        &self,
+        start_raw: &str,
+        end_raw: &str,
+        row: i64,
+        text: &str,
+        partial: &mut Partial,
+    ) -> Checked<'c, UsageTimes> {
+        let Some(start) = parse_rfc3339_utc(start_raw) else {
+            return Err(self.quarantine_with(
+                ReasonCode::BadTimestamp,
+                bad_time("usageStartTime", start_raw, row, self.source),
+                row,
+                text,
+                *partial,
+            ));
+        };
+        partial.date = Some(start.date_naive());
+        let Some(end) = parse_rfc3339_utc(end_raw) else {
+            return Err(self.quarantine_with(
+                ReasonCode::BadTimestamp,
+                bad_time("usageEndTime", end_raw, row, self.source),
+                row,
+                text,
+                *partial,
+            ));
+        };
+        if end <= start {
+            return Err(self.quarantine_with(
+                ReasonCode::BadTimestamp,
+                format!("usageEndTime '{end_raw}' is not after usageStartTime '{start_raw}'"),
+                row,
+                text,
+                *partial,
+            ));
+        }
+        Ok(UsageTimes { start, end })
+    }
+
+    /// Tenant, subscription and meter are GUIDs, checked in that order.
+    #[inline]
+    fn check_guids(
+        &self,
+        ids: [(&str, Option<&str>); 3],
+        row: i64,
+        text: &str,
+        partial: Partial,
+    ) -> Checked<'c, ()> {
+        for (what, v) in ids {
+            let v = v.unwrap_or_default();
+            if normalize_guid_cow(v).is_none() {
+                return Err(self.quarantine_with(
+                    ReasonCode::BadId,
+                    format!("{what} ID '{v}' is not a GUID"),
+                    row,
+                    text,
+                    partial,
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -848,17 +1118,9 @@ fn parse_csv(
     sink: &mut dyn FnMut(Parsed<'_>) -> Result<()>,
 ) -> Result<u64> {
     let mut rdr = csv::ReaderBuilder::new().flexible(true).from_reader(input);
-    let headers: Vec<String> = rdr
-        .headers()
-        .map_err(|e| match csv_row_error(path, e) {
-            Err(fatal) => fatal,
-            Ok(e) => Error::InputFormat {
-                path: ctx.source.to_string(),
-                expected: format!("a CSV header row: {e}"),
-            },
-        })?
+    let headers: Vec<String> = csv_header(path, &mut rdr, "a CSV header row")?
         .iter()
-        .map(|h| h.trim().trim_start_matches('\u{feff}').to_ascii_lowercase())
+        .map(|h| header_name(h).to_ascii_lowercase())
         .collect();
     let positions: Vec<(&str, Option<usize>)> = CSV_FIELDS
         .iter()
@@ -893,68 +1155,18 @@ fn parse_csv(
         let row = match csv::StringRecord::from_byte_record(row) {
             Ok(r) => r,
             Err(e) => {
-                let (column, valid_up_to) = (e.utf8_error().field(), e.utf8_error().valid_up_to());
-                let bytes = e.into_byte_record();
-                let raw = bytes
-                    .iter()
-                    .map(String::from_utf8_lossy)
-                    .collect::<Vec<_>>()
-                    .join(",");
-                let name = headers.get(column).map(String::as_str).unwrap_or("?");
-                sink(ctx.quarantine(
-                    ReasonCode::Malformed,
-                    format!(
-                        "line {line} of {}: column {name} holds bytes that are not UTF-8 (at byte {} of the cell); the record is kept as lossy text",
-                        ctx.source,
-                        valid_up_to
-                    ),
-                    line,
-                    &raw,
-                ))?;
+                sink(not_utf8_row(e, &headers, line, ctx))?;
                 continue;
             }
         };
         let raw = row.iter().collect::<Vec<_>>().join(",");
-        let mut obj = serde_json::Map::new();
-        let mut bad_json = None;
-        for (field, pos) in &positions {
-            let Some(cell) = pos.and_then(|p| row.get(p)).filter(|c| !c.is_empty()) else {
+        let json = match csv_row_json(&row, &positions) {
+            Ok(json) => json,
+            Err(detail) => {
+                sink(ctx.quarantine(ReasonCode::Malformed, detail, line, &raw))?;
                 continue;
-            };
-            let value = if field.ends_with("additionalInfo") || field.ends_with("tags") {
-                match serde_json::from_str::<Value>(cell) {
-                    Ok(v) => v,
-                    Err(e) => {
-                        bad_json = Some(format!("column {field} is not a JSON object: {e}"));
-                        continue;
-                    }
-                }
-            } else {
-                Value::String(cell.to_string())
-            };
-            let (outer, inner) = field
-                .split_once('.')
-                .map(|(a, b)| (a, Some(b)))
-                .unwrap_or((field, None));
-            match inner {
-                None => {
-                    obj.insert(outer.to_string(), value);
-                }
-                Some(inner) => {
-                    let entry = obj
-                        .entry(outer.to_string())
-                        .or_insert_with(|| Value::Object(Default::default()));
-                    if let Value::Object(m) = entry {
-                        m.insert(inner.to_string(), value);
-                    }
-                }
             }
-        }
-        if let Some(detail) = bad_json {
-            sink(ctx.quarantine(ReasonCode::Malformed, detail, line, &raw))?;
-            continue;
-        }
-        let json = Value::Object(obj).to_string();
+        };
         let parsed = match ctx.record(&json, line) {
             Parsed::Record(mut r) => {
                 r.raw = Cow::Owned(raw);
@@ -968,6 +1180,80 @@ fn parse_csv(
         sink(parsed)?;
     }
     Ok(n)
+}
+
+/// The quarantine record of a CSV row with bytes that are not UTF-8, kept as lossy text.
+fn not_utf8_row<'c>(
+    e: csv::FromUtf8Error,
+    headers: &[String],
+    line: i64,
+    ctx: &FileCtx<'c>,
+) -> Parsed<'c> {
+    let (column, valid_up_to) = (e.utf8_error().field(), e.utf8_error().valid_up_to());
+    let bytes = e.into_byte_record();
+    let raw = bytes
+        .iter()
+        .map(String::from_utf8_lossy)
+        .collect::<Vec<_>>()
+        .join(",");
+    let name = headers.get(column).map(String::as_str).unwrap_or("?");
+    ctx.quarantine(
+        ReasonCode::Malformed,
+        format!(
+            "line {line} of {}: column {name} holds bytes that are not UTF-8 (at byte {} of the cell); the record is kept as lossy text",
+            ctx.source,
+            valid_up_to
+        ),
+        line,
+        &raw,
+    )
+}
+
+/// A CSV row as the JSON record it stands for (dotted fields nested), or why a JSON column
+/// is not JSON (the last such column).
+fn csv_row_json(
+    row: &csv::StringRecord,
+    positions: &[(&str, Option<usize>)],
+) -> std::result::Result<String, String> {
+    let mut obj = serde_json::Map::new();
+    let mut bad_json = None;
+    for (field, pos) in positions {
+        let Some(cell) = pos.and_then(|p| row.get(p)).filter(|c| !c.is_empty()) else {
+            continue;
+        };
+        let value = if field.ends_with("additionalInfo") || field.ends_with("tags") {
+            match serde_json::from_str::<Value>(cell) {
+                Ok(v) => v,
+                Err(e) => {
+                    bad_json = Some(format!("column {field} is not a JSON object: {e}"));
+                    continue;
+                }
+            }
+        } else {
+            Value::String(cell.to_string())
+        };
+        let (outer, inner) = field
+            .split_once('.')
+            .map(|(a, b)| (a, Some(b)))
+            .unwrap_or((field, None));
+        match inner {
+            None => {
+                obj.insert(outer.to_string(), value);
+            }
+            Some(inner) => {
+                let entry = obj
+                    .entry(outer.to_string())
+                    .or_insert_with(|| Value::Object(Default::default()));
+                if let Value::Object(m) = entry {
+                    m.insert(inner.to_string(), value);
+                }
+            }
+        }
+    }
+    match bad_json {
+        Some(detail) => Err(detail),
+        None => Ok(Value::Object(obj).to_string()),
+    }
 }
 
 #[cfg(test)]

@@ -133,6 +133,29 @@ pub struct QuarantineRecord {
     pub usage_date: Option<chrono::NaiveDate>,
 }
 
+impl QuarantineRecord {
+    /// A record of a file whose keys (tenant, subscription, meter, date) were not read.
+    pub fn of_row(
+        reason: ReasonCode,
+        detail: String,
+        source_file: &str,
+        source_row: i64,
+        raw: String,
+    ) -> QuarantineRecord {
+        QuarantineRecord {
+            reason,
+            detail,
+            source_file: source_file.to_string(),
+            source_row,
+            raw,
+            customer_tenant_id: None,
+            subscription_id: None,
+            meter_id: None,
+            usage_date: None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -420,6 +420,9 @@ pub fn split_installments(total: Dec10, n: u32, digits: u32) -> Option<Vec<Dec10
     Some(out)
 }
 
+/// An order's check: the value, or the rejection that quarantines the order.
+type Checked<T> = std::result::Result<T, Rejection>;
+
 /// Price one order, or reject it with the first reason that applies (reservations.md order:
 /// scope, term, quantity, billing frequency, then billing.md's monthly billing, supported
 /// billing cycles and price lists, then tenant, price, FX). `Err` only when arithmetic
@@ -429,7 +432,85 @@ pub fn price_order<'a>(
     prices: &ReservationPrices,
     reference: &'a Reference,
 ) -> Result<std::result::Result<PricedOrder<'a>, Rejection>> {
-    let reject = |reason, what: String| Ok(Err(Rejection::new(reason, order, what)));
+    let checked = check_terms(order)
+        .and_then(|terms| check_billing(order, reference, terms.frequency).map(|()| terms))
+        .and_then(|terms| Ok((terms, holder_of(order, reference)?)));
+    let (terms, holder) = match checked {
+        Ok(v) => v,
+        Err(r) => return Ok(Err(r)),
+    };
+    let purchased = from_micros(order.purchase_utc);
+    let purchase_date = purchased.date_naive();
+    let (original_unit_price_usd, price_source) =
+        match original_price(order, prices, terms.term, purchase_date) {
+            Ok(v) => v,
+            Err(r) => return Ok(Err(r)),
+        };
+    let organization = holder.organization;
+    let currency = organization.billing_currency.as_str();
+    let fx_rate_date = purchase_date.with_day(1).unwrap_or(purchase_date);
+    let month = month_of(purchase_date);
+    let Some(fx_usd_per_unit) = reference.fx_usd_per_unit(currency, &month) else {
+        return Ok(Err(Rejection::new(
+            ReasonCode::NoFxRate,
+            order,
+            format!(
+                "no FX rate for {currency} in {month} (organization {}): ingest Microsoft's fx_rates file for that month",
+                organization.id
+            ),
+        )));
+    };
+    let reseller = reference.billing.reseller_of(&organization.id);
+    let digits = minor_unit_digits(currency);
+    let units = unit_prices(
+        order,
+        original_unit_price_usd,
+        fx_usd_per_unit,
+        reseller,
+        organization,
+        digits,
+    )?;
+    let money = installments(
+        order,
+        &terms,
+        &units,
+        original_unit_price_usd,
+        purchase_date,
+        digits,
+    )?;
+    let expiration =
+        add_months_clamped(purchase_date, terms.term.months()).and_time(purchased.time());
+    Ok(Ok(PricedOrder {
+        order,
+        mapping: holder.mapping,
+        organization,
+        reseller,
+        term: terms.term,
+        frequency: terms.frequency,
+        quantity: terms.quantity,
+        expiration_utc: to_micros(Utc.from_utc_datetime(&expiration)),
+        original_unit_price_usd,
+        price_source,
+        fx_usd_per_unit,
+        fx_rate_date,
+        purchase_unit_price: units.purchase,
+        reseller_unit_price: units.reseller,
+        sell_unit_price: units.sell,
+        total: money.total,
+        installments: money.installments,
+    }))
+}
+
+/// An order's own terms, once its fields are checked.
+struct OrderTerms {
+    term: Term,
+    quantity: i64,
+    frequency: BillingFrequency,
+}
+
+/// Scope, term, quantity and billing frequency, in that order.
+fn check_terms(order: &ReservationOrder) -> Checked<OrderTerms> {
+    let reject = |reason, what: String| Err(Rejection::new(reason, order, what));
     let scope = order.get("scope");
     if !scope.eq_ignore_ascii_case("Shared") {
         return reject(
@@ -464,6 +545,21 @@ pub fn price_order<'a>(
             ),
         );
     };
+    Ok(OrderTerms {
+        term,
+        quantity,
+        frequency,
+    })
+}
+
+/// billing.md's rules: monthly billing enabled, the SKU's supported billing cycles, and the
+/// price lists of the order's organization and its reseller.
+fn check_billing(
+    order: &ReservationOrder,
+    reference: &Reference,
+    frequency: BillingFrequency,
+) -> Checked<()> {
+    let reject = |reason, what: String| Err(Rejection::new(reason, order, what));
     let billing = &reference.billing;
     if frequency == BillingFrequency::Monthly && !billing.monthly_billing_enabled() {
         return reject(
@@ -485,10 +581,9 @@ pub fn price_order<'a>(
             );
         }
     }
-    let tenant = order.get("customer_tenant_id");
     let org_id = reference
         .tenants
-        .get(tenant)
+        .get(order.get("customer_tenant_id"))
         .map(|m| m.organization_id.as_str());
     for (holder, list) in org_id
         .map(|o| billing.price_lists_of(o))
@@ -501,31 +596,54 @@ pub fn price_order<'a>(
             );
         }
     }
+    Ok(())
+}
+
+/// The organization an order's customer tenant is registered to.
+struct OrderHolder<'a> {
+    mapping: &'a TenantMapping,
+    organization: &'a Organization,
+}
+
+fn holder_of<'a>(order: &ReservationOrder, reference: &'a Reference) -> Checked<OrderHolder<'a>> {
+    let tenant = order.get("customer_tenant_id");
     let Some((mapping, organization)) = reference
         .tenants
         .get(tenant)
         .and_then(|m| Some((m, reference.organizations.get(&m.organization_id)?)))
     else {
-        return reject(
+        return Err(Rejection::new(
             ReasonCode::UnmappedTenant,
+            order,
             format!("customer tenant {tenant} is not registered to an organization (cspcost tenants add)"),
-        );
+        ));
     };
-    let purchased = from_micros(order.purchase_utc);
-    let purchase_date = purchased.date_naive();
-    let (original_unit_price_usd, price_source) = match order.original_unit_price_usd {
-        Some(p) if p.is_negative() => {
-            return reject(
-                ReasonCode::NoPrice,
-                format!(
-                    "original_unit_price_usd '{}' is negative, not a price",
-                    p.to_plain()
-                ),
-            )
-        }
-        Some(p) => (p, PriceSource::Order),
+    Ok(OrderHolder {
+        mapping,
+        organization,
+    })
+}
+
+/// The order's USD unit price and where it came from: the order itself, else the price
+/// sheet's row in effect on the purchase date.
+fn original_price(
+    order: &ReservationOrder,
+    prices: &ReservationPrices,
+    term: Term,
+    purchase_date: NaiveDate,
+) -> Checked<(Dec10, PriceSource)> {
+    let reject = |reason, what: String| Err(Rejection::new(reason, order, what));
+    match order.original_unit_price_usd {
+        Some(p) if p.is_negative() => reject(
+            ReasonCode::NoPrice,
+            format!(
+                "original_unit_price_usd '{}' is negative, not a price",
+                p.to_plain()
+            ),
+        ),
+        Some(p) => Ok((p, PriceSource::Order)),
         None => match prices.lookup(order.get("sku_id"), term, date_to_days(purchase_date)) {
-            SheetPrice::Found(row) => (
+            SheetPrice::Found(row) => Ok((
                 row.unit_price,
                 PriceSource::PriceSheet {
                     source_file: row.source_file.clone(),
@@ -533,20 +651,18 @@ pub fn price_order<'a>(
                     effective_start: row.effective_start,
                     location: row.location.clone(),
                 },
+            )),
+            SheetPrice::Missing => reject(
+                ReasonCode::NoPrice,
+                format!(
+                    "no original_unit_price_usd on the order and no USD Reservation price for sku_id '{}', term {}, effective on or before {purchase_date}",
+                    order.get("sku_id"),
+                    term.sheet_name()
+                ),
             ),
-            SheetPrice::Missing => {
-                return reject(
-                    ReasonCode::NoPrice,
-                    format!(
-                        "no original_unit_price_usd on the order and no USD Reservation price for sku_id '{}', term {}, effective on or before {purchase_date}",
-                        order.get("sku_id"),
-                        term.sheet_name()
-                    ),
-                )
-            }
             SheetPrice::Conflict(day, found) => {
                 let found: Vec<String> = found.iter().map(|p| p.to_plain()).collect();
-                return reject(
+                reject(
                     ReasonCode::PriceConflict,
                     format!(
                         "the price sheet has {} different USD Reservation prices for sku_id '{}', term {}, effective {} ({})",
@@ -556,59 +672,93 @@ pub fn price_order<'a>(
                         days_to_date(day),
                         found.join(", ")
                     ),
-                );
+                )
             }
         },
-    };
-    let currency = organization.billing_currency.as_str();
-    let fx_rate_date = purchase_date.with_day(1).unwrap_or(purchase_date);
-    let month = month_of(purchase_date);
-    let Some(fx_usd_per_unit) = reference.fx_usd_per_unit(currency, &month) else {
-        return reject(
-            ReasonCode::NoFxRate,
-            format!(
-                "no FX rate for {currency} in {month} (organization {}): ingest Microsoft's fx_rates file for that month",
-                organization.id
-            ),
-        );
-    };
-    let overflow = || Error::Overflow {
+    }
+}
+
+fn order_overflow(order: &ReservationOrder) -> Error {
+    Error::Overflow {
         context: format!("pricing reservation order {}", order.get("order_id")),
-    };
-    let digits = minor_unit_digits(currency);
-    let purchase_unit_price = convert_from_usd(original_unit_price_usd, fx_usd_per_unit, digits)
+    }
+}
+
+/// An order's unit prices in the billing currency, each rounded to its minor unit.
+struct UnitPrices {
+    /// Converted from USD: the list price.
+    purchase: Dec10,
+    /// With the reseller's markup, under a reseller.
+    reseller: Option<Dec10>,
+    /// With the organization's markup: what the organization pays.
+    sell: Dec10,
+}
+
+fn unit_prices(
+    order: &ReservationOrder,
+    original_unit_price_usd: Dec10,
+    fx_usd_per_unit: Dec10,
+    reseller: Option<&Reseller>,
+    organization: &Organization,
+    digits: u32,
+) -> Result<UnitPrices> {
+    let overflow = || order_overflow(order);
+    let purchase = convert_from_usd(original_unit_price_usd, fx_usd_per_unit, digits)
         .map_err(|_| overflow())?;
-    let reseller = billing.reseller_of(&organization.id);
     // billing.md: under a reseller, the reseller's markup first, then the organization's
     // (its reseller's markup towards it), each rounded to the minor unit.
-    let reseller_unit_price = reseller
+    let reseller = reseller
         .map(|r| {
-            apply_percent_rounded(purchase_unit_price, r.reservation_markup_percent, digits)
+            apply_percent_rounded(purchase, r.reservation_markup_percent, digits)
                 .map_err(|_| overflow())
         })
         .transpose()?;
-    let sell_unit_price = apply_percent_rounded(
-        reseller_unit_price.unwrap_or(purchase_unit_price),
+    let sell = apply_percent_rounded(
+        reseller.unwrap_or(purchase),
         organization.reservation_markup_percent,
         digits,
     )
     .map_err(|_| overflow())?;
+    Ok(UnitPrices {
+        purchase,
+        reseller,
+        sell,
+    })
+}
+
+/// An order's total and its installments.
+struct OrderMoney {
+    total: Dec10,
+    installments: Vec<Installment>,
+}
+
+/// `quantity` times each unit price, split into the order's installments (USD ones to
+/// cents), one a month from the purchase date.
+fn installments(
+    order: &ReservationOrder,
+    terms: &OrderTerms,
+    units: &UnitPrices,
+    original_unit_price_usd: Dec10,
+    purchase_date: NaiveDate,
+    digits: u32,
+) -> Result<OrderMoney> {
+    let overflow = || order_overflow(order);
     let times_quantity = |unit: Dec10| {
         unit.0
-            .checked_mul(quantity as i128)
+            .checked_mul(terms.quantity as i128)
             .map(Dec10)
             .ok_or_else(overflow)
     };
-    let total = times_quantity(sell_unit_price)?;
-    let n = frequency.installment_count(term);
+    let total = times_quantity(units.sell)?;
+    let n = terms.frequency.installment_count(terms.term);
     let split = |amount: Dec10, digits| split_installments(amount, n, digits).ok_or_else(overflow);
     let billed = split(total, digits)?;
-    let list = split(times_quantity(purchase_unit_price)?, digits)?;
+    let list = split(times_quantity(units.purchase)?, digits)?;
     let usd = split(
         times_quantity(original_unit_price_usd)?,
         minor_unit_digits("USD"),
     )?;
-    let reseller_costs = match reseller_unit_price {
+    let reseller_costs = match units.reseller {
         Some(p) => Some(split(times_quantity(p)?, digits)?),
         None => None,
     };
@@ -622,26 +772,10 @@ pub fn price_order<'a>(
             reseller_cost: reseller_costs.as_ref().map(|c| c[k as usize]),
         })
         .collect();
-    let expiration = add_months_clamped(purchase_date, term.months()).and_time(purchased.time());
-    Ok(Ok(PricedOrder {
-        order,
-        mapping,
-        organization,
-        reseller,
-        term,
-        frequency,
-        quantity,
-        expiration_utc: to_micros(Utc.from_utc_datetime(&expiration)),
-        original_unit_price_usd,
-        price_source,
-        fx_usd_per_unit,
-        fx_rate_date,
-        purchase_unit_price,
-        reseller_unit_price,
-        sell_unit_price,
+    Ok(OrderMoney {
         total,
         installments,
-    }))
+    })
 }
 
 /// A quantity that is a whole number >= 1 (`3`, `3.0`, `3e0`).

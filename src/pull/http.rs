@@ -3,7 +3,7 @@
 //! ([`auth`](super::auth)), and a log of every logical request for the manifest (method,
 //! path, status, attempts, MS-RequestId, bytes: never a header value or a body).
 
-use super::auth::TokenSource;
+use super::auth::{Secret, TokenSource};
 use super::retry::{self, Verdict};
 use super::PullError;
 use crate::error::Result;
@@ -29,6 +29,14 @@ pub struct RequestRecord {
     pub ms_request_id: String,
     /// Body bytes of the final response.
     pub bytes: u64,
+}
+
+/// What one attempt got back.
+struct Reply {
+    status: u16,
+    /// The `Retry-After` header, as text.
+    retry_after: Option<String>,
+    body: Bytes,
 }
 
 /// A request to send.
@@ -172,42 +180,11 @@ impl Client {
                 Some(a) => Some(a.bearer(self).await?),
                 None => None,
             };
-            let mut b = self
-                .http
-                .request(req.method.clone(), req.url.clone())
-                .header("Accept", "application/json")
-                .header("MS-CorrelationId", &self.correlation_id)
-                .header("MS-RequestId", &request_id);
-            for (k, v) in &req.headers {
-                b = b.header(k.as_str(), v.as_str());
-            }
-            if let Some(t) = &token {
-                b = b.bearer_auth(t.expose());
-            }
-            if let Some(form) = &req.form {
-                b = b
-                    .header("Content-Type", "application/x-www-form-urlencoded")
-                    .body(form.clone());
-            }
-            let outcome = match b.send().await {
-                Ok(r) => {
-                    let status = r.status().as_u16();
-                    let after = r
-                        .headers()
-                        .get("retry-after")
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::to_string);
-                    match r.bytes().await {
-                        Ok(body) => Ok((status, after, body)),
-                        Err(e) => Err(e),
-                    }
-                }
-                Err(e) => Err(e),
-            };
+            let outcome = self.attempt(req, &request_id, token.as_ref()).await;
             let (verdict, last) = match &outcome {
-                Ok((status, after, _)) => (
-                    retry::classify(*status, after.as_deref()),
-                    format!("HTTP {status}"),
+                Ok(reply) => (
+                    retry::classify(reply.status, reply.retry_after.as_deref()),
+                    format!("HTTP {}", reply.status),
                 ),
                 // Dropped connections, resets, timeouts: back off and retry.
                 Err(e) => (
@@ -238,7 +215,9 @@ impl Client {
                 Verdict::Backoff => Some(backoff.next().unwrap_or(Duration::from_secs(10))),
             };
             match (wait, outcome) {
-                (None, Ok((status, _, body))) => {
+                (None, Ok(reply)) => {
+                    let status = reply.status;
+                    let body = reply.body;
                     self.record(req, Some(status), attempts, &request_id, body.len() as u64);
                     return Ok(Response {
                         status,
@@ -253,20 +232,71 @@ impl Client {
                     tokio::time::sleep(d).await;
                 }
                 (_, outcome) => {
-                    let status = outcome.as_ref().ok().map(|o| o.0);
-                    let bytes = outcome.as_ref().map(|o| o.2.len() as u64).unwrap_or(0);
-                    self.record(req, status, attempts, &request_id, bytes);
-                    let body = outcome.map(|o| o.2).unwrap_or_default();
-                    return Err(PullError::Request {
-                        endpoint: req.endpoint(),
-                        detail: format!("{last}{}", snippet(&body)),
-                        attempts,
-                        request_id,
-                    }
-                    .into());
+                    return Err(self.given_up(req, outcome, &last, attempts, request_id));
                 }
             }
         }
+    }
+
+    /// One attempt: the request with its headers (and token), and the whole reply.
+    async fn attempt(
+        &self,
+        req: &Request,
+        request_id: &str,
+        token: Option<&Secret>,
+    ) -> std::result::Result<Reply, reqwest::Error> {
+        let mut b = self
+            .http
+            .request(req.method.clone(), req.url.clone())
+            .header("Accept", "application/json")
+            .header("MS-CorrelationId", &self.correlation_id)
+            .header("MS-RequestId", request_id);
+        for (k, v) in &req.headers {
+            b = b.header(k.as_str(), v.as_str());
+        }
+        if let Some(t) = token {
+            b = b.bearer_auth(t.expose());
+        }
+        if let Some(form) = &req.form {
+            b = b
+                .header("Content-Type", "application/x-www-form-urlencoded")
+                .body(form.clone());
+        }
+        let r = b.send().await?;
+        let status = r.status().as_u16();
+        let retry_after = r
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        Ok(Reply {
+            status,
+            retry_after,
+            body: r.bytes().await?,
+        })
+    }
+
+    /// The error of a request whose retries are used up (`last` says what the last attempt
+    /// got), recorded in the log.
+    fn given_up(
+        &self,
+        req: &Request,
+        outcome: std::result::Result<Reply, reqwest::Error>,
+        last: &str,
+        attempts: u32,
+        request_id: String,
+    ) -> crate::error::Error {
+        let status = outcome.as_ref().ok().map(|o| o.status);
+        let bytes = outcome.as_ref().map(|o| o.body.len() as u64).unwrap_or(0);
+        self.record(req, status, attempts, &request_id, bytes);
+        let body = outcome.map(|o| o.body).unwrap_or_default();
+        PullError::Request {
+            endpoint: req.endpoint(),
+            detail: format!("{last}{}", snippet(&body)),
+            attempts,
+            request_id,
+        }
+        .into()
     }
 
     fn record(&self, req: &Request, status: Option<u16>, attempts: u32, id: &str, bytes: u64) {

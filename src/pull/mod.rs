@@ -160,6 +160,78 @@ impl PullRequest {
         flag: &dyn Fn(&str) -> String,
     ) -> std::result::Result<PullOptions, Vec<String>> {
         let mut problems = Vec::new();
+        let window = self.window(what, flag, &mut problems);
+        let overlap_days = self.overlap_days(flag, &mut problems);
+        let concurrency = self.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
+        if concurrency == 0 || concurrency > 64 {
+            problems.push(format!("{} must be 1..64", flag("concurrency")));
+        }
+        let currency = self.checked_currency(flag, &mut problems);
+        let region = self.region.as_deref().unwrap_or("US").trim().to_string();
+        if region.is_empty() || !region.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            problems.push(format!(
+                "{} '{region}': expected a country code like US",
+                flag("region")
+            ));
+        }
+        let months = self.fx_months(what, flag, &mut problems);
+        let since = self.invoice_selection(flag, &mut problems);
+        if what == PullWhat::Usage && self.lake.is_none() && !self.all_customers {
+            problems.push(format!(
+                "pull usage needs {} (its registered tenants select the customers) or {}",
+                flag("lake"),
+                flag("all_customers")
+            ));
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        let filter = self.filter.as_deref().unwrap_or(DEFAULT_PRICE_FILTER);
+        let echo = serde_json::json!({
+            "what": what.as_str(),
+            "out": self.out.display().to_string(),
+            "lake": self.lake,
+            "from": window.from.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            "to": window.to.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            "overlap_days": overlap_days,
+            "all_customers": self.all_customers,
+            "currency": currency,
+            "filter": filter,
+            "region": region,
+            "months": self.months,
+            "invoices": self.invoices,
+            "since": self.since,
+            "concurrency": concurrency,
+            "dry_run": self.dry_run,
+        });
+        Ok(PullOptions {
+            what,
+            out: self.out.clone(),
+            lake: self.lake.clone(),
+            from: window.from,
+            to: window.to,
+            overlap: Duration::days(overlap_days),
+            all_customers: self.all_customers,
+            currency,
+            filter: filter.to_string(),
+            region,
+            months,
+            invoices: self.invoices.clone(),
+            since,
+            concurrency,
+            dry_run: self.dry_run,
+            echo,
+        })
+    }
+
+    /// `from` (default: midnight [`DEFAULT_FROM_DAYS`] ago) and `to` (default: two hours
+    /// ago); a usage pull needs `from` before `to`.
+    fn window(
+        &self,
+        what: PullWhat,
+        flag: &dyn Fn(&str) -> String,
+        problems: &mut Vec<String>,
+    ) -> PullWindow {
         let now = Utc::now();
         let time = |field: &str, text: &Option<String>, problems: &mut Vec<String>| {
             text.as_deref().and_then(|t| {
@@ -173,9 +245,9 @@ impl PullRequest {
                 parsed
             })
         };
-        let from = time("from", &self.from, &mut problems)
+        let from = time("from", &self.from, problems)
             .unwrap_or_else(|| start_of_day(now - Duration::days(DEFAULT_FROM_DAYS)));
-        let to = time("to", &self.to, &mut problems).unwrap_or_else(|| now - Duration::hours(2));
+        let to = time("to", &self.to, problems).unwrap_or_else(|| now - Duration::hours(2));
         if what == PullWhat::Usage && from >= to {
             problems.push(format!(
                 "{} {} is not before {} {}",
@@ -185,7 +257,12 @@ impl PullRequest {
                 to.format("%Y-%m-%dT%H:%M:%SZ")
             ));
         }
-        let overlap_days = match self.overlap_days.as_deref() {
+        PullWindow { from, to }
+    }
+
+    /// `overlap_days`, 0..31 (default [`DEFAULT_OVERLAP_DAYS`]).
+    fn overlap_days(&self, flag: &dyn Fn(&str) -> String, problems: &mut Vec<String>) -> i64 {
+        match self.overlap_days.as_deref() {
             None => DEFAULT_OVERLAP_DAYS,
             Some(t) => t
                 .trim()
@@ -199,11 +276,15 @@ impl PullRequest {
                     ));
                     DEFAULT_OVERLAP_DAYS
                 }),
-        };
-        let concurrency = self.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
-        if concurrency == 0 || concurrency > 64 {
-            problems.push(format!("{} must be 1..64", flag("concurrency")));
         }
+    }
+
+    /// The currency in upper case (default USD), an ISO 4217 code.
+    fn checked_currency(
+        &self,
+        flag: &dyn Fn(&str) -> String,
+        problems: &mut Vec<String>,
+    ) -> String {
         let currency = self
             .currency
             .as_deref()
@@ -216,13 +297,16 @@ impl PullRequest {
                 flag("currency")
             ));
         }
-        let region = self.region.as_deref().unwrap_or("US").trim().to_string();
-        if region.is_empty() || !region.bytes().all(|b| b.is_ascii_alphanumeric()) {
-            problems.push(format!(
-                "{} '{region}': expected a country code like US",
-                flag("region")
-            ));
-        }
+        currency
+    }
+
+    /// The FX months as `YYYYMM`; `pull fx` needs one at least.
+    fn fx_months(
+        &self,
+        what: PullWhat,
+        flag: &dyn Fn(&str) -> String,
+        problems: &mut Vec<String>,
+    ) -> Vec<String> {
         let mut months = Vec::new();
         for m in &self.months {
             match crate::model::time::parse_month(m) {
@@ -238,6 +322,15 @@ impl PullRequest {
                 flag("month")
             ));
         }
+        months
+    }
+
+    /// Check the invoice numbers; the `since` date.
+    fn invoice_selection(
+        &self,
+        flag: &dyn Fn(&str) -> String,
+        problems: &mut Vec<String>,
+    ) -> Option<NaiveDate> {
         for id in &self.invoices {
             if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
                 problems.push(format!(
@@ -246,62 +339,20 @@ impl PullRequest {
                 ));
             }
         }
-        let since = self.since.as_deref().and_then(|t| {
+        self.since.as_deref().and_then(|t| {
             let d = NaiveDate::parse_from_str(t.trim(), "%Y-%m-%d").ok();
             if d.is_none() {
                 problems.push(format!("{} '{t}': expected YYYY-MM-DD", flag("since")));
             }
             d
-        });
-        if what == PullWhat::Usage && self.lake.is_none() && !self.all_customers {
-            problems.push(format!(
-                "pull usage needs {} (its registered tenants select the customers) or {}",
-                flag("lake"),
-                flag("all_customers")
-            ));
-        }
-        if !problems.is_empty() {
-            return Err(problems);
-        }
-        let echo = serde_json::json!({
-            "what": what.as_str(),
-            "out": self.out.display().to_string(),
-            "lake": self.lake,
-            "from": from.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-            "to": to.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-            "overlap_days": overlap_days,
-            "all_customers": self.all_customers,
-            "currency": currency,
-            "filter": self.filter.as_deref().unwrap_or(DEFAULT_PRICE_FILTER),
-            "region": region,
-            "months": self.months,
-            "invoices": self.invoices,
-            "since": self.since,
-            "concurrency": concurrency,
-            "dry_run": self.dry_run,
-        });
-        Ok(PullOptions {
-            what,
-            out: self.out.clone(),
-            lake: self.lake.clone(),
-            from,
-            to,
-            overlap: Duration::days(overlap_days),
-            all_customers: self.all_customers,
-            currency,
-            filter: self
-                .filter
-                .clone()
-                .unwrap_or_else(|| DEFAULT_PRICE_FILTER.to_string()),
-            region,
-            months,
-            invoices: self.invoices.clone(),
-            since,
-            concurrency,
-            dry_run: self.dry_run,
-            echo,
         })
     }
+}
+
+/// The reporting times a pull covers.
+struct PullWindow {
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
 }
 
 /// A date (midnight UTC) or an RFC 3339 time, as UTC truncated to whole seconds.

@@ -119,43 +119,10 @@ pub async fn for_each_page(
                 )
             })
         });
-        let next = match paging {
-            Paging::Links(base) => match probe.links.and_then(|l| l.next) {
-                None => None,
-                Some(n) => Some(Request {
-                    method: reqwest::Method::GET,
-                    url: resolve(base, &n.uri, &req)?,
-                    headers: n.headers.into_iter().map(|h| (h.key, h.value)).collect(),
-                    form: None,
-                }),
-            },
-            Paging::Offset { size } => {
-                offset += items;
-                let more = items >= *size && probe.links.and_then(|l| l.next).is_some();
-                more.then(|| {
-                    let mut url = req.url.clone();
-                    let pairs: Vec<(String, String)> = url
-                        .query_pairs()
-                        .filter(|(k, _)| k != "offset")
-                        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                        .collect();
-                    url.query_pairs_mut()
-                        .clear()
-                        .extend_pairs(pairs)
-                        .append_pair("offset", &offset.to_string());
-                    Request::get(url)
-                })
-            }
-            Paging::NextPageLink => match probe.next_page_link.filter(|l| !l.is_empty()) {
-                None => None,
-                Some(link) => Some(Request::get(Url::parse(&link).map_err(|e| {
-                    PullError::BadPage {
-                        endpoint: req.endpoint(),
-                        detail: format!("NextPageLink '{link}' is not a URL: {e}"),
-                    }
-                })?)),
-            },
-        };
+        if let Paging::Offset { .. } = paging {
+            offset += items;
+        }
+        let next = next_request(paging, probe, &req, items, offset)?;
         number += 1;
         sink(Page {
             number,
@@ -169,6 +136,56 @@ pub async fn for_each_page(
             None => return Ok(number),
         }
     }
+}
+
+/// The request of the page after `req`'s (which held `items` items, `offset` in all so
+/// far), or `None` after the last page.
+fn next_request(
+    paging: &Paging,
+    probe: Probe,
+    req: &Request,
+    items: usize,
+    offset: usize,
+) -> Result<Option<Request>> {
+    Ok(match paging {
+        Paging::Links(base) => match probe.links.and_then(|l| l.next) {
+            None => None,
+            Some(n) => Some(Request {
+                method: reqwest::Method::GET,
+                url: resolve(base, &n.uri, req)?,
+                headers: n.headers.into_iter().map(|h| (h.key, h.value)).collect(),
+                form: None,
+            }),
+        },
+        Paging::Offset { size } => {
+            let more = items >= *size && probe.links.and_then(|l| l.next).is_some();
+            more.then(|| with_offset(&req.url, offset))
+        }
+        Paging::NextPageLink => match probe.next_page_link.filter(|l| !l.is_empty()) {
+            None => None,
+            Some(link) => Some(Request::get(Url::parse(&link).map_err(|e| {
+                PullError::BadPage {
+                    endpoint: req.endpoint(),
+                    detail: format!("NextPageLink '{link}' is not a URL: {e}"),
+                }
+            })?)),
+        },
+    })
+}
+
+/// `url` with its `offset` query parameter (moved to the end) set to `offset`.
+fn with_offset(url: &Url, offset: usize) -> Request {
+    let mut url = url.clone();
+    let pairs: Vec<(String, String)> = url
+        .query_pairs()
+        .filter(|(k, _)| k != "offset")
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    url.query_pairs_mut()
+        .clear()
+        .extend_pairs(pairs)
+        .append_pair("offset", &offset.to_string());
+    Request::get(url)
 }
 
 /// Resolve a `links.next.uri`: absolute as is, `/...` against the host, anything else

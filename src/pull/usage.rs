@@ -93,22 +93,7 @@ pub async fn pull_usage(
     let (customers, customer_pages) = list_customers(client, &auth, endpoints, Some(out)).await?;
     manifest.counts.customers = customers.len() as u64;
     manifest.counts.pages += customer_pages;
-    let selected: Vec<Customer> = match registered {
-        None => customers.clone(),
-        Some(r) => {
-            let known: BTreeSet<&String> = customers.iter().map(|c| &c.tenant).collect();
-            for t in r.iter().filter(|t| !known.contains(t)) {
-                manifest.warnings.push(format!(
-                    "registered tenant {t} is not a Partner Center customer of this partner: nothing pulled for it"
-                ));
-            }
-            customers
-                .iter()
-                .filter(|c| r.contains(&c.tenant))
-                .cloned()
-                .collect()
-        }
-    };
+    let selected = select_customers(&customers, registered, manifest);
     manifest.counts.customers_selected = selected.len() as u64;
     crate::progress::log(&format!(
         "pull usage: {} Partner Center customers, {} selected{}",
@@ -120,35 +105,98 @@ pub async fn pull_usage(
             " (--all-customers)"
         }
     ));
+    // The state is read once the subscriptions are listed, as the pull starts.
+    let mut ctx = Ctx {
+        client,
+        auth: &auth,
+        endpoints,
+        opts,
+        out,
+        state: Mutex::new(PullState::default()),
+    };
+    let listed = list_all_subscriptions(&ctx, &selected).await;
+    let mut summaries: BTreeMap<String, CustomerSummary> = BTreeMap::new();
+    let jobs = subscription_jobs(listed, manifest, &mut summaries)?;
+    ctx.state = Mutex::new(load_state(out.root())?);
+    pull_all_subscriptions(&ctx, &jobs, manifest, &mut summaries).await?;
+    manifest.counts.subscriptions_skipped = manifest.skipped.len() as u64;
+    manifest.customers = summaries.into_values().collect();
+    Ok(())
+}
 
-    // Subscriptions of every selected customer.
+/// The customers to pull: all of them with `--all-customers`, else the registered ones (a
+/// registered tenant that is no customer is a warning).
+fn select_customers(
+    customers: &[Customer],
+    registered: Option<&BTreeSet<String>>,
+    manifest: &mut PullManifest,
+) -> Vec<Customer> {
+    let Some(r) = registered else {
+        return customers.to_vec();
+    };
+    let known: BTreeSet<&String> = customers.iter().map(|c| &c.tenant).collect();
+    for t in r.iter().filter(|t| !known.contains(t)) {
+        manifest.warnings.push(format!(
+            "registered tenant {t} is not a Partner Center customer of this partner: nothing pulled for it"
+        ));
+    }
+    customers
+        .iter()
+        .filter(|c| r.contains(&c.tenant))
+        .cloned()
+        .collect()
+}
+
+/// A customer and the listing of its subscriptions (with the retries it took).
+struct ListedCustomer {
+    customer: Customer,
+    subscriptions: Result<(Vec<super::customers::Subscription>, u64)>,
+}
+
+/// Subscriptions of every selected customer, `--concurrency` at a time.
+async fn list_all_subscriptions(ctx: &Ctx<'_>, selected: &[Customer]) -> Vec<ListedCustomer> {
     let bar = Mutex::new(Progress::new(
         "pull usage: customers",
         selected.len() as u64,
         false,
     ));
-    type Listed = (Customer, Result<(Vec<super::customers::Subscription>, u64)>);
-    let listed: Vec<Listed> = stream::iter(selected.iter().cloned())
+    let listed: Vec<ListedCustomer> = stream::iter(selected.iter().cloned())
         .map(|c| {
-            let auth = &auth;
             let bar = &bar;
             async move {
-                let r = list_subscriptions(client, auth, endpoints, out, &c.tenant).await;
+                let r = list_subscriptions(ctx.client, ctx.auth, ctx.endpoints, ctx.out, &c.tenant)
+                    .await;
                 if let Ok(mut b) = bar.lock() {
                     b.inc(1);
                 }
-                (c, r)
+                ListedCustomer {
+                    customer: c,
+                    subscriptions: r,
+                }
             }
         })
-        .buffer_unordered(opts.concurrency)
+        .buffer_unordered(ctx.opts.concurrency)
         .collect()
         .await;
     if let Ok(b) = bar.into_inner() {
         b.finish();
     }
-    let mut summaries: BTreeMap<String, CustomerSummary> = BTreeMap::new();
+    listed
+}
+
+/// The legacy Azure CSP subscriptions to pull, as sorted `(tenant, subscription)`; the
+/// others are skipped, a failed listing is a failure of its customer (a fatal error stops).
+fn subscription_jobs(
+    listed: Vec<ListedCustomer>,
+    manifest: &mut PullManifest,
+    summaries: &mut BTreeMap<String, CustomerSummary>,
+) -> Result<Vec<(String, String)>> {
     let mut jobs = Vec::new();
-    for (c, r) in listed {
+    for ListedCustomer {
+        customer: c,
+        subscriptions: r,
+    } in listed
+    {
         let s = summaries
             .entry(c.tenant.clone())
             .or_insert_with(|| CustomerSummary {
@@ -181,15 +229,16 @@ pub async fn pull_usage(
         }
     }
     jobs.sort();
+    Ok(jobs)
+}
 
-    let ctx = Ctx {
-        client,
-        auth: &auth,
-        endpoints,
-        opts,
-        out,
-        state: Mutex::new(load_state(out.root())?),
-    };
+/// Pull every job, `--concurrency` at a time, adding each result as it comes.
+async fn pull_all_subscriptions(
+    ctx: &Ctx<'_>,
+    jobs: &[(String, String)],
+    manifest: &mut PullManifest,
+    summaries: &mut BTreeMap<String, CustomerSummary>,
+) -> Result<()> {
     let bar = Mutex::new(Progress::new(
         "pull usage: subscriptions",
         jobs.len() as u64,
@@ -197,7 +246,6 @@ pub async fn pull_usage(
     ));
     let mut results = stream::iter(jobs.iter())
         .map(|(tenant, sub)| {
-            let ctx = &ctx;
             let bar = &bar;
             async move {
                 let r = pull_subscription(ctx, tenant, sub).await;
@@ -207,14 +255,10 @@ pub async fn pull_usage(
                 (tenant, sub, r)
             }
         })
-        .buffer_unordered(opts.concurrency);
+        .buffer_unordered(ctx.opts.concurrency);
     while let Some((tenant, sub, r)) = results.next().await {
-        let r = match r {
-            Ok(r) => r,
-            // Credentials or the disk: nothing else can succeed either.
-            Err(e) => return Err(e),
-        };
-        let s = summaries.entry(tenant.clone()).or_default();
+        // Credentials or the disk: nothing else can succeed either.
+        let r = r?;
         if let Ok(mut b) = bar.lock() {
             b.set_label(&format!(
                 "pull usage: subscriptions ({} pages, {} records)",
@@ -222,33 +266,41 @@ pub async fn pull_usage(
                 manifest.counts.records + r.records
             ));
         }
-        s.pages += r.pages;
-        s.records += r.records;
-        s.retries += r.retries;
-        manifest.counts.pages += r.pages;
-        manifest.counts.records += r.records;
-        manifest.counts.windows += r.windows;
-        manifest.counts.smaller_later_records += r.smaller;
-        manifest.warnings.extend(r.warnings);
-        match r.failure {
-            None => {
-                s.subscriptions_pulled += 1;
-                manifest.counts.subscriptions_pulled += 1;
-            }
-            Some(f) => {
-                s.subscriptions_failed += 1;
-                manifest.counts.subscriptions_failed += 1;
-                manifest.failures.push(format!("{}/{sub}: {f}", r.tenant));
-            }
-        }
+        add_result(
+            manifest,
+            summaries.entry(tenant.clone()).or_default(),
+            sub,
+            r,
+        );
     }
     drop(results);
     if let Ok(b) = bar.into_inner() {
         b.finish();
     }
-    manifest.counts.subscriptions_skipped = manifest.skipped.len() as u64;
-    manifest.customers = summaries.into_values().collect();
     Ok(())
+}
+
+/// One subscription's pull into its customer's summary and the manifest.
+fn add_result(manifest: &mut PullManifest, s: &mut CustomerSummary, sub: &str, r: SubResult) {
+    s.pages += r.pages;
+    s.records += r.records;
+    s.retries += r.retries;
+    manifest.counts.pages += r.pages;
+    manifest.counts.records += r.records;
+    manifest.counts.windows += r.windows;
+    manifest.counts.smaller_later_records += r.smaller;
+    manifest.warnings.extend(r.warnings);
+    match r.failure {
+        None => {
+            s.subscriptions_pulled += 1;
+            manifest.counts.subscriptions_pulled += 1;
+        }
+        Some(f) => {
+            s.subscriptions_failed += 1;
+            manifest.counts.subscriptions_failed += 1;
+            manifest.failures.push(format!("{}/{sub}: {f}", r.tenant));
+        }
+    }
 }
 
 /// Errors that stop the whole run rather than one subscription.

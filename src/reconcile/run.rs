@@ -236,22 +236,34 @@ fn input_file(path: &Path) -> Result<InputFile> {
     })
 }
 
+/// The options as the manifest records them.
+fn options_echo(opts: &ReconcileOptions) -> serde_json::Value {
+    serde_json::json!({
+        "from": opts.period.start.to_string(), "to": opts.period.end.to_string(),
+        "out": opts.out.display().to_string(), "org": opts.org, "tenant": opts.tenant,
+        "grain": opts.grain.as_str(),
+        "invoice": opts.invoice.as_ref().map(|p| p.display().to_string()),
+        "subscription_map": opts.subscription_map.as_ref().map(|p| p.display().to_string()),
+        "quantity_tolerance": opts.tolerances.quantity.to_plain(),
+        "cost_tolerance": opts.tolerances.cost.to_plain(),
+    })
+}
+
+/// The variance tables: `variance` (CSV and Parquet) and `variance_summary`.
+fn write_variance(out: &Lake, v: &VarianceReport) -> Result<Vec<String>> {
+    let mut files = variance_table(&v.lines).write(out, "variance", true)?;
+    files.extend(variance_summary_table(&v.summaries, &v.currency).write(
+        out,
+        "variance_summary",
+        false,
+    )?);
+    Ok(files)
+}
+
 /// Run `reconcile`.
 pub fn reconcile(lake: &Lake, opts: &ReconcileOptions, run_id: &str) -> Result<ReconcileReport> {
     let started = std::time::Instant::now();
-    let mut m = Manifest::start(
-        run_id,
-        "reconcile",
-        serde_json::json!({
-            "from": opts.period.start.to_string(), "to": opts.period.end.to_string(),
-            "out": opts.out.display().to_string(), "org": opts.org, "tenant": opts.tenant,
-            "grain": opts.grain.as_str(),
-            "invoice": opts.invoice.as_ref().map(|p| p.display().to_string()),
-            "subscription_map": opts.subscription_map.as_ref().map(|p| p.display().to_string()),
-            "quantity_tolerance": opts.tolerances.quantity.to_plain(),
-            "cost_tolerance": opts.tolerances.cost.to_plain(),
-        }),
-    );
+    let mut m = Manifest::start(run_id, "reconcile", options_echo(opts));
     let invoice: Option<Invoice> = opts.invoice.as_deref().map(read_invoice).transpose()?;
     let map: Option<SubscriptionMap> = opts
         .subscription_map
@@ -287,12 +299,7 @@ pub fn reconcile(lake: &Lake, opts: &ReconcileOptions, run_id: &str) -> Result<R
     let variance = match invoice {
         Some(inv) => {
             let v = compare(opts, &reference, inv, map.as_ref(), &read.computed)?;
-            files.extend(variance_table(&v.lines).write(&out, "variance", true)?);
-            files.extend(variance_summary_table(&v.summaries, &v.currency).write(
-                &out,
-                "variance_summary",
-                false,
-            )?);
+            files.extend(write_variance(&out, &v)?);
             notes.insert(
                 0,
                 format!("matched on {}: {}", v.on.as_str(), v.match_reason),

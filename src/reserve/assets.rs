@@ -12,7 +12,10 @@ use crate::model::schema::*;
 use crate::model::time::{date_to_days, days_to_date};
 use crate::pricing::reservation::{PricedOrder, PRICING_UNIT};
 use crate::store::Lake;
-use arrow::array::{Array, ArrayRef, RecordBatch};
+use arrow::array::{
+    Array, ArrayRef, Date32Array, Decimal128Array, Int64Array, RecordBatch, StringArray,
+    TimestampMicrosecondArray,
+};
 use arrow::datatypes::{Field, Schema, SchemaRef};
 use chrono::NaiveDate;
 use std::sync::Arc;
@@ -265,97 +268,134 @@ pub fn assets_to_batch(rows: &[AssetRow]) -> Result<RecordBatch> {
 
 /// A batch back to asset rows.
 pub fn assets_from_batch(b: &RecordBatch, out: &mut Vec<AssetRow>) -> Result<()> {
-    let c = Cols(b);
-    let texts: Vec<_> = ORDER_TEXT_FIELDS
-        .iter()
-        .enumerate()
-        .filter(|(k, _)| *k != QUANTITY)
-        .map(|(_, f)| c.str(f))
-        .collect::<Result<_>>()?;
-    let (quantity, org, partnership) = (
-        c.i64("quantity")?,
-        c.str("organization_id")?,
-        c.str("partnership_id")?,
-    );
-    let (purchased, expires, status, as_of) = (
-        c.ts("purchase_date_utc")?,
-        c.ts("expiration_utc")?,
-        c.str("status")?,
-        c.date("as_of_date")?,
-    );
-    let (usd, source, effective, price_file, price_row) = (
-        c.dec("original_unit_price_usd")?,
-        c.str("price_source")?,
-        c.date("price_effective_start")?,
-        c.str("price_source_file")?,
-        c.i64("price_source_row")?,
-    );
-    let (currency, fx, fx_date) = (
-        c.str("currency")?,
-        c.dec("fx_usd_per_unit")?,
-        c.date("fx_rate_date")?,
-    );
-    let (purchase, markup, sell, total) = (
-        c.dec("purchase_unit_price")?,
-        c.dec("reservation_markup_percent")?,
-        c.dec("sell_unit_price")?,
-        c.dec("total")?,
-    );
-    let (n_total, n_billed, billed, sf, sr) = (
-        c.i64("installments_total")?,
-        c.i64("installments_billed_so_far")?,
-        c.dec("billed_so_far")?,
-        c.str("source_file")?,
-        c.i64("source_row")?,
-    );
-    // Assets written before resellers existed have no reseller_id column.
-    let reseller = match b.column_by_name("reseller_id") {
-        Some(_) => Some(c.str("reseller_id")?),
-        None => None,
-    };
+    let cols = AssetColumns::of(b)?;
     for r in 0..b.num_rows() {
-        let mut text = texts.iter().map(|a| a.value(r).to_string());
+        out.push(cols.row(r)?);
+    }
+    Ok(())
+}
+
+/// The columns of an assets batch, looked up by name once.
+struct AssetColumns<'a> {
+    /// The order's text fields but `quantity`, in [`ORDER_TEXT_FIELDS`] order.
+    texts: Vec<&'a StringArray>,
+    quantity: &'a Int64Array,
+    org: &'a StringArray,
+    partnership: &'a StringArray,
+    purchased: &'a TimestampMicrosecondArray,
+    expires: &'a TimestampMicrosecondArray,
+    status: &'a StringArray,
+    as_of: &'a Date32Array,
+    usd: &'a Decimal128Array,
+    source: &'a StringArray,
+    effective: &'a Date32Array,
+    price_file: &'a StringArray,
+    price_row: &'a Int64Array,
+    currency: &'a StringArray,
+    fx: &'a Decimal128Array,
+    fx_date: &'a Date32Array,
+    purchase: &'a Decimal128Array,
+    markup: &'a Decimal128Array,
+    sell: &'a Decimal128Array,
+    total: &'a Decimal128Array,
+    n_total: &'a Int64Array,
+    n_billed: &'a Int64Array,
+    billed: &'a Decimal128Array,
+    source_file: &'a StringArray,
+    source_row: &'a Int64Array,
+    /// Absent in assets written before resellers existed.
+    reseller: Option<&'a StringArray>,
+}
+
+impl<'a> AssetColumns<'a> {
+    /// Every column, in schema order (the first one missing is the error).
+    fn of(b: &'a RecordBatch) -> Result<AssetColumns<'a>> {
+        let c = Cols(b);
+        Ok(AssetColumns {
+            texts: ORDER_TEXT_FIELDS
+                .iter()
+                .enumerate()
+                .filter(|(k, _)| *k != QUANTITY)
+                .map(|(_, f)| c.str(f))
+                .collect::<Result<_>>()?,
+            quantity: c.i64("quantity")?,
+            org: c.str("organization_id")?,
+            partnership: c.str("partnership_id")?,
+            purchased: c.ts("purchase_date_utc")?,
+            expires: c.ts("expiration_utc")?,
+            status: c.str("status")?,
+            as_of: c.date("as_of_date")?,
+            usd: c.dec("original_unit_price_usd")?,
+            source: c.str("price_source")?,
+            effective: c.date("price_effective_start")?,
+            price_file: c.str("price_source_file")?,
+            price_row: c.i64("price_source_row")?,
+            currency: c.str("currency")?,
+            fx: c.dec("fx_usd_per_unit")?,
+            fx_date: c.date("fx_rate_date")?,
+            purchase: c.dec("purchase_unit_price")?,
+            markup: c.dec("reservation_markup_percent")?,
+            sell: c.dec("sell_unit_price")?,
+            total: c.dec("total")?,
+            n_total: c.i64("installments_total")?,
+            n_billed: c.i64("installments_billed_so_far")?,
+            billed: c.dec("billed_so_far")?,
+            source_file: c.str("source_file")?,
+            source_row: c.i64("source_row")?,
+            reseller: match b.column_by_name("reseller_id") {
+                Some(_) => Some(c.str("reseller_id")?),
+                None => None,
+            },
+        })
+    }
+
+    /// Row `r`.
+    fn row(&self, r: usize) -> Result<AssetRow> {
+        let mut text = self.texts.iter().map(|a| a.value(r).to_string());
         let order_text = std::array::from_fn(|k| {
             if k == QUANTITY {
-                quantity.value(r).to_string()
+                self.quantity.value(r).to_string()
             } else {
                 text.next().unwrap_or_default()
             }
         });
-        out.push(AssetRow {
+        let dec = |a: &Decimal128Array| Dec10(a.value(r));
+        Ok(AssetRow {
             order_text,
-            quantity: quantity.value(r),
-            organization_id: org.value(r).to_string(),
-            partnership_id: partnership.value(r).to_string(),
-            purchase_date_utc: purchased.value(r),
-            expiration_utc: expires.value(r),
-            status: AssetStatus::parse(status.value(r)).ok_or_else(|| Error::Schema {
+            quantity: self.quantity.value(r),
+            organization_id: self.org.value(r).to_string(),
+            partnership_id: self.partnership.value(r).to_string(),
+            purchase_date_utc: self.purchased.value(r),
+            expiration_utc: self.expires.value(r),
+            status: AssetStatus::parse(self.status.value(r)).ok_or_else(|| Error::Schema {
                 column: "status".into(),
                 expected: "active or expired".into(),
             })?,
-            as_of: days_to_date(as_of.value(r)),
-            original_unit_price_usd: Dec10(usd.value(r)),
-            price_source: source.value(r).to_string(),
-            price_effective_start: (!effective.is_null(r))
-                .then(|| days_to_date(effective.value(r))),
-            price_source_file: opt_str(price_file, r).map(str::to_string),
-            price_source_row: (!price_row.is_null(r)).then(|| price_row.value(r)),
-            currency: currency.value(r).to_string(),
-            fx_usd_per_unit: Dec10(fx.value(r)),
-            fx_rate_date: days_to_date(fx_date.value(r)),
-            purchase_unit_price: Dec10(purchase.value(r)),
-            reservation_markup_percent: Dec10(markup.value(r)),
-            sell_unit_price: Dec10(sell.value(r)),
-            total: Dec10(total.value(r)),
-            installments_total: n_total.value(r),
-            installments_billed_so_far: n_billed.value(r),
-            billed_so_far: Dec10(billed.value(r)),
-            source_file: sf.value(r).to_string(),
-            source_row: sr.value(r),
-            reseller_id: reseller.and_then(|a| opt_str(a, r)).map(str::to_string),
-        });
+            as_of: days_to_date(self.as_of.value(r)),
+            original_unit_price_usd: dec(self.usd),
+            price_source: self.source.value(r).to_string(),
+            price_effective_start: (!self.effective.is_null(r))
+                .then(|| days_to_date(self.effective.value(r))),
+            price_source_file: opt_str(self.price_file, r).map(str::to_string),
+            price_source_row: (!self.price_row.is_null(r)).then(|| self.price_row.value(r)),
+            currency: self.currency.value(r).to_string(),
+            fx_usd_per_unit: dec(self.fx),
+            fx_rate_date: days_to_date(self.fx_date.value(r)),
+            purchase_unit_price: dec(self.purchase),
+            reservation_markup_percent: dec(self.markup),
+            sell_unit_price: dec(self.sell),
+            total: dec(self.total),
+            installments_total: self.n_total.value(r),
+            installments_billed_so_far: self.n_billed.value(r),
+            billed_so_far: dec(self.billed),
+            source_file: self.source_file.value(r).to_string(),
+            source_row: self.source_row.value(r),
+            reseller_id: self
+                .reseller
+                .and_then(|a| opt_str(a, r))
+                .map(str::to_string),
+        })
     }
-    Ok(())
 }
 
 /// How many of `rows` have expired.

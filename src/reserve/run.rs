@@ -11,9 +11,13 @@ use crate::emit::costs::{partition_dir, purchase_batch, write_if_changed, Purcha
 use crate::emit::manifest::{InputFile, Manifest, PartitionSummary};
 use crate::emit::quarantine::{count_by_reason, write_quarantine};
 use crate::error::Result;
+use crate::model::order::ReservationOrder;
+use crate::model::reason::QuarantineRecord;
 use crate::model::reference::{ensure_no_problems, Reference, ALL_TABLES};
 use crate::model::time::month_of;
-use crate::pricing::reservation::{occurrences, price_order, Occurrence, ReservationPrices};
+use crate::pricing::reservation::{
+    occurrences, price_order, Occurrence, PricedOrder, ReservationPrices,
+};
 use crate::progress::log;
 use crate::reserve::assets::{assets_to_batch, expired_count, AssetRow, ASSETS_FILE};
 use crate::staged::orders::{load_orders, ORDERS_FILE};
@@ -84,23 +88,89 @@ pub fn reserve(lake: &Lake, opts: &ReserveOptions, run_id: &str) -> Result<Reser
     let orders = load_orders(lake)?;
     let price_rows = load_prices(lake)?;
     let prices = ReservationPrices::build(&price_rows);
+    let outcome = price_all(&orders, &prices, &reference)?;
+    let priced = &outcome.priced;
+    let written = write_purchases(lake, &reference, priced, run_id, &mut m)?;
+    delete_stale_purchases(lake, &written.live, &mut m)?;
+    write_quarantine(lake, QUARANTINE_FILE, run_id, &outcome.quarantine)?;
+    let assets = write_assets(lake, priced, opts.as_of, &mut m)?;
 
-    let mut priced = Vec::new();
-    let mut quarantine = Vec::new();
-    let mut unchanged = 0u64;
-    for (order, occurrence) in orders.iter().zip(occurrences(&orders)) {
+    let charges = written.charges;
+    m.counts.insert("read".into(), orders.len() as u64);
+    m.counts.insert("priced".into(), priced.len() as u64);
+    m.counts.insert("unchanged".into(), outcome.unchanged);
+    m.counts.insert("charges".into(), charges);
+    m.quarantined = count_by_reason(&outcome.quarantine);
+    m.check_balance("reserve", "read", &["priced", "unchanged"])?;
+    let expired = expired_count(&assets);
+    log(&format!(
+        "reserve: {} orders read, {} priced, {} quarantined; {charges} charges in {} partitions; {} assets ({expired} expired as of {})",
+        orders.len(),
+        priced.len(),
+        m.quarantined_total(),
+        written.totals.len(),
+        assets.len(),
+        opts.as_of
+    ));
+    let manifest = m.finish(lake, started)?;
+    Ok(ReserveReport {
+        manifest,
+        totals: written.totals,
+        assets,
+        as_of: opts.as_of,
+    })
+}
+
+/// Every staged order priced: its first occurrence priced or quarantined, an identical
+/// repeat unchanged, a conflicting one quarantined.
+struct PricedOrders<'a> {
+    priced: Vec<PricedOrder<'a>>,
+    quarantine: Vec<QuarantineRecord>,
+    unchanged: u64,
+}
+
+fn price_all<'a>(
+    orders: &'a [ReservationOrder],
+    prices: &ReservationPrices,
+    reference: &'a Reference,
+) -> Result<PricedOrders<'a>> {
+    let mut out = PricedOrders {
+        priced: Vec::new(),
+        quarantine: Vec::new(),
+        unchanged: 0,
+    };
+    for (order, occurrence) in orders.iter().zip(occurrences(orders)) {
         match occurrence {
-            Occurrence::First => match price_order(order, &prices, &reference)? {
-                Ok(p) => priced.push(p),
-                Err(r) => quarantine.push(r.into_quarantine(order)),
+            Occurrence::First => match price_order(order, prices, reference)? {
+                Ok(p) => out.priced.push(p),
+                Err(r) => out.quarantine.push(r.into_quarantine(order)),
             },
-            Occurrence::Repeat => unchanged += 1,
-            Occurrence::Conflict(r) => quarantine.push(r.into_quarantine(order)),
+            Occurrence::Repeat => out.unchanged += 1,
+            Occurrence::Conflict(r) => out.quarantine.push(r.into_quarantine(order)),
         }
     }
+    Ok(out)
+}
 
+/// The purchases files written: per partition its total, the charges in all, and the
+/// files that are live now.
+struct WrittenPurchases {
+    totals: Vec<OrgMonthTotal>,
+    charges: u64,
+    live: BTreeSet<String>,
+}
+
+/// One `purchases-0.parquet` per organization and month of a charge, rewritten only when
+/// changed.
+fn write_purchases(
+    lake: &Lake,
+    reference: &Reference,
+    priced: &[PricedOrder],
+    run_id: &str,
+    m: &mut Manifest,
+) -> Result<WrittenPurchases> {
     let mut by_partition: BTreeMap<(&str, String), Vec<PurchaseCharge>> = BTreeMap::new();
-    for p in &priced {
+    for p in priced {
         for i in &p.installments {
             by_partition
                 .entry((p.organization.id.as_str(), month_of(i.date)))
@@ -108,9 +178,11 @@ pub fn reserve(lake: &Lake, opts: &ReserveOptions, run_id: &str) -> Result<Reser
                 .push((p, i));
         }
     }
-    let mut live = BTreeSet::new();
-    let mut totals = Vec::new();
-    let mut charges = 0u64;
+    let mut written = WrittenPurchases {
+        totals: Vec::new(),
+        charges: 0,
+        live: BTreeSet::new(),
+    };
     for ((org_id, month), mut rows) in by_partition {
         // Deterministic order inside a partition: by day, then order and installment.
         rows.sort_by(|a, b| {
@@ -135,17 +207,21 @@ pub fn reserve(lake: &Lake, opts: &ReserveOptions, run_id: &str) -> Result<Reser
             partition_dir(org_id, &month)
         );
         let action = write_if_changed(lake, &rel, batch)?.as_str();
-        charges += total.rows;
+        written.charges += total.rows;
         m.partitions.push(PartitionSummary {
             path: rel.clone(),
             rows: total.rows,
             billed_cost: Some(total.billed_cost.to_string()),
             action: action.into(),
         });
-        live.insert(rel);
-        totals.push(total);
+        written.live.insert(rel);
+        written.totals.push(total);
     }
-    // Purchases of partitions whose charges all disappeared (order rejected, tenant removed).
+    Ok(written)
+}
+
+/// Purchases of partitions whose charges all disappeared (order rejected, tenant removed).
+fn delete_stale_purchases(lake: &Lake, live: &BTreeSet<String>, m: &mut Manifest) -> Result<()> {
     for org_dir in lake.list_dir("costs")? {
         for month_dir in lake.list_dir(&format!("costs/{org_dir}"))? {
             let dir = format!("costs/{org_dir}/{month_dir}");
@@ -166,11 +242,19 @@ pub fn reserve(lake: &Lake, opts: &ReserveOptions, run_id: &str) -> Result<Reser
             }
         }
     }
+    Ok(())
+}
 
-    write_quarantine(lake, QUARANTINE_FILE, run_id, &quarantine)?;
+/// The assets table, in order ID order, rewritten only when changed.
+fn write_assets(
+    lake: &Lake,
+    priced: &[PricedOrder],
+    as_of: NaiveDate,
+    m: &mut Manifest,
+) -> Result<Vec<AssetRow>> {
     let mut assets: Vec<AssetRow> = priced
         .iter()
-        .map(|p| AssetRow::from_priced(p, opts.as_of))
+        .map(|p| AssetRow::from_priced(p, as_of))
         .collect();
     assets.sort_by(|a, b| a.get("order_id").cmp(b.get("order_id")));
     let outcome = write_if_changed(lake, ASSETS_FILE, assets_to_batch(&assets)?)?;
@@ -180,28 +264,5 @@ pub fn reserve(lake: &Lake, opts: &ReserveOptions, run_id: &str) -> Result<Reser
         billed_cost: None,
         action: outcome.as_str().into(),
     });
-
-    m.counts.insert("read".into(), orders.len() as u64);
-    m.counts.insert("priced".into(), priced.len() as u64);
-    m.counts.insert("unchanged".into(), unchanged);
-    m.counts.insert("charges".into(), charges);
-    m.quarantined = count_by_reason(&quarantine);
-    m.check_balance("reserve", "read", &["priced", "unchanged"])?;
-    let expired = expired_count(&assets);
-    log(&format!(
-        "reserve: {} orders read, {} priced, {} quarantined; {charges} charges in {} partitions; {} assets ({expired} expired as of {})",
-        orders.len(),
-        priced.len(),
-        m.quarantined_total(),
-        totals.len(),
-        assets.len(),
-        opts.as_of
-    ));
-    let manifest = m.finish(lake, started)?;
-    Ok(ReserveReport {
-        manifest,
-        totals,
-        assets,
-        as_of: opts.as_of,
-    })
+    Ok(assets)
 }

@@ -120,6 +120,37 @@ pub fn csv_row_error(path: &Path, e: csv::Error) -> Result<csv::Error> {
     Ok(e)
 }
 
+/// A CSV reader over a (possibly compressed) file whose rows may differ in length.
+pub fn open_csv(path: &Path) -> Result<csv::Reader<Box<dyn Read + Send>>> {
+    Ok(csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_reader(open_reader(path)?))
+}
+
+/// A CSV file's header row as written; one that cannot be read stops the file with
+/// `InputFormat` saying "`expected`: why".
+pub fn csv_header<R: Read>(
+    path: &Path,
+    rdr: &mut csv::Reader<R>,
+    expected: &str,
+) -> Result<csv::StringRecord> {
+    rdr.headers()
+        .cloned()
+        .map_err(|e| match csv_row_error(path, e) {
+            Err(fatal) => fatal,
+            Ok(e) => Error::InputFormat {
+                path: path.display().to_string(),
+                expected: format!("{expected}: {e}"),
+            },
+        })
+}
+
+/// A header name without surrounding spaces and without the byte order mark some tools
+/// write before the first one.
+pub fn header_name(h: &str) -> &str {
+    h.trim().trim_start_matches('\u{feff}')
+}
+
 /// The whole (decompressed) content of a file as bytes.
 pub fn read_all(path: &Path) -> Result<Vec<u8>> {
     let mut buf = Vec::new();

@@ -170,6 +170,69 @@ fn expiry(ttl: Duration) -> String {
     rfc3339(chrono::Utc::now() + ttl)
 }
 
+/// What one try at the lease came to.
+enum Take {
+    /// The lease is ours; these holders' entries were dropped as dead.
+    Taken { dropped: Vec<Holder> },
+    /// Another live writer holds it: who.
+    Refused(String),
+}
+
+/// The lease document after `me` tries to take it (lease command `key`), and whether it
+/// did: dead holders (expired, or their process gone) are dropped; `me` joins the live ones
+/// when there are none, or when `sharded` and they are other shards of the same command.
+fn take_or_refuse(
+    current: Option<LeaseDoc>,
+    me: &Holder,
+    key: &str,
+    sharded: bool,
+) -> (Change, Take) {
+    let now = chrono::Utc::now();
+    let Some(doc) = current else {
+        let doc = LeaseDoc {
+            command: key.to_string(),
+            holders: vec![me.clone()],
+        };
+        return (
+            Change::Write(doc),
+            Take::Taken {
+                dropped: Vec::new(),
+            },
+        );
+    };
+    let (live, dropped): (Vec<Holder>, Vec<Holder>) =
+        doc.holders.into_iter().partition(|h| h.live(now));
+    let shared = sharded && doc.command == key && !live.iter().any(|h| h.command == me.command);
+    if live.is_empty() || shared {
+        let mut holders = live;
+        holders.push(me.clone());
+        let doc = LeaseDoc {
+            command: key.to_string(),
+            holders,
+        };
+        (Change::Write(doc), Take::Taken { dropped })
+    } else {
+        let who: Vec<String> = live.iter().map(Holder::describe).collect();
+        let why = format!("the lake is being written by {}", who.join(", "));
+        (Change::Keep, Take::Refused(why))
+    }
+}
+
+/// Say whose lease was taken over, and why it was free.
+fn log_takeovers(dropped: &[Holder]) {
+    for h in dropped {
+        crate::progress::log(&format!(
+            "took over the writer lease of {}: {}",
+            h.describe(),
+            if h.expires().is_some_and(|e| e <= chrono::Utc::now()) {
+                "it expired"
+            } else {
+                "its process is gone"
+            }
+        ));
+    }
+}
+
 impl Lease {
     /// Take the lease of `lake` for `req`, waiting up to `req.wait` for another writer.
     pub fn acquire(lake: &Lake, req: &LeaseRequest) -> Result<Lease> {
@@ -193,53 +256,18 @@ impl Lease {
                 started_at: started_at.clone(),
                 expires_at: expiry(ttl),
             };
-            let mut refused: Option<String> = None;
-            let mut dropped: Vec<Holder> = Vec::new();
+            let mut taken = Take::Refused(String::new());
             transact(lake, |current| {
-                refused = None;
-                dropped.clear();
-                let now = chrono::Utc::now();
-                let Some(doc) = current else {
-                    return Change::Write(LeaseDoc {
-                        command: key.clone(),
-                        holders: vec![me.clone()],
-                    });
-                };
-                let (live, dead): (Vec<Holder>, Vec<Holder>) =
-                    doc.holders.into_iter().partition(|h| h.live(now));
-                dropped = dead;
-                let shared = req.shard_count.is_some()
-                    && doc.command == key
-                    && !live.iter().any(|h| h.command == me.command);
-                if live.is_empty() || shared {
-                    let mut holders = live;
-                    holders.push(me.clone());
-                    Change::Write(LeaseDoc {
-                        command: key.clone(),
-                        holders,
-                    })
-                } else {
-                    let who: Vec<String> = live.iter().map(Holder::describe).collect();
-                    refused = Some(format!("the lake is being written by {}", who.join(", ")));
-                    Change::Keep
-                }
+                let (change, take) = take_or_refuse(current, &me, &key, req.shard_count.is_some());
+                taken = take;
+                change
             })?;
-            match refused {
-                None => {
-                    for h in &dropped {
-                        crate::progress::log(&format!(
-                            "took over the writer lease of {}: {}",
-                            h.describe(),
-                            if h.expires().is_some_and(|e| e <= chrono::Utc::now()) {
-                                "it expired"
-                            } else {
-                                "its process is gone"
-                            }
-                        ));
-                    }
+            match taken {
+                Take::Taken { dropped } => {
+                    log_takeovers(&dropped);
                     return Ok(Lease::start(lake, me, key.clone(), ttl));
                 }
-                Some(why) => match deadline {
+                Take::Refused(why) => match deadline {
                     Some(d) if Instant::now() < d => {
                         if !announced {
                             crate::progress::log(&format!("waiting for the writer lease: {why}"));
