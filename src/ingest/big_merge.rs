@@ -13,14 +13,17 @@
 //! Memory is the index (about 50 bytes per staged row), the seen-key set (about 20 bytes per
 //! new row) and one run, not the partition.
 
-use super::usage::{duplicate_record, MergeCols, MergeStats, OrderKeys, PartKey};
+use super::usage::{
+    duplicate_record, interleave_rows, partition_metadata, MergeCols, MergeStats, OrderKeys,
+    PartKey,
+};
 use crate::error::{Error, Result};
 use crate::model::schema::hash_at;
 use crate::model::usage::{col, usage_schema};
 use crate::staged::usage::partition_file;
 use crate::store::par_writer::ParWriter;
 use crate::store::{BatchStream, Lake};
-use arrow::array::{Array, BooleanArray, RecordBatch};
+use arrow::array::{BooleanArray, RecordBatch};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
 use rayon::slice::ParallelSliceMut;
@@ -124,66 +127,11 @@ pub(super) fn merge_big_partition(
     let mut staged = StagedIndex::load(lake, &rel)?;
     let dir = scratch.join(format!("merge-{}-{:03}", key.0, key.1));
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-    let mut st = MergeStats::default();
-    let mut seen: HashSet<u128> = HashSet::new();
-    let mut pending = Pending::default();
-    let mut runs: Vec<PathBuf> = Vec::new();
-    for path in spilled {
-        for b in spill_batches(path)? {
-            let b = b?;
-            let c = MergeCols::of(&b)?;
-            let at = pending.batches.len();
-            let mut kept = false;
-            for i in 0..b.num_rows() {
-                let k = hash_at(c.key, i);
-                if !seen.insert(k) {
-                    st.duplicates.push(duplicate_record(&c, i));
-                    continue;
-                }
-                match staged.find(k, c.quantity.value(i), c.unit_at(i)) {
-                    Some((_, true)) => st.unchanged += 1,
-                    Some((p, false)) => {
-                        st.restated += 1;
-                        staged.replaced[p] = true;
-                        pending.rows.push((at, i));
-                        kept = true;
-                    }
-                    None => {
-                        st.new += 1;
-                        pending.rows.push((at, i));
-                        kept = true;
-                    }
-                }
-            }
-            if kept {
-                pending.batches.push(b);
-            }
-            if pending.rows.len()
-                >= size_from_env("CSPCOST_INGEST_RUN_ROWS", RUN_ROWS as u64) as usize
-            {
-                runs.push(write_sorted_run(
-                    &dir,
-                    runs.len(),
-                    std::mem::take(&mut pending),
-                )?);
-            }
-        }
-        // Each spill file is read once: free the disk as the merge goes.
-        let _ = std::fs::remove_file(path);
-    }
-    if !pending.rows.is_empty() {
-        runs.push(write_sorted_run(&dir, runs.len(), pending)?);
-    }
+    let (mut st, runs) = classify_spill(&mut staged, spilled, &dir)?;
     let kept_staged = staged.replaced.iter().filter(|r| !**r).count() as u64;
     st.rows = kept_staged + st.new + st.restated;
     if st.new + st.restated > 0 {
-        let metadata = vec![
-            ("cspcost.run_id".into(), run_id.into()),
-            (
-                crate::emit::journal::INGEST_COUNTS_KEY.into(),
-                crate::emit::journal::format_counts(st.new, st.restated, st.unchanged),
-            ),
-        ];
+        let metadata = partition_metadata(&st, run_id);
         let mut sources: Vec<Cursor> = Vec::new();
         let columns = usage_columns();
         let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
@@ -209,6 +157,63 @@ fn usage_columns() -> Vec<String> {
         .iter()
         .map(|f| f.name().clone())
         .collect()
+}
+
+/// Classify the new rows as they stream from the spill (arrival order), as the in-memory
+/// merge does, marking restated staged rows; the kept rows go to sorted runs in `dir`.
+fn classify_spill(
+    staged: &mut StagedIndex,
+    spilled: &[PathBuf],
+    dir: &Path,
+) -> Result<(MergeStats, Vec<PathBuf>)> {
+    let mut st = MergeStats::default();
+    let mut seen: HashSet<u128> = HashSet::new();
+    let mut pending = Pending::default();
+    let mut runs: Vec<PathBuf> = Vec::new();
+    let run_rows = size_from_env("CSPCOST_INGEST_RUN_ROWS", RUN_ROWS as u64) as usize;
+    for path in spilled {
+        for b in spill_batches(path)? {
+            let b = b?;
+            let c = MergeCols::of(&b)?;
+            let at = pending.batches.len();
+            let kept_before = pending.rows.len();
+            for i in 0..b.num_rows() {
+                let k = hash_at(c.key, i);
+                if !seen.insert(k) {
+                    st.duplicates.push(duplicate_record(&c, i));
+                    continue;
+                }
+                match staged.find(k, c.quantity.value(i), c.unit_at(i)) {
+                    Some((_, true)) => st.unchanged += 1,
+                    Some((p, false)) => {
+                        st.restated += 1;
+                        staged.replaced[p] = true;
+                        pending.rows.push((at, i));
+                    }
+                    None => {
+                        st.new += 1;
+                        pending.rows.push((at, i));
+                    }
+                }
+            }
+            if pending.rows.len() > kept_before {
+                pending.batches.push(b);
+            }
+            if pending.rows.len() >= run_rows {
+                runs.push(write_sorted_run(
+                    dir,
+                    runs.len(),
+                    std::mem::take(&mut pending),
+                )?);
+            }
+        }
+        // Each spill file is read once: free the disk as the merge goes.
+        let _ = std::fs::remove_file(path);
+    }
+    if !pending.rows.is_empty() {
+        runs.push(write_sorted_run(dir, runs.len(), pending)?);
+    }
+    Ok((st, runs))
 }
 
 /// A scratch file read back in batches.
@@ -244,22 +249,11 @@ fn write_sorted_run(dir: &Path, n: usize, mut p: Pending) -> Result<PathBuf> {
     )
     .map_err(perr)?;
     for chunk in p.rows.chunks(OUT_ROWS) {
-        w.write(&interleave(&p.batches, chunk)?).map_err(perr)?;
+        w.write(&interleave_rows(&p.batches, chunk)?)
+            .map_err(perr)?;
     }
     w.close().map_err(perr)?;
     Ok(path)
-}
-
-/// The rows `picks` of `batches`, as one batch of the usage schema.
-fn interleave(batches: &[RecordBatch], picks: &[(usize, usize)]) -> Result<RecordBatch> {
-    let schema = usage_schema();
-    let columns = (0..schema.fields().len())
-        .map(|c| {
-            let arrays: Vec<&dyn Array> = batches.iter().map(|b| b.column(c).as_ref()).collect();
-            arrow::compute::interleave(&arrays, picks)
-        })
-        .collect::<std::result::Result<Vec<_>, _>>()?;
-    Ok(RecordBatch::try_new(schema, columns)?)
 }
 
 /// One sorted source of the final merge, a batch at a time.
@@ -358,7 +352,7 @@ fn merge_cursors(mut cursors: Vec<Cursor>, w: &mut ParWriter<File>) -> Result<()
         }
         sift_down(&mut heap, 0, |a, b| less(&cursors, a, b));
         if picks.len() == OUT_ROWS {
-            write_batch(w, &interleave(&held, &picks)?)?;
+            write_batch(w, &interleave_rows(&held, &picks)?)?;
             picks.clear();
             held.clear();
             for &i in &heap {
@@ -368,7 +362,7 @@ fn merge_cursors(mut cursors: Vec<Cursor>, w: &mut ParWriter<File>) -> Result<()
         }
     }
     if !picks.is_empty() {
-        write_batch(w, &interleave(&held, &picks)?)?;
+        write_batch(w, &interleave_rows(&held, &picks)?)?;
     }
     Ok(())
 }

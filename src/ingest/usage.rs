@@ -247,28 +247,16 @@ pub(super) fn duplicate_record(c: &MergeCols, i: usize) -> QuarantineRecord {
     }
 }
 
-/// Merge a partition's new records (arrival order) with what is staged. Works on Arrow
-/// batches through `(batch, row)` references and writes the result with `interleave`, so
-/// memory is the partition's columnar size, not one struct per record.
-fn merge_partition(
-    lake: &Lake,
-    key: &PartKey,
-    incoming: Vec<RecordBatch>,
-    run_id: &str,
-) -> Result<MergeStats> {
-    let rel = partition_file(&key.0, key.1);
-    let mut batches: Vec<RecordBatch> = lake.get_parquet(&rel)?.unwrap_or_default();
-    let old_batches = batches.len();
-    batches.extend(incoming);
-    let cols: Vec<MergeCols> = batches.iter().map(MergeCols::of).collect::<Result<_>>()?;
-    let mut rows: Vec<(usize, usize)> = Vec::new();
-    let mut index: HashMap<u128, usize> = HashMap::new();
-    for (b, c) in cols.iter().enumerate().take(old_batches) {
-        for i in 0..c.key.len() {
-            index.insert(hash_at(c.key, i), rows.len());
-            rows.push((b, i));
-        }
-    }
+/// Classify a partition's new rows (batches from `old_batches` on, in arrival order) against
+/// the staged ones indexed in `index`: the same key twice in the run is a duplicate (the
+/// first is kept), a staged key is unchanged (same quantity and unit) or restated (the new
+/// row takes its place in `rows`), any other key is new.
+fn classify_incoming(
+    cols: &[MergeCols],
+    old_batches: usize,
+    rows: &mut Vec<(usize, usize)>,
+    index: &mut HashMap<u128, usize>,
+) -> MergeStats {
     let mut seen: HashSet<u128> = HashSet::new();
     let mut st = MergeStats::default();
     for (b, c) in cols.iter().enumerate().skip(old_batches) {
@@ -298,40 +286,73 @@ fn merge_partition(
             }
         }
     }
+    st
+}
+
+/// Key-value metadata of a written partition: the run, and what this merge found, so that a
+/// crash before the run's manifest still reports the restatements it published
+/// (emit::journal).
+pub(super) fn partition_metadata(st: &MergeStats, run_id: &str) -> Vec<(String, String)> {
+    vec![
+        ("cspcost.run_id".into(), run_id.into()),
+        (
+            crate::emit::journal::INGEST_COUNTS_KEY.into(),
+            crate::emit::journal::format_counts(st.new, st.restated, st.unchanged),
+        ),
+    ]
+}
+
+/// The rows `picks` (`(batch, row)`) of `batches`, as one batch of the usage schema.
+pub(super) fn interleave_rows(
+    batches: &[RecordBatch],
+    picks: &[(usize, usize)],
+) -> Result<RecordBatch> {
+    let schema = usage_schema();
+    let columns = (0..schema.fields().len())
+        .map(|c| {
+            let arrays: Vec<&dyn Array> = batches.iter().map(|b| b.column(c).as_ref()).collect();
+            arrow::compute::interleave(&arrays, picks)
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok(RecordBatch::try_new(schema, columns)?)
+}
+
+/// Merge a partition's new records (arrival order) with what is staged. Works on Arrow
+/// batches through `(batch, row)` references and writes the result with `interleave`, so
+/// memory is the partition's columnar size, not one struct per record.
+fn merge_partition(
+    lake: &Lake,
+    key: &PartKey,
+    incoming: Vec<RecordBatch>,
+    run_id: &str,
+) -> Result<MergeStats> {
+    let rel = partition_file(&key.0, key.1);
+    let mut batches: Vec<RecordBatch> = lake.get_parquet(&rel)?.unwrap_or_default();
+    let old_batches = batches.len();
+    batches.extend(incoming);
+    let cols: Vec<MergeCols> = batches.iter().map(MergeCols::of).collect::<Result<_>>()?;
+    let mut rows: Vec<(usize, usize)> = Vec::new();
+    let mut index: HashMap<u128, usize> = HashMap::new();
+    for (b, c) in cols.iter().enumerate().take(old_batches) {
+        for i in 0..c.key.len() {
+            index.insert(hash_at(c.key, i), rows.len());
+            rows.push((b, i));
+        }
+    }
+    let mut st = classify_incoming(&cols, old_batches, &mut rows, &mut index);
     st.rows = rows.len() as u64;
     if st.new + st.restated > 0 {
         let keys: Vec<OrderKeys> = batches.iter().map(OrderKeys::of).collect::<Result<_>>()?;
         rows.par_sort_by(|x, y| keys[x.0].at(x.1).cmp(&keys[y.0].at(y.1)));
         drop(keys);
         drop(index);
-        let schema = usage_schema();
-        let mut out = Vec::new();
-        for chunk in rows.chunks(64 * 1024) {
-            let columns = (0..schema.fields().len())
-                .map(|c| {
-                    let arrays: Vec<&dyn Array> =
-                        batches.iter().map(|b| b.column(c).as_ref()).collect();
-                    arrow::compute::interleave(&arrays, chunk)
-                })
-                .collect::<std::result::Result<Vec<_>, _>>()?;
-            out.push(RecordBatch::try_new(schema.clone(), columns)?);
-        }
+        let out: Vec<RecordBatch> = rows
+            .chunks(64 * 1024)
+            .map(|chunk| interleave_rows(&batches, chunk))
+            .collect::<Result<_>>()?;
         drop(cols);
         drop(batches);
-        lake.put_parquet(
-            &rel,
-            schema,
-            &out,
-            vec![
-                ("cspcost.run_id".into(), run_id.into()),
-                // What this merge found, so that a crash before the run's manifest still
-                // reports the restatements it published (emit::journal).
-                (
-                    crate::emit::journal::INGEST_COUNTS_KEY.into(),
-                    crate::emit::journal::format_counts(st.new, st.restated, st.unchanged),
-                ),
-            ],
-        )?;
+        lake.put_parquet(&rel, usage_schema(), &out, partition_metadata(&st, run_id))?;
         st.written = true;
     }
     Ok(st)
@@ -402,6 +423,14 @@ fn parse_rows(
     })
 }
 
+/// What the parse phase of a run produced (its rows are in the spill).
+struct ParsedFiles {
+    read: u64,
+    quarantine: Vec<QuarantineRecord>,
+    /// Files read (the others were identical to files already ingested).
+    to_read: Vec<crate::staged::ledger::FileToRead>,
+}
+
 /// Run `ingest usage`.
 pub fn ingest_usage(lake: &Lake, paths: &[PathBuf], run_id: &str) -> Result<Manifest> {
     let started = std::time::Instant::now();
@@ -415,31 +444,87 @@ pub fn ingest_usage(lake: &Lake, paths: &[PathBuf], run_id: &str) -> Result<Mani
         buffered: 0,
         spilled_files: 0,
     };
-    let mut quarantine: Vec<QuarantineRecord> = Vec::new();
-    let mut read = 0u64;
+    let mut parsed = parse_files(&files, &ledger, &mut m, &mut spill, run_id)?;
+    let results = merge_partitions(lake, &mut spill, run_id)?;
+    let (mut new, mut restated, mut unchanged) = (0, 0, 0);
+    let mut changed_months = BTreeSet::new();
+    for (key, st) in results {
+        new += st.new;
+        restated += st.restated;
+        unchanged += st.unchanged;
+        parsed.quarantine.extend(st.duplicates);
+        if st.written {
+            changed_months.insert(key.0.clone());
+            m.partitions.push(PartitionSummary {
+                path: partition_file(&key.0, key.1),
+                rows: st.rows,
+                billed_cost: None,
+                action: "written".into(),
+            });
+        }
+    }
+    lake.remove_scratch(run_id);
+    let ParsedFiles {
+        read,
+        mut quarantine,
+        to_read,
+    } = parsed;
+    quarantine.sort_by(|a, b| (&a.source_file, a.source_row).cmp(&(&b.source_file, b.source_row)));
+    let counts = IngestCounts {
+        read,
+        new,
+        restated,
+        unchanged,
+    };
+    record_counts(&mut m, counts, &quarantine)?;
+    m.counts.insert("superseded".into(), restated);
+    m.counts.insert("unchanged".into(), unchanged);
+    m.counts.insert("files".into(), to_read.len() as u64);
+    m.counts.insert(
+        "files_skipped_identical".into(),
+        (m.inputs.len() - to_read.len()) as u64,
+    );
+    for mo in &changed_months {
+        m.months.insert(mo.clone(), "changed".into());
+    }
+    finish_ingest(lake, m, ledger, "usage", &quarantine, to_read, started)
+}
+
+/// Parse phase: every file read once (its digest decides against the ledger: skipped, or
+/// read, and the parser reads the same bytes from memory), parsed on every core a window at a
+/// time, and its rows handed to the spill in path order, so that the staged result (and
+/// which duplicate is "first") is the same as reading the files one after the other.
+fn parse_files(
+    files: &[PathBuf],
+    ledger: &Ledger,
+    m: &mut Manifest,
+    spill: &mut Spill,
+    run_id: &str,
+) -> Result<ParsedFiles> {
+    let mut out = ParsedFiles {
+        read: 0,
+        quarantine: Vec::new(),
+        to_read: Vec::new(),
+    };
     let total_bytes: u64 = files
         .iter()
         .map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
         .sum();
     let mut progress = Progress::new("ingest usage", total_bytes, true);
-    // Each file is read once: its digest decides against the ledger (skipped, or read), and
-    // the parser reads the same bytes from memory. Files are parsed on every core, a window
-    // at a time, and their rows handed to the spill in path order, so that the staged result
-    // (and which duplicate is "first") is the same as reading them one after the other.
-    let mut planner = FilePlanner::new(&ledger);
-    let mut to_read = Vec::new();
+    let mut planner = FilePlanner::new(ledger);
     let mut window: Vec<(&PathBuf, Vec<u8>)> = Vec::new();
     let mut window_bytes = 0u64;
     let window_files = rayon::current_num_threads() * 4;
     let mut take = |parsed: Result<FileRows>, spill: &mut Spill| -> Result<()> {
         let parsed = parsed?;
-        read += parsed.read;
-        quarantine.extend(parsed.quarantined);
+        out.read += parsed.read;
+        out.quarantine.extend(parsed.quarantined);
         for (key, batch) in parsed.batches {
             spill.push(key, batch)?;
         }
         Ok(())
     };
+    let mut to_read = Vec::new();
     for (i, path) in files.iter().enumerate() {
         let hashed = read_hashed(path)?;
         let (input, file) = planner.decide(path, hashed.sha256, hashed.bytes);
@@ -456,85 +541,55 @@ pub fn ingest_usage(lake: &Lake, paths: &[PathBuf], run_id: &str) -> Result<Mani
                     // A file too large to hold streams on this thread, after the window
                     // before it, handing its rows over every SPILL_ROWS.
                     for parsed in parse_window(std::mem::take(&mut window), run_id) {
-                        take(parsed, &mut spill)?;
+                        take(parsed, spill)?;
                     }
                     window_bytes = 0;
                     let parsed =
                         parse_rows(path, None, run_id, &mut |key, batch| spill.push(key, batch));
-                    take(parsed, &mut spill)?;
+                    take(parsed, spill)?;
                 }
             }
         }
         let last = i + 1 == files.len();
         if last || window.len() >= window_files || window_bytes >= READ_ONCE_MAX {
             for parsed in parse_window(std::mem::take(&mut window), run_id) {
-                take(parsed, &mut spill)?;
+                take(parsed, spill)?;
             }
             window_bytes = 0;
         }
     }
     progress.finish();
-    // Everything goes to disk first; then each partition is read back and merged on its own,
-    // so memory holds one partition per worker thread, never the whole run.
+    out.to_read = to_read;
+    Ok(out)
+}
+
+/// Merge phase: everything goes to disk first; then each partition is read back and merged
+/// on its own (from disk when it is too large to hold), so memory holds one partition, or
+/// one run of a large one, per worker thread, never the whole run.
+fn merge_partitions(
+    lake: &Lake,
+    spill: &mut Spill,
+    run_id: &str,
+) -> Result<Vec<(PartKey, MergeStats)>> {
     spill.flush_all()?;
     let rows = std::mem::take(&mut spill.rows);
     let parts: Vec<(PartKey, u64, Vec<PathBuf>)> = std::mem::take(&mut spill.files)
         .into_iter()
         .map(|(k, files)| (part_key(k), rows.get(&k).copied().unwrap_or(0), files))
         .collect();
-    let results: Vec<(PartKey, MergeStats)> = parts
+    let dir = &spill.dir;
+    parts
         .into_par_iter()
         .with_max_len(1)
         .map(|(key, new_rows, paths)| {
             let rel = partition_file(&key.0, key.1);
             let staged_rows = lake.parquet_row_count(&rel)?.unwrap_or(0);
             let st = if super::big_merge::is_big(staged_rows + new_rows) {
-                super::big_merge::merge_big_partition(lake, &key, &paths, &spill.dir, run_id)?
+                super::big_merge::merge_big_partition(lake, &key, &paths, dir, run_id)?
             } else {
                 merge_partition(lake, &key, read_spilled(&paths)?, run_id)?
             };
             Ok((key, st))
         })
-        .collect::<Result<_>>()?;
-    let (mut new, mut restated, mut unchanged) = (0, 0, 0);
-    let mut changed_months = BTreeSet::new();
-    for (key, st) in results {
-        new += st.new;
-        restated += st.restated;
-        unchanged += st.unchanged;
-        quarantine.extend(st.duplicates);
-        if st.written {
-            changed_months.insert(key.0.clone());
-            m.partitions.push(PartitionSummary {
-                path: partition_file(&key.0, key.1),
-                rows: st.rows,
-                billed_cost: None,
-                action: "written".into(),
-            });
-        }
-    }
-    lake.remove_scratch(run_id);
-    quarantine.sort_by(|a, b| (&a.source_file, a.source_row).cmp(&(&b.source_file, b.source_row)));
-    record_counts(
-        &mut m,
-        IngestCounts {
-            read,
-            new,
-            restated,
-            unchanged,
-        },
-        &quarantine,
-    )?;
-    m.counts.insert("superseded".into(), restated);
-    m.counts.insert("unchanged".into(), unchanged);
-    m.counts.insert("files".into(), to_read.len() as u64);
-    m.counts.insert(
-        "files_skipped_identical".into(),
-        (m.inputs.len() - to_read.len()) as u64,
-    );
-
-    for mo in &changed_months {
-        m.months.insert(mo.clone(), "changed".into());
-    }
-    finish_ingest(lake, m, ledger, "usage", &quarantine, to_read, started)
+        .collect()
 }

@@ -70,25 +70,16 @@ fn quarantine(rec: &UsageRecord, reason: ReasonCode, detail: String) -> Box<Quar
 /// Unit strings parsed once per month.
 type UnitCache = HashMap<String, Unit>;
 
-/// The first reason that applies, or the record ready for its ladder.
+/// The tenant's registration and organization, and the transfer date check.
 #[allow(
     clippy::result_large_err,
-    reason = "the Err side is the quarantine record of one rejected record, built once; boxing it buys nothing"
+    reason = "as classify: the Err side is one rejected record's quarantine record"
 )]
-fn classify<'a>(
+fn owner<'a>(
     ctx: &'a RateContext,
-    rec: &'a UsageRecord,
-    month: &str,
-    units: &UnitCache,
-) -> std::result::Result<Prepared<'a>, Box<QuarantineRecord>> {
-    let day = days_to_date(rec.usage_date);
-    if rec.quantity.is_negative() {
-        return Err(quarantine(
-            rec,
-            ReasonCode::NegativeQuantity,
-            format!("quantity {} is below zero", rec.quantity.to_plain()),
-        ));
-    }
+    rec: &UsageRecord,
+    day: chrono::NaiveDate,
+) -> std::result::Result<(&'a TenantMapping, &'a Organization), Box<QuarantineRecord>> {
     let r = ctx.reference;
     let Some(mapping) = r.tenants.get(&rec.customer_tenant_id) else {
         return Err(quarantine(
@@ -122,6 +113,19 @@ fn classify<'a>(
             ));
         }
     }
+    Ok((mapping, org))
+}
+
+/// The price version in effect for the record, with its ladder.
+#[allow(
+    clippy::result_large_err,
+    reason = "as classify: the Err side is one rejected record's quarantine record"
+)]
+fn price_in_effect<'a>(
+    ctx: &'a RateContext,
+    rec: &UsageRecord,
+) -> std::result::Result<(&'a PriceVersion, &'a TierLadder), Box<QuarantineRecord>> {
+    let day = days_to_date(rec.usage_date);
     let Some(version) = ctx.book.version_at(&rec.meter_id, rec.usage_date) else {
         return Err(quarantine(
             rec,
@@ -146,7 +150,20 @@ fn classify<'a>(
             ));
         }
     };
-    let pricing_quantity = match rec.unit.as_deref() {
+    Ok((version, ladder))
+}
+
+/// The record's quantity in the price's unit.
+#[allow(
+    clippy::result_large_err,
+    reason = "as classify: the Err side is one rejected record's quarantine record"
+)]
+fn pricing_quantity(
+    rec: &UsageRecord,
+    version: &PriceVersion,
+    units: &UnitCache,
+) -> std::result::Result<Dec10, Box<QuarantineRecord>> {
+    Ok(match rec.unit.as_deref() {
         None => rec.quantity,
         Some(u) => {
             let usage_unit = units.get(u).cloned().unwrap_or_else(|| Unit::parse(u));
@@ -164,7 +181,32 @@ fn classify<'a>(
                 }
             }
         }
-    };
+    })
+}
+
+/// The first reason that applies, or the record ready for its ladder.
+#[allow(
+    clippy::result_large_err,
+    reason = "the Err side is the quarantine record of one rejected record, built once; boxing it buys nothing"
+)]
+fn classify<'a>(
+    ctx: &'a RateContext,
+    rec: &'a UsageRecord,
+    month: &str,
+    units: &UnitCache,
+) -> std::result::Result<Prepared<'a>, Box<QuarantineRecord>> {
+    let day = days_to_date(rec.usage_date);
+    if rec.quantity.is_negative() {
+        return Err(quarantine(
+            rec,
+            ReasonCode::NegativeQuantity,
+            format!("quantity {} is below zero", rec.quantity.to_plain()),
+        ));
+    }
+    let (mapping, org) = owner(ctx, rec, day)?;
+    let r = ctx.reference;
+    let (version, ladder) = price_in_effect(ctx, rec)?;
+    let pricing_quantity = pricing_quantity(rec, version, units)?;
     let Some(fx) = r.fx_usd_per_unit(&org.billing_currency, month) else {
         return Err(quarantine(rec, ReasonCode::NoFxRate, format!("no FX rate for {} in {month} (organization {}): ingest Microsoft's fx_rates file for that month", org.billing_currency, org.id)));
     };

@@ -762,19 +762,7 @@ fn execute_plan(
     m.counts.insert("rated".into(), rated);
     m.counts.insert("read".into(), staged);
     m.counts.insert("months".into(), plan.months.len() as u64);
-    // outputs.md: a unit string FOCUS's table lacks is normalised by rule, never silently.
-    if unknown_units.rows > 0 {
-        m.counts
-            .insert("unknown_unit_rows".into(), unknown_units.rows);
-        for (u, c) in &unknown_units.by_unit {
-            let f = crate::emit::focus::focus_unit(u);
-            m.notes.push(format!(
-                "unit '{u}' is not in the FinOps toolkit's PricingUnits.csv: {c} rated rows carry it as '{}' with block size {}",
-                f.unit,
-                f.block.to_plain()
-            ));
-        }
-    }
+    note_unknown_units(&mut m, &unknown_units);
     m.check_balance("rate", "staged", &["rated"])?;
     lake.put_json(&state_path(opts.shard), &state)?;
     let manifest = m.finish(lake, started)?;
@@ -785,6 +773,23 @@ fn execute_plan(
         quarantined: all_quarantine,
         plan,
     })
+}
+
+/// outputs.md: a unit string FOCUS's table lacks is normalised by rule, never silently.
+fn note_unknown_units(m: &mut Manifest, unknown_units: &crate::emit::focus::UnknownUnits) {
+    if unknown_units.rows == 0 {
+        return;
+    }
+    m.counts
+        .insert("unknown_unit_rows".into(), unknown_units.rows);
+    for (u, c) in &unknown_units.by_unit {
+        let f = crate::emit::focus::focus_unit(u);
+        m.notes.push(format!(
+            "unit '{u}' is not in the FinOps toolkit's PricingUnits.csv: {c} rated rows carry it as '{}' with block size {}",
+            f.unit,
+            f.block.to_plain()
+        ));
+    }
 }
 
 /// Delete the month's usage files of organizations (in this shard) that have no rows any more
