@@ -24,8 +24,6 @@ use crate::staged::usage::partition_file;
 use crate::store::par_writer::ParWriter;
 use crate::store::{BatchStream, Lake};
 use arrow::array::{BooleanArray, RecordBatch};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use parquet::arrow::ArrowWriter;
 use rayon::slice::ParallelSliceMut;
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
@@ -40,19 +38,9 @@ const READ_ROWS: usize = 8 * 1024;
 /// Rows per batch written.
 const OUT_ROWS: usize = 64 * 1024;
 
-/// `CSPCOST_INGEST_BIG_ROWS` / `CSPCOST_INGEST_RUN_ROWS` override the sizes, so that tests
-/// merge the sample data from disk in many runs; the result never depends on them.
-fn size_from_env(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or(default)
-}
-
 /// Whether a partition of `rows` rows (staged plus new) is merged from disk.
 pub(super) fn is_big(rows: u64) -> bool {
-    rows > size_from_env("CSPCOST_INGEST_BIG_ROWS", BIG_ROWS)
+    rows > crate::store::scratch::size_override("CSPCOST_INGEST_BIG_ROWS", BIG_ROWS)
 }
 
 /// The staged rows of a partition, by key: where each is, and what restating compares.
@@ -170,7 +158,8 @@ fn classify_spill(
     let mut seen: HashSet<u128> = HashSet::new();
     let mut pending = Pending::default();
     let mut runs: Vec<PathBuf> = Vec::new();
-    let run_rows = size_from_env("CSPCOST_INGEST_RUN_ROWS", RUN_ROWS as u64) as usize;
+    let run_rows =
+        crate::store::scratch::size_override("CSPCOST_INGEST_RUN_ROWS", RUN_ROWS as u64) as usize;
     for path in spilled {
         for b in spill_batches(path)? {
             let b = b?;
@@ -218,17 +207,7 @@ fn classify_spill(
 
 /// A scratch file read back in batches.
 fn spill_batches(path: &Path) -> Result<BatchStream> {
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let perr = |e| Error::Parquet {
-        path: path.display().to_string(),
-        source: e,
-    };
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-        .map_err(perr)?
-        .with_batch_size(READ_ROWS)
-        .build()
-        .map_err(perr)?;
-    Ok(Box::new(reader.map(|b| b.map_err(Error::from))))
+    crate::store::scratch::read_file(path, READ_ROWS)
 }
 
 /// Sort kept rows by the staged order and write them as one run.
@@ -237,22 +216,11 @@ fn write_sorted_run(dir: &Path, n: usize, mut p: Pending) -> Result<PathBuf> {
     p.rows
         .par_sort_unstable_by(|x, y| keys[x.0].at(x.1).cmp(&keys[y.0].at(y.1)));
     let path = dir.join(format!("run-{n:05}.parquet"));
-    let file = File::create(&path).map_err(|e| Error::io(&path, e))?;
-    let perr = |e| Error::Parquet {
-        path: path.display().to_string(),
-        source: e,
-    };
-    let mut w = ArrowWriter::try_new(
-        file,
-        usage_schema(),
-        Some(crate::store::scratch::scratch_properties()),
-    )
-    .map_err(perr)?;
-    for chunk in p.rows.chunks(OUT_ROWS) {
-        w.write(&interleave_rows(&p.batches, chunk)?)
-            .map_err(perr)?;
-    }
-    w.close().map_err(perr)?;
+    let batches = p
+        .rows
+        .chunks(OUT_ROWS)
+        .map(|c| interleave_rows(&p.batches, c));
+    crate::store::scratch::write_file(&path, usage_schema(), batches)?;
     Ok(path)
 }
 

@@ -20,11 +20,8 @@ use crate::progress::Progress;
 use crate::staged::ledger::Ledger;
 use crate::store::Lake;
 use arrow::array::{Array, RecordBatch, StringArray};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use parquet::arrow::ArrowWriter;
 use rayon::prelude::*;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::fs::File;
 use std::path::PathBuf;
 
 /// Records buffered in memory before the largest buffers spill to disk.
@@ -82,21 +79,7 @@ impl Spill {
                 .dir
                 .join(format!("spill-{:06}.parquet", self.spilled_files));
             self.spilled_files += 1;
-            let file = File::create(&path).map_err(|e| Error::io(&path, e))?;
-            let perr = |e| Error::Parquet {
-                path: path.display().to_string(),
-                source: e,
-            };
-            let mut w = ArrowWriter::try_new(
-                file,
-                usage_schema(),
-                Some(crate::store::scratch::scratch_properties()),
-            )
-            .map_err(perr)?;
-            for b in &batches {
-                w.write(b).map_err(perr)?;
-            }
-            w.close().map_err(perr)?;
+            crate::store::scratch::write_file(&path, usage_schema(), batches.into_iter().map(Ok))?;
             self.files.entry(key).or_default().push(path);
         }
         self.buffered = 0;
@@ -109,17 +92,7 @@ impl Spill {
 fn read_spilled(paths: &[PathBuf]) -> Result<Vec<RecordBatch>> {
     let mut batches = Vec::new();
     for path in paths {
-        let file = File::open(path).map_err(|e| Error::io(path, e))?;
-        let perr = |e| Error::Parquet {
-            path: path.display().to_string(),
-            source: e,
-        };
-        for b in ParquetRecordBatchReaderBuilder::try_new(file)
-            .map_err(perr)?
-            .with_batch_size(64 * 1024)
-            .build()
-            .map_err(perr)?
-        {
+        for b in crate::store::scratch::read_file(path, 64 * 1024)? {
             batches.push(b?);
         }
         // Each spill file is read once: free the disk as the merge goes.

@@ -16,7 +16,6 @@ use crate::store::scratch::scratch_builder;
 use crate::store::Lake;
 use arrow::array::{Array, RecordBatch, StringArray};
 use arrow::compute::concat_batches;
-use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
@@ -147,29 +146,17 @@ const SUB: &str = crate::emit::costs::col::SUB_ACCOUNT_ID;
 const METER: &str = crate::emit::costs::col::METER_ID;
 
 struct Run {
-    reader: ParquetRecordBatchReader,
+    reader: crate::store::BatchStream,
     batch: Option<RecordBatch>,
     row: usize,
-    path: PathBuf,
 }
 
 impl Run {
     fn open(path: &Path) -> Result<Run> {
-        let file = File::open(path).map_err(|e| Error::io(path, e))?;
-        let perr = |e| Error::Parquet {
-            path: path.display().to_string(),
-            source: e,
-        };
-        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-            .map_err(perr)?
-            .with_batch_size(1024)
-            .build()
-            .map_err(perr)?;
         let mut run = Run {
-            reader,
+            reader: crate::store::scratch::read_file(path, 1024)?,
             batch: None,
             row: 0,
-            path: path.to_path_buf(),
         };
         run.advance_batch()?;
         Ok(run)
@@ -177,13 +164,7 @@ impl Run {
 
     fn advance_batch(&mut self) -> Result<()> {
         self.row = 0;
-        self.batch = match self.reader.next() {
-            Some(b) => Some(b.map_err(|e| Error::Parquet {
-                path: self.path.display().to_string(),
-                source: parquet::errors::ParquetError::ArrowError(e.to_string()),
-            })?),
-            None => None,
-        };
+        self.batch = self.reader.next().transpose()?;
         Ok(())
     }
 

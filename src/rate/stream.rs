@@ -23,16 +23,6 @@ const CHUNK_ROWS: usize = 32 * 1024;
 /// Rows per batch read from a staged file.
 const READ_ROWS: usize = 8 * 1024;
 
-/// `CSPCOST_RATE_TASK_ROWS` / `CSPCOST_RATE_CHUNK_ROWS` override the sizes, so that tests can
-/// cut the sample data into many tasks and chunks; results never depend on them.
-fn size_from_env(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or(default)
-}
-
 /// A stretch of one staged file that starts where a ladder starts and ends where one ends.
 pub struct Task {
     /// Lake-relative staged file.
@@ -45,7 +35,7 @@ pub struct Task {
 /// each beginning at a (subscription, meter) change.
 pub fn plan_tasks(lake: &Lake, file: &str) -> Result<Vec<Task>> {
     let total = lake.parquet_row_count(file)?.unwrap_or(0);
-    let limit = size_from_env("CSPCOST_RATE_TASK_ROWS", TASK_ROWS);
+    let limit = crate::store::scratch::size_override("CSPCOST_RATE_TASK_ROWS", TASK_ROWS);
     let mut cuts = vec![0u64];
     if total > limit {
         let columns = [col::SUBSCRIPTION, col::METER];
@@ -109,7 +99,9 @@ impl MonthJob<'_> {
         let Some(mut rater) = StreamRater::new(self.ctx, self.month) else {
             return Ok(Err(OutOfOrder));
         };
-        let chunk_rows = size_from_env("CSPCOST_RATE_CHUNK_ROWS", CHUNK_ROWS as u64) as usize;
+        let chunk_rows =
+            crate::store::scratch::size_override("CSPCOST_RATE_CHUNK_ROWS", CHUNK_ROWS as u64)
+                as usize;
         let mut writers: BTreeMap<String, RunWriter> = BTreeMap::new();
         let mut pending: Vec<UsageRecord> = Vec::new();
         let mut batches = self

@@ -37,6 +37,51 @@ pub fn scratch_builder() -> parquet::file::properties::WriterPropertiesBuilder {
         .set_statistics_enabled(parquet::file::properties::EnabledStatistics::None)
 }
 
+/// A size from the environment (`name`), else `default`: tests set tiny sizes to prove that
+/// a result never depends on them.
+pub fn size_override(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(default)
+}
+
+/// Write a scratch file of `schema` from `batches` (with [`scratch_properties`]).
+pub fn write_file(
+    path: &Path,
+    schema: arrow::datatypes::SchemaRef,
+    batches: impl IntoIterator<Item = Result<arrow::array::RecordBatch>>,
+) -> Result<()> {
+    let file = fs::File::create(path).map_err(|e| Error::io(path, e))?;
+    let perr = |e| Error::Parquet {
+        path: path.display().to_string(),
+        source: e,
+    };
+    let mut w = parquet::arrow::ArrowWriter::try_new(file, schema, Some(scratch_properties()))
+        .map_err(perr)?;
+    for b in batches {
+        w.write(&b?).map_err(perr)?;
+    }
+    w.close().map_err(perr)?;
+    Ok(())
+}
+
+/// Read a scratch file back, `batch_size` rows at a time.
+pub fn read_file(path: &Path, batch_size: usize) -> Result<crate::store::BatchStream> {
+    let file = fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let perr = |e| Error::Parquet {
+        path: path.display().to_string(),
+        source: e,
+    };
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(perr)?
+        .with_batch_size(batch_size)
+        .build()
+        .map_err(perr)?;
+    Ok(Box::new(reader.map(|b| b.map_err(Error::from))))
+}
+
 /// File inside each scratch directory naming its owner.
 const OWNER_FILE: &str = ".owner";
 /// Age after which a scratch directory whose owner cannot be checked (another host, or no

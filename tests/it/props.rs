@@ -172,6 +172,16 @@ fn record(
     }
 }
 
+/// The default tier scope and period.
+fn default_context<'a>(r: &'a Reference, b: &'a PriceBook) -> RateContext<'a> {
+    RateContext {
+        reference: r,
+        book: b,
+        scope: TierScope::Subscription,
+        period: TierPeriod::CalendarMonth,
+    }
+}
+
 fn row_text(r: &cspcost::pricing::rated::RatedRow) -> String {
     format!(
         "{}|{}|{}|{}|{}|{}",
@@ -182,14 +192,8 @@ fn row_text(r: &cspcost::pricing::rated::RatedRow) -> String {
 /// The default scope rated as a stream: records in staged order (ingest's merge order),
 /// handed over in chunks of the given sizes (cycled).
 fn streamed(records: &[UsageRecord], chunks: &[usize]) -> Vec<String> {
-    let r = reference();
-    let b = book();
-    let ctx = RateContext {
-        reference: &r,
-        book: &b,
-        scope: TierScope::Subscription,
-        period: TierPeriod::CalendarMonth,
-    };
+    let (r, b) = (reference(), book());
+    let ctx = default_context(&r, &b);
     let mut sorted = records.to_vec();
     sorted.sort_by(|a, b| {
         let k = |r: &UsageRecord| {
@@ -289,14 +293,8 @@ proptest! {
 /// Records out of staged order are refused, not rated in the wrong order.
 #[test]
 fn stream_rater_refuses_records_out_of_staged_order() {
-    let r = reference();
-    let b = book();
-    let ctx = RateContext {
-        reference: &r,
-        book: &b,
-        scope: TierScope::Subscription,
-        period: TierPeriod::CalendarMonth,
-    };
+    let (r, b) = (reference(), book());
+    let ctx = default_context(&r, &b);
     let q = Dec10::parse("1").unwrap();
     let (early, late) = (record(0, 0, 0, 0, 1, 0, q), record(1, 0, 0, 0, 2, 0, q));
     let mut rater = StreamRater::new(&ctx, "2026-01").unwrap();
