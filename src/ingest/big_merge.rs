@@ -30,9 +30,9 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 /// Rows (staged plus new) above which a partition is merged from disk.
-const BIG_ROWS: u64 = 256 * 1024;
+const BIG_ROWS: u64 = 96 * 1024;
 /// New rows sorted into one run.
-const RUN_ROWS: usize = 256 * 1024;
+const RUN_ROWS: usize = 128 * 1024;
 /// Rows per batch read back.
 const READ_ROWS: usize = 8 * 1024;
 /// Rows per batch written.
