@@ -27,12 +27,13 @@ use std::path::{Path, PathBuf};
 /// deterministic; small enough that a merge holds little).
 const OUT_BATCH_ROWS: usize = 32 * 1024;
 
-/// Writer settings of a sorted run: those of scratch files, with pages of 1,024 rows and row
-/// groups of 16 k, so that the merge holds a page per column of each run, not the run.
+/// Writer settings of a sorted run: those of scratch files, with row groups of 2,048 rows.
+/// Parquet's reader holds a whole row group of each run the merge reads: a month of one
+/// organization merges about 80 runs (3.8 GB with row groups of 16 k rows).
 fn run_properties() -> WriterProperties {
     scratch_builder()
         .set_data_page_row_count_limit(1024)
-        .set_max_row_group_row_count(Some(16 * 1024))
+        .set_max_row_group_row_count(Some(2048))
         .build()
 }
 
