@@ -33,8 +33,9 @@ use std::path::{Path, PathBuf};
 const BIG_ROWS: u64 = 96 * 1024;
 /// New rows sorted into one run.
 const RUN_ROWS: usize = 128 * 1024;
-/// Rows per batch read back.
-const READ_ROWS: usize = 8 * 1024;
+/// Rows per batch read back: a merge of a month of one subscription reads about 80 runs at
+/// once, each holding a batch.
+const READ_ROWS: usize = 1024;
 /// Rows per batch written.
 const OUT_ROWS: usize = 64 * 1024;
 

@@ -16,7 +16,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// Writer settings for files that live only until a merge: row groups of 4,096 rows, no
+/// Writer settings for files that live only until a merge: row groups of 1,024 rows, no
 /// compression, no dictionaries, no statistics (nobody prunes on them; computing min/max of every string column cost a
 /// tenth of `rate`'s time).
 pub fn scratch_properties() -> WriterProperties {
@@ -34,7 +34,7 @@ pub fn scratch_builder() -> parquet::file::properties::WriterPropertiesBuilder {
     // Small row groups: parquet's reader holds a whole row group's column chunks, and a
     // merge holds one per run it reads.
     WriterProperties::builder()
-        .set_max_row_group_row_count(Some(4096))
+        .set_max_row_group_row_count(Some(1024))
         .set_compression(compression)
         .set_dictionary_enabled(false)
         .set_statistics_enabled(parquet::file::properties::EnabledStatistics::None)
