@@ -59,7 +59,7 @@ impl StagedIndex {
         let mut ix = StagedIndex::default();
         let columns = [col::KEY_HASH, col::QUANTITY, "unit"];
         for b in lake
-            .parquet_batches(rel, &columns, None, 64 * 1024)?
+            .parquet_batches(rel, Some(&columns), None, 64 * 1024)?
             .into_iter()
             .flatten()
         {
@@ -122,9 +122,7 @@ pub(super) fn merge_big_partition(
     if st.new + st.restated > 0 {
         let metadata = partition_metadata(&st, run_id);
         let mut sources: Vec<Cursor> = Vec::new();
-        let columns = usage_columns();
-        let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
-        if let Some(s) = lake.parquet_batches(&rel, &columns, None, READ_ROWS)? {
+        if let Some(s) = lake.parquet_batches(&rel, None, None, READ_ROWS)? {
             sources.push(Cursor::open(s, Some(std::mem::take(&mut staged.replaced)))?);
         }
         drop(staged);
@@ -138,14 +136,6 @@ pub(super) fn merge_big_partition(
     }
     let _ = std::fs::remove_dir_all(&dir);
     Ok(st)
-}
-
-fn usage_columns() -> Vec<String> {
-    usage_schema()
-        .fields()
-        .iter()
-        .map(|f| f.name().clone())
-        .collect()
 }
 
 /// Classify the new rows as they stream from the spill (arrival order), as the in-memory

@@ -277,7 +277,7 @@ pub(super) fn fill_raw(
     let columns = ["source_file", "source_row", "raw"];
     for (f, rows) in files {
         for b in lake
-            .parquet_batches(f, &columns, rows.clone(), 8 * 1024)?
+            .parquet_batches(f, Some(&columns), rows.clone(), 8 * 1024)?
             .into_iter()
             .flatten()
         {

@@ -42,7 +42,7 @@ pub fn plan_tasks(lake: &Lake, file: &str) -> Result<Vec<Task>> {
         let mut prev: Option<(String, String)> = None;
         let mut row = 0u64;
         for b in lake
-            .parquet_batches(file, &columns, None, 64 * 1024)?
+            .parquet_batches(file, Some(&columns), None, 64 * 1024)?
             .into_iter()
             .flatten()
         {
@@ -108,7 +108,7 @@ impl MonthJob<'_> {
             .lake
             .parquet_batches(
                 &task.file,
-                &RATING_COLUMNS,
+                Some(&RATING_COLUMNS),
                 Some(task.rows.clone()),
                 READ_ROWS,
             )?

@@ -424,12 +424,9 @@ impl Lake {
         rel: &str,
         columns: Option<&[&str]>,
     ) -> Result<Option<Vec<RecordBatch>>> {
-        let name = self.describe(rel);
-        Ok(match self.source(rel)? {
-            None => None,
-            Some(Source::File(f)) => Some(decode_batches(f, columns, &name)?),
-            Some(Source::Bytes(b)) => Some(decode_batches(b, columns, &name)?),
-        })
+        self.parquet_batches(rel, columns, None, 64 * 1024)?
+            .map(|batches| batches.collect())
+            .transpose()
     }
 
     /// Read a whole Parquet file; `None` when it does not exist.
@@ -500,13 +497,14 @@ impl Lake {
             .map(|m| m.file_metadata().num_rows().max(0) as u64))
     }
 
-    /// Stream the named columns of a Parquet file, `batch_size` rows at a time, only the
-    /// rows in `rows` when given (row groups outside them are not read); `None` when it
-    /// does not exist. A local file is read as the batches go; an object is fetched whole.
+    /// Stream the named columns of a Parquet file (all of them for `None`), `batch_size` rows
+    /// at a time, only the rows in `rows` when given (row groups outside them are not read);
+    /// `None` when it does not exist. A local file is read as the batches go; an object is
+    /// fetched whole.
     pub fn parquet_batches(
         &self,
         rel: &str,
-        columns: &[&str],
+        columns: Option<&[&str]>,
         rows: Option<std::ops::Range<u64>>,
         batch_size: usize,
     ) -> Result<Option<BatchStream>> {
@@ -583,7 +581,7 @@ pub type BatchStream = Box<dyn Iterator<Item = Result<RecordBatch>>>;
 
 fn batch_stream<R: ChunkReader + 'static>(
     reader: R,
-    columns: &[&str],
+    columns: Option<&[&str]>,
     rows: Option<std::ops::Range<u64>>,
     batch_size: usize,
     name: &str,
@@ -593,9 +591,13 @@ fn batch_stream<R: ChunkReader + 'static>(
         source: e,
     };
     let mut builder = ParquetRecordBatchReaderBuilder::try_new(reader).map_err(perr)?;
-    let mask =
-        parquet::arrow::ProjectionMask::columns(builder.parquet_schema(), columns.iter().copied());
-    builder = builder.with_projection(mask);
+    if let Some(columns) = columns {
+        let mask = parquet::arrow::ProjectionMask::columns(
+            builder.parquet_schema(),
+            columns.iter().copied(),
+        );
+        builder = builder.with_projection(mask);
+    }
     if let Some(rows) = rows {
         let (groups, selection) = row_range(builder.metadata(), rows);
         builder = builder
@@ -632,31 +634,6 @@ fn row_range(
         }
     }
     (groups, selectors.into())
-}
-
-fn decode_batches<R: ChunkReader + 'static>(
-    reader: R,
-    columns: Option<&[&str]>,
-    name: &str,
-) -> Result<Vec<RecordBatch>> {
-    let perr = |e| Error::Parquet {
-        path: name.to_string(),
-        source: e,
-    };
-    let mut builder = ParquetRecordBatchReaderBuilder::try_new(reader).map_err(perr)?;
-    if let Some(columns) = columns {
-        let mask = parquet::arrow::ProjectionMask::columns(
-            builder.parquet_schema(),
-            columns.iter().copied(),
-        );
-        builder = builder.with_projection(mask);
-    }
-    let reader = builder.with_batch_size(64 * 1024).build().map_err(perr)?;
-    let mut out = Vec::new();
-    for b in reader {
-        out.push(b?);
-    }
-    Ok(out)
 }
 
 /// SHA-256 (hex) and byte size of a file.
