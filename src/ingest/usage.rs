@@ -24,8 +24,14 @@ use rayon::prelude::*;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
 
-/// Records buffered in memory before the largest buffers spill to disk.
+/// Records a file's parse holds in its column builders before handing them over as batches.
 const SPILL_ROWS: usize = 50_000;
+
+/// Bytes of Arrow batches the spill buffers before writing every partition's to disk. Each
+/// flush writes one file per partition, so this sets how many files a month spills (at
+/// 50,000 records per flush, 10 M records of 200 partitions made 40,000 small files) against
+/// what the parse phase holds in memory.
+const SPILL_BYTES: u64 = 128 << 20;
 
 use crate::staged::usage::{bucket_of, partition_file};
 use crate::store::input::{read_hashed, READ_ONCE_MAX};
@@ -56,30 +62,53 @@ struct Spill {
     files: BTreeMap<SpillKey, Vec<PathBuf>>,
     /// Records of each partition, buffered or spilled.
     rows: BTreeMap<SpillKey, u64>,
-    buffered: usize,
+    /// Bytes of the buffered batches.
+    buffered: u64,
     spilled_files: usize,
 }
 
 impl Spill {
     /// Rows of one partition, in arrival order.
     fn push(&mut self, key: SpillKey, batch: RecordBatch) -> Result<()> {
-        self.buffered += batch.num_rows();
+        self.buffered += batch.get_array_memory_size() as u64;
         *self.rows.entry(key).or_default() += batch.num_rows() as u64;
         self.buffers.entry(key).or_default().push(batch);
-        if self.buffered >= SPILL_ROWS {
+        if self.buffered
+            >= crate::store::scratch::size_override("CSPCOST_INGEST_SPILL_BYTES", SPILL_BYTES)
+        {
             self.flush_all()?;
         }
         Ok(())
     }
 
+    /// Write every partition's buffered batches to a file of its own, the files in parallel
+    /// (numbered in partition order, so a run's files do not depend on threads).
     fn flush_all(&mut self) -> Result<()> {
         std::fs::create_dir_all(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
-        for (key, batches) in std::mem::take(&mut self.buffers) {
-            let path = self
-                .dir
-                .join(format!("spill-{:06}.parquet", self.spilled_files));
-            self.spilled_files += 1;
-            crate::store::scratch::write_file(&path, usage_schema(), batches.into_iter().map(Ok))?;
+        let jobs: Vec<(SpillKey, PathBuf, Vec<RecordBatch>)> = std::mem::take(&mut self.buffers)
+            .into_iter()
+            .map(|(key, batches)| {
+                let path = self
+                    .dir
+                    .join(format!("spill-{:06}.parquet", self.spilled_files));
+                self.spilled_files += 1;
+                (key, path, batches)
+            })
+            .collect();
+        let written: Vec<Result<(SpillKey, PathBuf)>> = jobs
+            .into_par_iter()
+            .with_max_len(1)
+            .map(|(key, path, batches)| {
+                crate::store::scratch::write_file(
+                    &path,
+                    usage_schema(),
+                    batches.into_iter().map(Ok),
+                )?;
+                Ok((key, path))
+            })
+            .collect();
+        for w in written {
+            let (key, path) = w?;
             self.files.entry(key).or_default().push(path);
         }
         self.buffered = 0;
@@ -463,6 +492,26 @@ pub fn ingest_usage(lake: &Lake, paths: &[PathBuf], run_id: &str) -> Result<Mani
     finish_ingest(lake, m, ledger, "usage", &quarantine, to_read, started)
 }
 
+/// The input files in windows that are read and parsed together: at most `files_max` files
+/// and [`READ_ONCE_MAX`] bytes on disk (a larger file is a window of its own), so that a
+/// window's contents bound what the parse phase holds.
+fn read_chunks(files: &[PathBuf], files_max: usize) -> Vec<&[PathBuf]> {
+    let mut chunks = Vec::new();
+    let (mut start, mut bytes) = (0, 0u64);
+    for (i, path) in files.iter().enumerate() {
+        let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        if i > start && (i - start >= files_max || bytes + len > READ_ONCE_MAX) {
+            chunks.push(&files[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += len;
+    }
+    if start < files.len() {
+        chunks.push(&files[start..]);
+    }
+    chunks
+}
+
 /// Parse phase: every file read once (its digest decides against the ledger: skipped, or
 /// read, and the parser reads the same bytes from memory), parsed on every core a window at a
 /// time, and its rows handed to the spill in path order, so that the staged result (and
@@ -486,8 +535,7 @@ fn parse_files(
     let mut progress = Progress::new("ingest usage", total_bytes, true);
     let mut planner = FilePlanner::new(ledger);
     let mut window: Vec<(&PathBuf, Vec<u8>)> = Vec::new();
-    let mut window_bytes = 0u64;
-    let window_files = rayon::current_num_threads() * 4;
+    let window_files = rayon::current_num_threads() * 8;
     let mut take = |parsed: Result<FileRows>, spill: &mut Spill| -> Result<()> {
         let parsed = parsed?;
         out.read += parsed.read;
@@ -498,37 +546,36 @@ fn parse_files(
         Ok(())
     };
     let mut to_read = Vec::new();
-    for (i, path) in files.iter().enumerate() {
-        let hashed = read_hashed(path)?;
-        let (input, file) = planner.decide(path, hashed.sha256, hashed.bytes);
-        m.inputs.push(input);
-        progress.inc(hashed.bytes);
-        if let Some(f) = file {
+    for chunk in read_chunks(files, window_files) {
+        // Read and hash the chunk's files on every core; decide in path order.
+        let hashed: Vec<Result<crate::store::input::HashedFile>> = chunk
+            .par_iter()
+            .with_max_len(1)
+            .map(|p| read_hashed(p))
+            .collect();
+        for (path, hashed) in chunk.iter().zip(hashed) {
+            let hashed = hashed?;
+            let (input, file) = planner.decide(path, hashed.sha256, hashed.bytes);
+            m.inputs.push(input);
+            progress.inc(hashed.bytes);
+            let Some(f) = file else { continue };
             to_read.push(f);
             match hashed.content {
-                Some(content) => {
-                    window_bytes += content.len() as u64;
-                    window.push((path, content));
-                }
+                Some(content) => window.push((path, content)),
                 None => {
                     // A file too large to hold streams on this thread, after the window
                     // before it, handing its rows over every SPILL_ROWS.
                     for parsed in parse_window(std::mem::take(&mut window), run_id) {
                         take(parsed, spill)?;
                     }
-                    window_bytes = 0;
                     let parsed =
                         parse_rows(path, None, run_id, &mut |key, batch| spill.push(key, batch));
                     take(parsed, spill)?;
                 }
             }
         }
-        let last = i + 1 == files.len();
-        if last || window.len() >= window_files || window_bytes >= READ_ONCE_MAX {
-            for parsed in parse_window(std::mem::take(&mut window), run_id) {
-                take(parsed, spill)?;
-            }
-            window_bytes = 0;
+        for parsed in parse_window(std::mem::take(&mut window), run_id) {
+            take(parsed, spill)?;
         }
     }
     progress.finish();

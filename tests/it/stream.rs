@@ -83,13 +83,15 @@ fn tasks_and_chunks_do_not_change_what_is_rated() {
 /// Issue 16: a partition too large to hold is merged from disk (sorted runs merged with a
 /// heap). Forced on the sample dumps (the second restates the first, and duplicates come
 /// in) and on the generated month, it stages what the in-memory merge stages, with the same
-/// counts and the same quarantine.
+/// counts and the same quarantine. The spill is flushed at every batch too (one file per
+/// partition and batch, written in parallel), which must not change the order of arrival.
 #[test]
 fn partitions_merged_from_disk_equal_those_merged_in_memory() {
     let dir = lake();
     let big = [
         ("CSPCOST_INGEST_BIG_ROWS", "1"),
         ("CSPCOST_INGEST_RUN_ROWS", "7"),
+        ("CSPCOST_INGEST_SPILL_BYTES", "1"),
     ];
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));
     ingest_inputs(&arg(&a), &SAMPLE_INPUTS, &[]);
