@@ -206,7 +206,7 @@ fn write_sorted_run(dir: &Path, n: usize, mut p: Pending) -> Result<PathBuf> {
     let keys: Vec<OrderKeys> = p.batches.iter().map(OrderKeys::of).collect::<Result<_>>()?;
     p.rows
         .par_sort_unstable_by(|x, y| keys[x.0].at(x.1).cmp(&keys[y.0].at(y.1)));
-    let path = dir.join(format!("run-{n:05}.parquet"));
+    let path = dir.join(format!("run-{n:05}.arrow"));
     let batches = p
         .rows
         .chunks(OUT_ROWS)
@@ -279,58 +279,86 @@ impl Cursor {
     }
 }
 
-/// Merge sorted sources into the writer, in staged order.
-fn merge_cursors(mut cursors: Vec<Cursor>, w: &mut ParWriter<File>) -> Result<()> {
-    cursors.retain(Cursor::live);
-    let mut held: Vec<RecordBatch> = Vec::new();
-    for c in cursors.iter_mut() {
-        c.held = held.len();
-        held.push(c.batch.clone());
-    }
-    let less =
-        |cs: &[Cursor], a: usize, b: usize| cs[a].keys.at(cs[a].row) < cs[b].keys.at(cs[b].row);
-    let mut heap: Vec<usize> = (0..cursors.len()).collect();
-    for i in (0..heap.len() / 2).rev() {
-        sift_down(&mut heap, i, |a, b| less(&cursors, a, b));
-    }
-    let mut picks: Vec<(usize, usize)> = Vec::with_capacity(OUT_ROWS);
-    while let Some(&top) = heap.first() {
-        let c = &mut cursors[top];
-        picks.push((c.held, c.row));
-        c.row += 1;
-        if c.row == c.batch.num_rows() {
-            c.next_batch()?;
-            if c.live() {
-                c.held = held.len();
-                held.push(c.batch.clone());
-            } else {
-                let last = heap.len() - 1;
-                heap.swap(0, last);
-                heap.pop();
-            }
-        }
-        sift_down(&mut heap, 0, |a, b| less(&cursors, a, b));
-        if picks.len() == OUT_ROWS {
-            write_batch(w, &interleave_rows(&held, &picks)?)?;
-            picks.clear();
-            held.clear();
-            for &i in &heap {
-                cursors[i].held = held.len();
-                held.push(cursors[i].batch.clone());
-            }
-        }
-    }
-    if !picks.is_empty() {
-        write_batch(w, &interleave_rows(&held, &picks)?)?;
-    }
-    Ok(())
+/// A k-way merge of sorted sources in staged order, producing batches of [`OUT_ROWS`].
+struct Merge {
+    cursors: Vec<Cursor>,
+    /// The batches the next output takes rows from (the cursors' current ones, and the
+    /// ones they moved past since the last output).
+    held: Vec<RecordBatch>,
+    /// Live cursors, a min-heap under [`Merge::less`].
+    heap: Vec<usize>,
 }
 
-fn write_batch(w: &mut ParWriter<File>, b: &RecordBatch) -> Result<()> {
-    w.write(b).map_err(|e| Error::Parquet {
-        path: "staged usage partition".into(),
-        source: e,
-    })
+impl Merge {
+    fn new(mut cursors: Vec<Cursor>) -> Merge {
+        cursors.retain(Cursor::live);
+        let mut m = Merge {
+            heap: (0..cursors.len()).collect(),
+            cursors,
+            held: Vec::new(),
+        };
+        m.hold_current();
+        for i in (0..m.heap.len() / 2).rev() {
+            sift_down(&mut m.heap, i, |a, b| Merge::less(&m.cursors, a, b));
+        }
+        m
+    }
+
+    fn less(cs: &[Cursor], a: usize, b: usize) -> bool {
+        cs[a].keys.at(cs[a].row) < cs[b].keys.at(cs[b].row)
+    }
+
+    /// Hold only the live cursors' current batches.
+    fn hold_current(&mut self) {
+        self.held.clear();
+        for &i in &self.heap {
+            self.cursors[i].held = self.held.len();
+            self.held.push(self.cursors[i].batch.clone());
+        }
+    }
+
+    /// The next rows in staged order; `None` once every source is exhausted.
+    fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
+        let mut picks: Vec<(usize, usize)> = Vec::with_capacity(OUT_ROWS);
+        while picks.len() < OUT_ROWS {
+            let Some(&top) = self.heap.first() else { break };
+            let c = &mut self.cursors[top];
+            picks.push((c.held, c.row));
+            c.row += 1;
+            if c.row == c.batch.num_rows() {
+                c.next_batch()?;
+                if c.live() {
+                    c.held = self.held.len();
+                    self.held.push(c.batch.clone());
+                } else {
+                    let last = self.heap.len() - 1;
+                    self.heap.swap(0, last);
+                    self.heap.pop();
+                }
+            }
+            let cursors = &self.cursors;
+            sift_down(&mut self.heap, 0, |a, b| Merge::less(cursors, a, b));
+        }
+        if picks.is_empty() {
+            return Ok(None);
+        }
+        let out = interleave_rows(&self.held, &picks)?;
+        self.hold_current();
+        Ok(Some(out))
+    }
+}
+
+/// Merge sorted sources into the writer, in staged order: the merge produces the next row
+/// group while the writer encodes the last one.
+fn merge_cursors(cursors: Vec<Cursor>, w: &mut ParWriter<File>) -> Result<()> {
+    let mut merge = Merge::new(cursors);
+    w.write_from(
+        || merge.next_batch(),
+        |e| Error::Parquet {
+            path: "staged usage partition".into(),
+            source: e,
+        },
+    )
 }
 
 /// Restore the heap property below `i` (a min-heap of cursor indices under `less`).

@@ -90,7 +90,7 @@ impl Spill {
             .map(|(key, batches)| {
                 let path = self
                     .dir
-                    .join(format!("spill-{:06}.parquet", self.spilled_files));
+                    .join(format!("spill-{:06}.arrow", self.spilled_files));
                 self.spilled_files += 1;
                 (key, path, batches)
             })

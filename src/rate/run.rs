@@ -498,7 +498,7 @@ impl MonthJob<'_> {
     /// Where a unit's run of an organization is spilled (runs merge in path order).
     pub(super) fn run_path(&self, unit: usize, org_id: &str) -> std::path::PathBuf {
         self.tmp.join(format!(
-            "org={}/unit-{unit:06}.parquet",
+            "org={}/unit-{unit:06}.arrow",
             crate::emit::costs::partition_value(org_id)
         ))
     }

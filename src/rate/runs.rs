@@ -12,11 +12,9 @@ use crate::model::decimal::Dec10;
 use crate::model::reference::Organization;
 use crate::model::schema::Cols;
 use crate::store::par_writer::ParWriter;
-use crate::store::scratch::scratch_builder;
 use crate::store::Lake;
 use arrow::array::{Array, RecordBatch, StringArray};
 use arrow::compute::concat_batches;
-use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
@@ -26,16 +24,6 @@ use std::path::{Path, PathBuf};
 /// Rows per batch and per row group written to a partition (fixed, so the content digest is
 /// deterministic; small enough that a merge holds little).
 const OUT_BATCH_ROWS: usize = 32 * 1024;
-
-/// Writer settings of a sorted run: those of scratch files, with row groups of 2,048 rows.
-/// Parquet's reader holds a whole row group of each run the merge reads: a month of one
-/// organization merges about 80 runs (3.8 GB with row groups of 16 k rows).
-fn run_properties() -> WriterProperties {
-    scratch_builder()
-        .set_data_page_row_count_limit(1024)
-        .set_max_row_group_row_count(Some(2048))
-        .build()
-}
 
 /// One organization's sorted run from one unit of work.
 pub struct OrgRun {
@@ -60,7 +48,7 @@ pub struct RunWriter {
     currency: String,
     month: String,
     path: PathBuf,
-    writer: ArrowWriter<File>,
+    writer: crate::store::scratch::Writer,
     digest: ContentHasher,
     usd: Dec10,
     billed: Dec10,
@@ -72,9 +60,7 @@ impl RunWriter {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         }
-        let file = File::create(path).map_err(|e| Error::io(path, e))?;
-        let writer = ArrowWriter::try_new(file, cost_schema(), Some(run_properties()))
-            .map_err(|e| parquet_error(path, e))?;
+        let writer = crate::store::scratch::Writer::create(path, &cost_schema())?;
         Ok(RunWriter {
             org: org.id.clone(),
             currency: org.billing_currency.clone(),
@@ -104,16 +90,12 @@ impl RunWriter {
             .checked_add(sum_decimal(b, "BilledCost")?)
             .ok_or_else(|| overflow("BilledCost"))?;
         hash_batch_buffers(b, &mut self.digest);
-        self.writer
-            .write(b)
-            .map_err(|e| parquet_error(&self.path, e))
+        self.writer.write(b)
     }
 
     /// Close the file.
     pub fn finish(self) -> Result<OrgRun> {
-        self.writer
-            .close()
-            .map_err(|e| parquet_error(&self.path, e))?;
+        self.writer.finish()?;
         Ok(OrgRun {
             org: self.org,
             path: self.path,
@@ -128,13 +110,6 @@ impl RunWriter {
     pub fn discard(self) {
         drop(self.writer);
         let _ = std::fs::remove_file(&self.path);
-    }
-}
-
-fn parquet_error(path: &Path, e: parquet::errors::ParquetError) -> Error {
-    Error::Parquet {
-        path: path.display().to_string(),
-        source: e,
     }
 }
 
@@ -212,6 +187,68 @@ impl Run {
     }
 }
 
+/// The merge of sorted runs, a whole (subscription, meter) block at a time from the run whose
+/// block sorts first, producing batches of exactly [`OUT_BATCH_ROWS`] rows (the last one
+/// shorter), so that the output does not depend on how the runs were cut.
+struct RunMerge {
+    open: Vec<Run>,
+    /// The block being taken, and from which run.
+    current: Option<(Block, usize)>,
+    pending: Vec<RecordBatch>,
+    pending_rows: usize,
+    done: bool,
+    rows: u64,
+}
+
+impl RunMerge {
+    /// The next slice of the current block, or of the block that sorts first.
+    fn pull(&mut self) -> Result<Option<RecordBatch>> {
+        loop {
+            if let Some((key, i)) = &self.current {
+                let i = *i;
+                if let Some(block) = self.open[i].take_block(key)? {
+                    if self.open[i].block().as_ref() != Some(key) {
+                        self.current = None;
+                    }
+                    return Ok(Some(block));
+                }
+                self.current = None;
+            }
+            let next = self
+                .open
+                .iter()
+                .enumerate()
+                .filter_map(|(i, r)| r.block().map(|s| (s, i)))
+                .min();
+            match next {
+                None => return Ok(None),
+                Some(n) => self.current = Some(n),
+            }
+        }
+    }
+
+    fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
+        while !self.done && self.pending_rows < OUT_BATCH_ROWS {
+            match self.pull()? {
+                Some(b) => {
+                    self.pending_rows += b.num_rows();
+                    self.rows += b.num_rows() as u64;
+                    self.pending.push(b);
+                }
+                None => self.done = true,
+            }
+        }
+        if self.pending_rows == 0 {
+            return Ok(None);
+        }
+        let all = concat_batches(&cost_schema(), self.pending.iter())?;
+        let n = OUT_BATCH_ROWS.min(all.num_rows());
+        self.pending_rows = all.num_rows() - n;
+        self.pending = vec![all.slice(n, self.pending_rows)];
+        Ok(Some(all.slice(0, n)))
+    }
+}
+
 /// What a merge produced.
 pub struct Merged {
     /// Rows in the partition.
@@ -235,54 +272,16 @@ pub fn merge_runs(lake: &Lake, rel: &str, runs: &[PathBuf], digest: &str) -> Res
         .build();
     let file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
     let mut writer = ParWriter::try_new(file, cost_schema(), props).map_err(perr)?;
-    let mut open: Vec<Run> = runs.iter().map(|p| Run::open(p)).collect::<Result<_>>()?;
-    let mut pending: Vec<RecordBatch> = Vec::new();
-    let mut pending_rows = 0usize;
-    let mut rows = 0u64;
-    let flush =
-        |pending: &mut Vec<RecordBatch>, n: usize, writer: &mut ParWriter<File>| -> Result<()> {
-            if pending.is_empty() {
-                return Ok(());
-            }
-            let all = concat_batches(&cost_schema(), pending.iter())?;
-            pending.clear();
-            let mut off = 0;
-            while off < all.num_rows() {
-                let len = n.min(all.num_rows() - off);
-                let chunk = all.slice(off, len);
-                writer.write(&chunk).map_err(perr)?;
-                off += len;
-            }
-            Ok(())
-        };
-    loop {
-        // The run whose current block sorts first emits it whole.
-        let next = open
-            .iter()
-            .enumerate()
-            .filter_map(|(i, r)| r.block().map(|s| (s, i)))
-            .min();
-        let Some((key, i)) = next else { break };
-        while let Some(block) = open[i].take_block(&key)? {
-            pending_rows += block.num_rows();
-            rows += block.num_rows() as u64;
-            pending.push(block);
-            if pending_rows >= OUT_BATCH_ROWS {
-                // Keep batch boundaries independent of run layout: flush exact multiples.
-                let all = concat_batches(&cost_schema(), pending.iter())?;
-                let full = all.num_rows() / OUT_BATCH_ROWS * OUT_BATCH_ROWS;
-                let rest = all.slice(full, all.num_rows() - full);
-                let mut head = vec![all.slice(0, full)];
-                flush(&mut head, OUT_BATCH_ROWS, &mut writer)?;
-                pending = vec![rest];
-                pending_rows = all.num_rows() - full;
-            }
-            if open[i].block().as_ref() != Some(&key) {
-                break;
-            }
-        }
-    }
-    flush(&mut pending, OUT_BATCH_ROWS, &mut writer)?;
+    let mut merge = RunMerge {
+        open: runs.iter().map(|p| Run::open(p)).collect::<Result<_>>()?,
+        current: None,
+        pending: Vec::new(),
+        pending_rows: 0,
+        done: false,
+        rows: 0,
+    };
+    writer.write_from(|| merge.next_batch(), perr)?;
+    let rows = merge.rows;
     if let Some(kv) = lake.parquet_metadata(rel)? {
         if kv.iter().any(|(k, v)| k == CONTENT_KEY && v == digest) {
             drop(writer);

@@ -577,7 +577,7 @@ fn absent_as_none<T>(result: std::io::Result<T>, path: &Path) -> Result<Option<T
 
 /// Decode Parquet into batches of up to 64K rows, optionally only some columns.
 /// Batches of a Parquet file as they are decoded.
-pub type BatchStream = Box<dyn Iterator<Item = Result<RecordBatch>>>;
+pub type BatchStream = Box<dyn Iterator<Item = Result<RecordBatch>> + Send>;
 
 fn batch_stream<R: ChunkReader + 'static>(
     reader: R,

@@ -7,7 +7,9 @@
 
 use arrow::array::{ArrayRef, RecordBatch};
 use arrow::datatypes::{DataType, SchemaRef};
-use parquet::arrow::arrow_writer::{compute_leaves, ArrowLeafColumn, ArrowRowGroupWriterFactory};
+use parquet::arrow::arrow_writer::{
+    compute_leaves, ArrowColumnChunk, ArrowLeafColumn, ArrowRowGroupWriterFactory,
+};
 use parquet::arrow::ArrowWriter;
 use parquet::errors::Result;
 use parquet::file::metadata::KeyValue;
@@ -79,59 +81,56 @@ impl<W: Write + Send> ParWriter<W> {
 
     /// Buffer a batch; every full row group is encoded and written.
     pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
-        let mut b = batch.clone();
-        while b.num_rows() > 0 {
-            let take = (self.group_rows - self.pending_rows).min(b.num_rows());
-            self.pending.push(b.slice(0, take));
-            self.pending_rows += take;
-            b = b.slice(take, b.num_rows() - take);
-            if self.pending_rows == self.group_rows {
-                self.flush()?;
-            }
+        push(&mut self.pending, &mut self.pending_rows, batch.clone());
+        while self.pending_rows >= self.group_rows {
+            let group = take_group(&mut self.pending, &mut self.pending_rows, self.group_rows);
+            let chunks = encode(&self.factory, &self.schema, self.groups, group)?;
+            self.append(chunks)?;
         }
         Ok(())
     }
 
-    /// Encode the buffered rows as one row group.
-    fn flush(&mut self) -> Result<()> {
-        if self.pending_rows == 0 {
-            return Ok(());
+    /// Write every batch `next` produces (`None` at the end), encoding each row group while
+    /// `next` produces the following one (`rayon::join`): a merge that feeds one file then
+    /// keeps every core busy instead of waiting for the encoding. The file is the one
+    /// [`ParWriter::write`] would make of the same batches.
+    pub fn write_from<E: Send>(
+        &mut self,
+        mut next: impl FnMut() -> std::result::Result<Option<RecordBatch>, E> + Send,
+        perr: impl Fn(parquet::errors::ParquetError) -> E,
+    ) -> std::result::Result<(), E> {
+        let group_rows = self.group_rows;
+        let mut done = fill(
+            &mut self.pending,
+            &mut self.pending_rows,
+            group_rows,
+            &mut next,
+        )?;
+        while self.pending_rows >= group_rows {
+            let group = take_group(&mut self.pending, &mut self.pending_rows, group_rows);
+            let (factory, schema, index) = (&self.factory, &self.schema, self.groups);
+            let (pending, pending_rows) = (&mut self.pending, &mut self.pending_rows);
+            let (chunks, filled) = rayon::join(
+                || encode(factory, schema, index, group),
+                || match done {
+                    true => Ok(true),
+                    false => fill(pending, pending_rows, group_rows, &mut next),
+                },
+            );
+            self.append(chunks.map_err(&perr)?).map_err(&perr)?;
+            done = filled?;
         }
-        let writers = self.factory.create_column_writers(self.groups)?;
-        // Leaves of each batch, transposed to one list per parquet column.
-        let mut columns: Vec<Vec<ArrowLeafColumn>> = writers.iter().map(|_| Vec::new()).collect();
-        for b in std::mem::take(&mut self.pending) {
-            let mut leaf = 0;
-            for (field, array) in self.schema.fields().iter().zip(b.columns()) {
-                let mut width = 0;
-                for piece in pieces(field.data_type(), array) {
-                    let leaves = compute_leaves(field, &piece)?;
-                    width = leaves.len();
-                    for (k, l) in leaves.into_iter().enumerate() {
-                        columns[leaf + k].push(l);
-                    }
-                }
-                leaf += width;
-            }
-        }
-        let chunks = writers
-            .into_par_iter()
-            .zip(columns.into_par_iter())
-            .with_max_len(1)
-            .map(|(mut w, leaves)| {
-                for l in &leaves {
-                    w.write(l)?;
-                }
-                w.close()
-            })
-            .collect::<Result<Vec<_>>>()?;
+        Ok(())
+    }
+
+    /// Write encoded columns as the next row group.
+    fn append(&mut self, chunks: Vec<ArrowColumnChunk>) -> Result<()> {
         let mut group = self.writer.next_row_group()?;
         for c in chunks {
             c.append_to_row_group(&mut group)?;
         }
         group.close()?;
         self.groups += 1;
-        self.pending_rows = 0;
         Ok(())
     }
 
@@ -142,9 +141,100 @@ impl<W: Write + Send> ParWriter<W> {
 
     /// Write the last row group and the footer; the output back.
     pub fn into_inner(mut self) -> Result<W> {
-        self.flush()?;
+        if self.pending_rows > 0 {
+            let rows = self.pending_rows;
+            let group = take_group(&mut self.pending, &mut self.pending_rows, rows);
+            let chunks = encode(&self.factory, &self.schema, self.groups, group)?;
+            self.append(chunks)?;
+        }
         self.writer.into_inner()
     }
+}
+
+fn push(pending: &mut Vec<RecordBatch>, rows: &mut usize, batch: RecordBatch) {
+    if batch.num_rows() > 0 {
+        *rows += batch.num_rows();
+        pending.push(batch);
+    }
+}
+
+/// Pull batches from `next` until a row group is buffered; true once `next` is exhausted.
+fn fill<E>(
+    pending: &mut Vec<RecordBatch>,
+    rows: &mut usize,
+    group_rows: usize,
+    next: &mut impl FnMut() -> std::result::Result<Option<RecordBatch>, E>,
+) -> std::result::Result<bool, E> {
+    while *rows < group_rows {
+        match next()? {
+            Some(b) => push(pending, rows, b),
+            None => {
+                // The last, partial row group is written like any other.
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
+}
+
+/// The first `n` buffered rows (`n` <= what is buffered), as slices of the buffered batches.
+fn take_group(pending: &mut Vec<RecordBatch>, rows: &mut usize, n: usize) -> Vec<RecordBatch> {
+    let mut group = Vec::new();
+    let mut need = n;
+    let mut rest = std::mem::take(pending).into_iter();
+    for b in rest.by_ref() {
+        if b.num_rows() <= need {
+            need -= b.num_rows();
+            group.push(b);
+        } else {
+            group.push(b.slice(0, need));
+            pending.push(b.slice(need, b.num_rows() - need));
+            need = 0;
+        }
+        if need == 0 {
+            break;
+        }
+    }
+    pending.extend(rest);
+    *rows -= n;
+    group
+}
+
+/// Encode `batches` as row group `index`, the columns in parallel.
+fn encode(
+    factory: &ArrowRowGroupWriterFactory,
+    schema: &SchemaRef,
+    index: usize,
+    batches: Vec<RecordBatch>,
+) -> Result<Vec<ArrowColumnChunk>> {
+    let writers = factory.create_column_writers(index)?;
+    // Leaves of each batch, transposed to one list per parquet column.
+    let mut columns: Vec<Vec<ArrowLeafColumn>> = writers.iter().map(|_| Vec::new()).collect();
+    for b in batches {
+        let mut leaf = 0;
+        for (field, array) in schema.fields().iter().zip(b.columns()) {
+            let mut width = 0;
+            for piece in pieces(field.data_type(), array) {
+                let leaves = compute_leaves(field, &piece)?;
+                width = leaves.len();
+                for (k, l) in leaves.into_iter().enumerate() {
+                    columns[leaf + k].push(l);
+                }
+            }
+            leaf += width;
+        }
+    }
+    writers
+        .into_par_iter()
+        .zip(columns.into_par_iter())
+        .with_max_len(1)
+        .map(|(mut w, leaves)| {
+            for l in &leaves {
+                w.write(l)?;
+            }
+            w.close()
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -254,5 +344,77 @@ mod tests {
                 (1_000 - first.len()) as u64
             )
         );
+    }
+
+    #[test]
+    fn batches_pulled_while_encoding_make_the_file_written_batch_by_batch() {
+        let schema: SchemaRef = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("amount", DataType::Decimal128(38, 10), true),
+            Field::new("name", DataType::Utf8, false),
+        ]));
+        let props = || {
+            WriterProperties::builder()
+                .set_max_row_group_row_count(Some(1_000))
+                .build()
+        };
+        // Row groups full and partial, batches shorter, longer and empty.
+        for sizes in [&[1_000, 1_000][..], &[333, 0, 2_500, 17, 1], &[4_321], &[]] {
+            let mut from = 0;
+            let batches: Vec<RecordBatch> = sizes
+                .iter()
+                .map(|&n| {
+                    let b = batch(&schema, from, n);
+                    from += n;
+                    b
+                })
+                .collect();
+            let mut pushed = ParWriter::try_new(Vec::new(), schema.clone(), props()).unwrap();
+            for b in &batches {
+                pushed.write(b).unwrap();
+            }
+            let mut pulled = ParWriter::try_new(Vec::new(), schema.clone(), props()).unwrap();
+            let mut it = batches.clone().into_iter();
+            pulled
+                .write_from(|| Ok::<_, String>(it.next()), |e| e.to_string())
+                .unwrap();
+            let (pushed, pulled) = (pushed.into_inner().unwrap(), pulled.into_inner().unwrap());
+            assert_eq!(pushed, pulled, "batch sizes {sizes:?}");
+            let groups = parquet::file::metadata::ParquetMetaDataReader::new()
+                .parse_and_finish(&bytes::Bytes::from(pulled))
+                .unwrap()
+                .num_row_groups();
+            assert_eq!(
+                groups,
+                (from as usize).div_ceil(1_000),
+                "batch sizes {sizes:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_error_of_the_producer_stops_the_write() {
+        let schema: SchemaRef = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("amount", DataType::Decimal128(38, 10), true),
+            Field::new("name", DataType::Utf8, false),
+        ]));
+        let props = WriterProperties::builder()
+            .set_max_row_group_row_count(Some(100))
+            .build();
+        let mut w = ParWriter::try_new(Vec::new(), schema.clone(), props).unwrap();
+        let mut calls = 0;
+        let got = w.write_from(
+            || {
+                calls += 1;
+                match calls {
+                    1..=3 => Ok(Some(batch(&schema, calls * 100, 100))),
+                    _ => Err("spill file unreadable".to_string()),
+                }
+            },
+            |e| e.to_string(),
+        );
+        assert_eq!(got, Err("spill file unreadable".to_string()));
+        assert_eq!(calls, 4);
     }
 }

@@ -10,34 +10,109 @@
 //! are never touched.
 
 use crate::error::{Error, Result};
-use parquet::basic::Compression;
-use parquet::file::properties::WriterProperties;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// Writer settings for files that live only until a merge: row groups of 1,024 rows, no
-/// compression, no dictionaries, no statistics (nobody prunes on them; computing min/max of every string column cost a
-/// tenth of `rate`'s time).
-pub fn scratch_properties() -> WriterProperties {
-    scratch_builder().build()
+/// Rows per message of a scratch file: a reader holds one message of every file it merges
+/// (a month of one organization merges about 80 runs at once).
+const MESSAGE_ROWS: usize = 1024;
+
+/// A scratch file being written: Arrow IPC, the in-memory layout as it is. Scratch files
+/// live only until a merge of the same run reads them back, so nothing is encoded: writing
+/// them as Parquet (plain, uncompressed) cost an eighth of `ingest`'s CPU in copying each
+/// value into pages, and as much again to decode them. `CSPCOST_SCRATCH_COMPRESSION=zstd`
+/// compresses the messages (zstd level 1), for months whose scratch would not fit the disk
+/// (100 M records spill about 90 GB uncompressed).
+pub struct Writer {
+    path: PathBuf,
+    inner: arrow_ipc::writer::FileWriter<std::io::BufWriter<fs::File>>,
 }
 
-/// [`scratch_properties`], to be refined. `CSPCOST_SCRATCH_COMPRESSION=zstd` compresses
-/// scratch files (zstd level 1): a fraction of the disk for some CPU, for months whose spills
-/// would not fit uncompressed (100 M records spill about 90 GB).
-pub fn scratch_builder() -> parquet::file::properties::WriterPropertiesBuilder {
-    let compression = match std::env::var("CSPCOST_SCRATCH_COMPRESSION").as_deref() {
-        Ok("zstd") => Compression::ZSTD(parquet::basic::ZstdLevel::try_new(1).unwrap_or_default()),
-        _ => Compression::UNCOMPRESSED,
-    };
-    // Small row groups: parquet's reader holds a whole row group's column chunks, and a
-    // merge holds one per run it reads.
-    WriterProperties::builder()
-        .set_max_row_group_row_count(Some(1024))
-        .set_compression(compression)
-        .set_dictionary_enabled(false)
-        .set_statistics_enabled(parquet::file::properties::EnabledStatistics::None)
+impl Writer {
+    /// Create the file at `path` for batches of `schema`.
+    pub fn create(path: &Path, schema: &arrow::datatypes::Schema) -> Result<Writer> {
+        let file = fs::File::create(path).map_err(|e| Error::io(path, e))?;
+        let compression = match std::env::var("CSPCOST_SCRATCH_COMPRESSION").as_deref() {
+            Ok("zstd") => Some(arrow_ipc::CompressionType::ZSTD),
+            _ => None,
+        };
+        let options = arrow_ipc::writer::IpcWriteOptions::default()
+            .try_with_compression(compression)
+            .and_then(|o| o.try_with_compression_level(compression.map(|_| 1)))
+            .map_err(|e| ipc_error(path, e))?;
+        let inner = arrow_ipc::writer::FileWriter::try_new_with_options(
+            std::io::BufWriter::with_capacity(1 << 20, file),
+            schema,
+            options,
+        )
+        .map_err(|e| ipc_error(path, e))?;
+        Ok(Writer {
+            path: path.to_path_buf(),
+            inner,
+        })
+    }
+
+    /// Append a batch (as messages of at most [`MESSAGE_ROWS`] rows).
+    pub fn write(&mut self, batch: &arrow::array::RecordBatch) -> Result<()> {
+        let mut off = 0;
+        while off < batch.num_rows() {
+            let n = MESSAGE_ROWS.min(batch.num_rows() - off);
+            self.inner
+                .write(&batch.slice(off, n))
+                .map_err(|e| ipc_error(&self.path, e))?;
+            off += n;
+        }
+        Ok(())
+    }
+
+    /// Write the footer and flush the file.
+    pub fn finish(mut self) -> Result<()> {
+        self.inner.finish().map_err(|e| ipc_error(&self.path, e))?;
+        let mut out = self
+            .inner
+            .into_inner()
+            .map_err(|e| ipc_error(&self.path, e))?;
+        std::io::Write::flush(&mut out).map_err(|e| Error::io(&self.path, e))
+    }
+}
+
+/// A scratch file that cannot be written or read back is an I/O problem of the scratch
+/// directory, reported with the file's path.
+fn ipc_error(path: &Path, e: arrow::error::ArrowError) -> Error {
+    Error::io(path, std::io::Error::other(e))
+}
+
+/// Write a scratch file of `schema` from `batches`.
+pub fn write_file(
+    path: &Path,
+    schema: arrow::datatypes::SchemaRef,
+    batches: impl IntoIterator<Item = Result<arrow::array::RecordBatch>>,
+) -> Result<()> {
+    let mut w = Writer::create(path, &schema)?;
+    for b in batches {
+        w.write(&b?)?;
+    }
+    w.finish()
+}
+
+/// Read a scratch file back, at most `batch_size` rows at a time.
+pub fn read_file(path: &Path, batch_size: usize) -> Result<crate::store::BatchStream> {
+    let file = fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let reader = arrow_ipc::reader::FileReader::try_new_buffered(file, None)
+        .map_err(|e| ipc_error(path, e))?;
+    let path = path.to_path_buf();
+    let batch_size = batch_size.max(1);
+    Ok(Box::new(reader.flat_map(move |b| {
+        let slices: Vec<Result<arrow::array::RecordBatch>> = match b {
+            Err(e) => vec![Err(ipc_error(&path, e))],
+            Ok(b) => (0..b.num_rows())
+                .step_by(batch_size)
+                .map(|off| Ok(b.slice(off, batch_size.min(b.num_rows() - off))))
+                .collect(),
+        };
+        slices
+    })))
 }
 
 /// A size from the environment (`name`), else `default`: tests set tiny sizes to prove that
@@ -48,41 +123,6 @@ pub fn size_override(name: &str, default: u64) -> u64 {
         .and_then(|v| v.parse::<u64>().ok())
         .filter(|&n| n > 0)
         .unwrap_or(default)
-}
-
-/// Write a scratch file of `schema` from `batches` (with [`scratch_properties`]).
-pub fn write_file(
-    path: &Path,
-    schema: arrow::datatypes::SchemaRef,
-    batches: impl IntoIterator<Item = Result<arrow::array::RecordBatch>>,
-) -> Result<()> {
-    let file = fs::File::create(path).map_err(|e| Error::io(path, e))?;
-    let perr = |e| Error::Parquet {
-        path: path.display().to_string(),
-        source: e,
-    };
-    let mut w = parquet::arrow::ArrowWriter::try_new(file, schema, Some(scratch_properties()))
-        .map_err(perr)?;
-    for b in batches {
-        w.write(&b?).map_err(perr)?;
-    }
-    w.close().map_err(perr)?;
-    Ok(())
-}
-
-/// Read a scratch file back, `batch_size` rows at a time.
-pub fn read_file(path: &Path, batch_size: usize) -> Result<crate::store::BatchStream> {
-    let file = fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let perr = |e| Error::Parquet {
-        path: path.display().to_string(),
-        source: e,
-    };
-    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-        .map_err(perr)?
-        .with_batch_size(batch_size)
-        .build()
-        .map_err(perr)?;
-    Ok(Box::new(reader.map(|b| b.map_err(Error::from))))
 }
 
 /// File inside each scratch directory naming its owner.
