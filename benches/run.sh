@@ -33,7 +33,6 @@ SHAPES=${BENCH_SHAPE:-default}
 GZIP_ARG=""
 [ "${BENCH_GZIP:-0}" = 1 ] && GZIP_ARG="--gzip"
 # 100 M records spill about 90 GB uncompressed: gzipped runs compress the scratch files too.
-[ "${BENCH_GZIP:-0}" = 1 ] && export CSPCOST_SCRATCH_COMPRESSION=zstd
 DATA=${BENCH_DATA:-$ROOT/bench_data}
 PY=${BENCH_PYTHON:-$ROOT/.venv/bin/python}
 THREADS=${BENCH_THREADS:-$(nproc)}

@@ -27,7 +27,7 @@ use std::path::PathBuf;
 /// Records a file's parse holds in its column builders before handing them over as batches.
 const SPILL_ROWS: usize = 50_000;
 
-/// Bytes of Arrow batches the spill buffers before writing every partition's to disk. Each
+/// Bytes of values the spill buffers before writing every partition's batches to disk. Each
 /// flush writes one file per partition, so this sets how many files a month spills (at
 /// 50,000 records per flush, 10 M records of 200 partitions made 40,000 small files) against
 /// what the parse phase holds in memory.
@@ -70,7 +70,7 @@ struct Spill {
 impl Spill {
     /// Rows of one partition, in arrival order.
     fn push(&mut self, key: SpillKey, batch: RecordBatch) -> Result<()> {
-        self.buffered += batch.get_array_memory_size() as u64;
+        self.buffered += data_bytes(&batch);
         *self.rows.entry(key).or_default() += batch.num_rows() as u64;
         self.buffers.entry(key).or_default().push(batch);
         if self.buffered
@@ -114,6 +114,16 @@ impl Spill {
         self.buffered = 0;
         Ok(())
     }
+}
+
+/// Bytes of a batch's values (not of its buffers' capacity: a page file's share of one
+/// partition is a few rows in builders sized for 1,024).
+fn data_bytes(batch: &RecordBatch) -> u64 {
+    batch
+        .columns()
+        .iter()
+        .map(|c| c.to_data().get_slice_memory_size().unwrap_or(0) as u64)
+        .sum()
 }
 
 /// New records of one partition, in arrival order, from its spill files (as Arrow batches:

@@ -18,15 +18,21 @@ use std::time::Duration;
 /// (a month of one organization merges about 80 runs at once).
 const MESSAGE_ROWS: usize = 1024;
 
-/// A scratch file being written: Arrow IPC, the in-memory layout as it is. Scratch files
-/// live only until a merge of the same run reads them back, so nothing is encoded: writing
-/// them as Parquet (plain, uncompressed) cost an eighth of `ingest`'s CPU in copying each
-/// value into pages, and as much again to decode them. `CSPCOST_SCRATCH_COMPRESSION=zstd`
-/// compresses the messages (zstd level 1), for months whose scratch would not fit the disk
-/// (100 M records spill about 90 GB uncompressed).
+/// A scratch file being written: Arrow IPC, the in-memory layout as it is, compressed with
+/// zstd level 1. Scratch files live only until a merge of the same run reads them back, so
+/// nothing is encoded: writing them as Parquet (plain, uncompressed) cost an eighth of
+/// `ingest`'s CPU in copying each value into pages, and as much again to decode them. They
+/// are compressed because a month spills more than it reads (about 1.3 KB a record
+/// uncompressed, 13 GB at 10 M records): uncompressed, the kernel's page-cache work took 38 s
+/// of a 10 M ingest's 128 CPU seconds, compressed 4.5 s, and the run 56 s instead of 71.
+/// `CSPCOST_SCRATCH_COMPRESSION=none` writes them uncompressed.
 pub struct Writer {
     path: PathBuf,
     inner: arrow_ipc::writer::FileWriter<std::io::BufWriter<fs::File>>,
+    /// Rows not yet written: small batches (a page file's share of a partition is a few
+    /// rows) are gathered into full messages, so a reader never sees thousands of tiny ones.
+    pending: Vec<arrow::array::RecordBatch>,
+    pending_rows: usize,
 }
 
 impl Writer {
@@ -34,8 +40,8 @@ impl Writer {
     pub fn create(path: &Path, schema: &arrow::datatypes::Schema) -> Result<Writer> {
         let file = fs::File::create(path).map_err(|e| Error::io(path, e))?;
         let compression = match std::env::var("CSPCOST_SCRATCH_COMPRESSION").as_deref() {
-            Ok("zstd") => Some(arrow_ipc::CompressionType::ZSTD),
-            _ => None,
+            Ok("none") => None,
+            _ => Some(arrow_ipc::CompressionType::ZSTD),
         };
         let options = arrow_ipc::writer::IpcWriteOptions::default()
             .try_with_compression(compression)
@@ -50,24 +56,68 @@ impl Writer {
         Ok(Writer {
             path: path.to_path_buf(),
             inner,
+            pending: Vec::new(),
+            pending_rows: 0,
         })
     }
 
-    /// Append a batch (as messages of at most [`MESSAGE_ROWS`] rows).
+    /// Append a batch, in messages of at most [`MESSAGE_ROWS`] rows; small batches are
+    /// gathered first.
     pub fn write(&mut self, batch: &arrow::array::RecordBatch) -> Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        if self.pending.is_empty() && batch.num_rows() >= MESSAGE_ROWS {
+            // Large batches (rating's chunks) go out as they are: holding a remainder would
+            // keep the whole batch alive.
+            let mut off = 0;
+            while off < batch.num_rows() {
+                let n = MESSAGE_ROWS.min(batch.num_rows() - off);
+                self.inner
+                    .write(&batch.slice(off, n))
+                    .map_err(|e| ipc_error(&self.path, e))?;
+                off += n;
+            }
+            return Ok(());
+        }
+        self.pending_rows += batch.num_rows();
+        self.pending.push(batch.clone());
+        if self.pending_rows >= MESSAGE_ROWS {
+            self.write_pending(false)?;
+        }
+        Ok(())
+    }
+
+    /// Write the pending rows as full messages, and the rest too when `all`.
+    fn write_pending(&mut self, all: bool) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let batch = if self.pending.len() == 1 {
+            self.pending.remove(0)
+        } else {
+            let all = arrow::compute::concat_batches(&self.pending[0].schema(), &self.pending)?;
+            self.pending.clear();
+            all
+        };
         let mut off = 0;
-        while off < batch.num_rows() {
+        while batch.num_rows() - off >= MESSAGE_ROWS || (all && off < batch.num_rows()) {
             let n = MESSAGE_ROWS.min(batch.num_rows() - off);
             self.inner
                 .write(&batch.slice(off, n))
                 .map_err(|e| ipc_error(&self.path, e))?;
             off += n;
         }
+        self.pending_rows = batch.num_rows() - off;
+        if self.pending_rows > 0 {
+            self.pending.push(batch.slice(off, self.pending_rows));
+        }
         Ok(())
     }
 
-    /// Write the footer and flush the file.
+    /// Write the last rows and the footer, and flush the file.
     pub fn finish(mut self) -> Result<()> {
+        self.write_pending(true)?;
         self.inner.finish().map_err(|e| ipc_error(&self.path, e))?;
         let mut out = self
             .inner
