@@ -62,8 +62,9 @@ struct Spill {
     files: BTreeMap<SpillKey, Vec<PathBuf>>,
     /// Records of each partition, buffered or spilled.
     rows: BTreeMap<SpillKey, u64>,
-    /// Bytes of the buffered batches.
+    /// Bytes of the buffered batches, and how many make a flush.
     buffered: u64,
+    limit: u64,
     spilled_files: usize,
 }
 
@@ -73,9 +74,7 @@ impl Spill {
         self.buffered += data_bytes(&batch);
         *self.rows.entry(key).or_default() += batch.num_rows() as u64;
         self.buffers.entry(key).or_default().push(batch);
-        if self.buffered
-            >= crate::store::scratch::size_override("CSPCOST_INGEST_SPILL_BYTES", SPILL_BYTES)
-        {
+        if self.buffered >= self.limit {
             self.flush_all()?;
         }
         Ok(())
@@ -454,6 +453,7 @@ pub fn ingest_usage(lake: &Lake, paths: &[PathBuf], run_id: &str) -> Result<Mani
         files: BTreeMap::new(),
         rows: BTreeMap::new(),
         buffered: 0,
+        limit: crate::store::scratch::size_override("CSPCOST_INGEST_SPILL_BYTES", SPILL_BYTES),
         spilled_files: 0,
     };
     let mut parsed = parse_files(&files, &ledger, &mut m, &mut spill, run_id)?;
@@ -505,11 +505,10 @@ pub fn ingest_usage(lake: &Lake, paths: &[PathBuf], run_id: &str) -> Result<Mani
 /// The input files in windows that are read and parsed together: at most `files_max` files
 /// and [`READ_ONCE_MAX`] bytes on disk (a larger file is a window of its own), so that a
 /// window's contents bound what the parse phase holds.
-fn read_chunks(files: &[PathBuf], files_max: usize) -> Vec<&[PathBuf]> {
+fn read_chunks<'a>(files: &'a [PathBuf], sizes: &[u64], files_max: usize) -> Vec<&'a [PathBuf]> {
     let mut chunks = Vec::new();
     let (mut start, mut bytes) = (0, 0u64);
-    for (i, path) in files.iter().enumerate() {
-        let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    for (i, &len) in sizes.iter().enumerate() {
         if i > start && (i - start >= files_max || bytes + len > READ_ONCE_MAX) {
             chunks.push(&files[start..i]);
             (start, bytes) = (i, 0);
@@ -538,11 +537,11 @@ fn parse_files(
         quarantine: Vec::new(),
         to_read: Vec::new(),
     };
-    let total_bytes: u64 = files
+    let sizes: Vec<u64> = files
         .iter()
         .map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
-        .sum();
-    let mut progress = Progress::new("ingest usage", total_bytes, true);
+        .collect();
+    let mut progress = Progress::new("ingest usage", sizes.iter().sum(), true);
     let mut planner = FilePlanner::new(ledger);
     let mut window: Vec<(&PathBuf, Vec<u8>)> = Vec::new();
     let window_files = rayon::current_num_threads() * 8;
@@ -556,7 +555,7 @@ fn parse_files(
         Ok(())
     };
     let mut to_read = Vec::new();
-    for chunk in read_chunks(files, window_files) {
+    for chunk in read_chunks(files, &sizes, window_files) {
         // Read and hash the chunk's files on every core; decide in path order.
         let hashed: Vec<Result<crate::store::input::HashedFile>> = chunk
             .par_iter()

@@ -83,11 +83,16 @@ impl<W: Write + Send> ParWriter<W> {
     pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         push(&mut self.pending, &mut self.pending_rows, batch.clone());
         while self.pending_rows >= self.group_rows {
-            let group = take_group(&mut self.pending, &mut self.pending_rows, self.group_rows);
-            let chunks = encode(&self.factory, &self.schema, self.groups, group)?;
-            self.append(chunks)?;
+            self.write_group(self.group_rows)?;
         }
         Ok(())
+    }
+
+    /// Encode the first `rows` buffered rows and write them as the next row group.
+    fn write_group(&mut self, rows: usize) -> Result<()> {
+        let group = take_group(&mut self.pending, &mut self.pending_rows, rows);
+        let chunks = encode(&self.factory, &self.schema, self.groups, group)?;
+        self.append(chunks)
     }
 
     /// Write every batch `next` produces (`None` at the end), encoding each row group while
@@ -142,10 +147,7 @@ impl<W: Write + Send> ParWriter<W> {
     /// Write the last row group and the footer; the output back.
     pub fn into_inner(mut self) -> Result<W> {
         if self.pending_rows > 0 {
-            let rows = self.pending_rows;
-            let group = take_group(&mut self.pending, &mut self.pending_rows, rows);
-            let chunks = encode(&self.factory, &self.schema, self.groups, group)?;
-            self.append(chunks)?;
+            self.write_group(self.pending_rows)?;
         }
         self.writer.into_inner()
     }
@@ -246,6 +248,21 @@ mod tests {
     use parquet::file::statistics::Statistics;
     use std::sync::Arc;
 
+    /// An id, a nullable decimal amount and a name.
+    fn test_schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("amount", DataType::Decimal128(38, 10), true),
+            Field::new("name", DataType::Utf8, false),
+        ]))
+    }
+
+    fn group_props(rows: usize) -> WriterProperties {
+        WriterProperties::builder()
+            .set_max_row_group_row_count(Some(rows))
+            .build()
+    }
+
     fn batch(schema: &SchemaRef, from: i64, n: i64) -> RecordBatch {
         // Extremes sit in the middle of pieces, and every 7th amount is null.
         let amounts: Decimal128Array = (from..from + n)
@@ -288,21 +305,13 @@ mod tests {
 
     #[test]
     fn decimals_written_in_pieces_read_back_with_parquets_own_statistics() {
-        let schema: SchemaRef = Arc::new(Schema::new(vec![
-            Field::new("id", DataType::Int64, false),
-            Field::new("amount", DataType::Decimal128(38, 10), true),
-            Field::new("name", DataType::Utf8, false),
-        ]));
+        let schema = test_schema();
         // Batches that straddle row groups, and row groups of many decimal pieces.
         let batches: Vec<RecordBatch> = [(0, 700), (700, 1_900), (2_600, 1_401)]
             .iter()
             .map(|&(from, n)| batch(&schema, from, n))
             .collect();
-        let props = || {
-            WriterProperties::builder()
-                .set_max_row_group_row_count(Some(1_000))
-                .build()
-        };
+        let props = || group_props(1_000);
         let mut ours = ParWriter::try_new(Vec::new(), schema.clone(), props()).unwrap();
         let mut theirs = ArrowWriter::try_new(Vec::new(), schema.clone(), Some(props())).unwrap();
         for b in &batches {
@@ -348,16 +357,8 @@ mod tests {
 
     #[test]
     fn batches_pulled_while_encoding_make_the_file_written_batch_by_batch() {
-        let schema: SchemaRef = Arc::new(Schema::new(vec![
-            Field::new("id", DataType::Int64, false),
-            Field::new("amount", DataType::Decimal128(38, 10), true),
-            Field::new("name", DataType::Utf8, false),
-        ]));
-        let props = || {
-            WriterProperties::builder()
-                .set_max_row_group_row_count(Some(1_000))
-                .build()
-        };
+        let schema = test_schema();
+        let props = || group_props(1_000);
         // Row groups full and partial, batches shorter, longer and empty.
         for sizes in [&[1_000, 1_000][..], &[333, 0, 2_500, 17, 1], &[4_321], &[]] {
             let mut from = 0;
@@ -394,14 +395,8 @@ mod tests {
 
     #[test]
     fn an_error_of_the_producer_stops_the_write() {
-        let schema: SchemaRef = Arc::new(Schema::new(vec![
-            Field::new("id", DataType::Int64, false),
-            Field::new("amount", DataType::Decimal128(38, 10), true),
-            Field::new("name", DataType::Utf8, false),
-        ]));
-        let props = WriterProperties::builder()
-            .set_max_row_group_row_count(Some(100))
-            .build();
+        let schema = test_schema();
+        let props = group_props(100);
         let mut w = ParWriter::try_new(Vec::new(), schema.clone(), props).unwrap();
         let mut calls = 0;
         let got = w.write_from(

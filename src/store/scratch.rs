@@ -70,14 +70,7 @@ impl Writer {
         if self.pending.is_empty() && batch.num_rows() >= MESSAGE_ROWS {
             // Large batches (rating's chunks) go out as they are: holding a remainder would
             // keep the whole batch alive.
-            let mut off = 0;
-            while off < batch.num_rows() {
-                let n = MESSAGE_ROWS.min(batch.num_rows() - off);
-                self.inner
-                    .write(&batch.slice(off, n))
-                    .map_err(|e| ipc_error(&self.path, e))?;
-                off += n;
-            }
+            self.write_messages(batch, true)?;
             return Ok(());
         }
         self.pending_rows += batch.num_rows();
@@ -100,6 +93,17 @@ impl Writer {
             self.pending.clear();
             all
         };
+        let off = self.write_messages(&batch, all)?;
+        self.pending_rows = batch.num_rows() - off;
+        if self.pending_rows > 0 {
+            self.pending.push(batch.slice(off, self.pending_rows));
+        }
+        Ok(())
+    }
+
+    /// Write `batch` as messages of [`MESSAGE_ROWS`], the last shorter one too when `all`;
+    /// the rows written.
+    fn write_messages(&mut self, batch: &arrow::array::RecordBatch, all: bool) -> Result<usize> {
         let mut off = 0;
         while batch.num_rows() - off >= MESSAGE_ROWS || (all && off < batch.num_rows()) {
             let n = MESSAGE_ROWS.min(batch.num_rows() - off);
@@ -108,11 +112,7 @@ impl Writer {
                 .map_err(|e| ipc_error(&self.path, e))?;
             off += n;
         }
-        self.pending_rows = batch.num_rows() - off;
-        if self.pending_rows > 0 {
-            self.pending.push(batch.slice(off, self.pending_rows));
-        }
-        Ok(())
+        Ok(off)
     }
 
     /// Write the last rows and the footer, and flush the file.
