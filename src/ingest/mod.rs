@@ -7,6 +7,7 @@ pub mod orders;
 pub mod prices;
 pub mod reference;
 pub mod source;
+mod staged_order;
 pub mod usage;
 pub mod usage_rows;
 pub mod utilization;

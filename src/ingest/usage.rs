@@ -32,6 +32,8 @@ const SPILL_ROWS: usize = 50_000;
 /// 50,000 records per flush, 10 M records of 200 partitions made 40,000 small files) against
 /// what the parse phase holds in memory.
 const SPILL_BYTES: u64 = 128 << 20;
+/// A partition's share of a flush is written as up to this many files, in parallel.
+const SPILL_PIECES: u64 = 8;
 
 use crate::staged::usage::{bucket_of, partition_file};
 use crate::store::input::{read_hashed, READ_ONCE_MAX};
@@ -84,8 +86,10 @@ impl Spill {
     /// (numbered in partition order, so a run's files do not depend on threads).
     fn flush_all(&mut self) -> Result<()> {
         std::fs::create_dir_all(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
+        let piece = (self.limit / SPILL_PIECES).max(1);
         let jobs: Vec<(SpillKey, PathBuf, Vec<RecordBatch>)> = std::mem::take(&mut self.buffers)
             .into_iter()
+            .flat_map(|(key, batches)| pieces(batches, piece).map(move |p| (key, p)))
             .map(|(key, batches)| {
                 let path = self
                     .dir
@@ -101,6 +105,7 @@ impl Spill {
                 crate::store::scratch::write_file(
                     &path,
                     usage_schema(),
+                    crate::store::scratch::Layout::default(),
                     batches.into_iter().map(Ok),
                 )?;
                 Ok((key, path))
@@ -113,6 +118,24 @@ impl Spill {
         self.buffered = 0;
         Ok(())
     }
+}
+
+/// A partition's buffered batches cut, in order, into pieces of about `bytes` each, each
+/// written to a spill file of its own: a month of one subscription has one partition, whose
+/// flush was one file written on one core while parsing waited.
+fn pieces(batches: Vec<RecordBatch>, bytes: u64) -> impl Iterator<Item = Vec<RecordBatch>> {
+    let mut out: Vec<Vec<RecordBatch>> = vec![Vec::new()];
+    let mut size = 0;
+    for b in batches {
+        let n = data_bytes(&b);
+        if size > 0 && size + n > bytes {
+            out.push(Vec::new());
+            size = 0;
+        }
+        size += n;
+        out.last_mut().expect("never empty").push(b);
+    }
+    out.into_iter()
 }
 
 /// Bytes of a batch's values (not of its buffers' capacity: a page file's share of one
@@ -154,14 +177,14 @@ pub(super) struct MergeStats {
 pub(super) struct MergeCols<'a> {
     pub(super) key: &'a arrow::array::FixedSizeBinaryArray,
     tenant: &'a StringArray,
-    subscription: &'a StringArray,
-    meter: &'a StringArray,
-    uri: &'a StringArray,
-    addl: &'a StringArray,
+    pub(super) subscription: &'a StringArray,
+    pub(super) meter: &'a StringArray,
+    pub(super) uri: &'a StringArray,
+    pub(super) addl: &'a StringArray,
     unit: &'a StringArray,
     pub(super) quantity: &'a arrow::array::Decimal128Array,
-    start: &'a arrow::array::TimestampMicrosecondArray,
-    end: &'a arrow::array::TimestampMicrosecondArray,
+    pub(super) start: &'a arrow::array::TimestampMicrosecondArray,
+    pub(super) end: &'a arrow::array::TimestampMicrosecondArray,
     date: &'a arrow::array::Date32Array,
     source_file: &'a StringArray,
     source_row: &'a arrow::array::Int64Array,
@@ -191,48 +214,6 @@ impl<'a> MergeCols<'a> {
 
     pub(super) fn unit_at(&self, i: usize) -> Option<&'a str> {
         opt_str(self.unit, i)
-    }
-}
-
-/// The columns of the staged order, owned (cheap clones of one batch's arrays), so that a
-/// merge can hold them next to the batch.
-pub(super) struct OrderKeys {
-    subscription: StringArray,
-    meter: StringArray,
-    start: arrow::array::TimestampMicrosecondArray,
-    end: arrow::array::TimestampMicrosecondArray,
-    uri: StringArray,
-    addl: StringArray,
-    key: arrow::array::FixedSizeBinaryArray,
-}
-
-impl OrderKeys {
-    pub(super) fn of(b: &RecordBatch) -> Result<OrderKeys> {
-        let c = MergeCols::of(b)?;
-        Ok(OrderKeys {
-            subscription: c.subscription.clone(),
-            meter: c.meter.clone(),
-            start: c.start.clone(),
-            end: c.end.clone(),
-            uri: c.uri.clone(),
-            addl: c.addl.clone(),
-            key: c.key.clone(),
-        })
-    }
-
-    /// The staged order (spec README, Scale: the rating order of the default scope inside a
-    /// ladder, so that rating streams the partition without sorting it).
-    #[inline]
-    pub(super) fn at(&self, i: usize) -> (&str, &str, i64, i64, &str, &str, u128) {
-        (
-            self.subscription.value(i),
-            self.meter.value(i),
-            self.start.value(i),
-            self.end.value(i),
-            self.uri.value(i),
-            self.addl.value(i),
-            hash_at(&self.key, i),
-        )
     }
 }
 
@@ -353,10 +334,8 @@ fn merge_partition(
     let mut st = classify_incoming(&cols, old_batches, &mut rows, &mut index);
     st.rows = rows.len() as u64;
     if st.new + st.restated > 0 {
-        let keys: Vec<OrderKeys> = batches.iter().map(OrderKeys::of).collect::<Result<_>>()?;
-        rows.par_sort_by(|x, y| keys[x.0].at(x.1).cmp(&keys[y.0].at(y.1)));
-        drop(keys);
         drop(index);
+        super::staged_order::sort_rows(&batches, &mut rows)?;
         let out: Vec<RecordBatch> = rows
             .chunks(64 * 1024)
             .map(|chunk| interleave_rows(&batches, chunk))
@@ -592,6 +571,16 @@ fn parse_files(
     Ok(out)
 }
 
+/// A partition to merge: its new rows, whether it is merged from disk, and its share of the
+/// merge's progress.
+struct PartWork {
+    key: PartKey,
+    new_rows: u64,
+    big: bool,
+    units: u64,
+    paths: Vec<PathBuf>,
+}
+
 /// Merge phase: everything goes to disk first; then each partition is read back and merged
 /// on its own (from disk when it is too large to hold), so memory holds one partition, or
 /// one run of a large one, per worker thread, never the whole run.
@@ -607,18 +596,51 @@ fn merge_partitions(
         .map(|(k, files)| (part_key(k), rows.get(&k).copied().unwrap_or(0), files))
         .collect();
     let dir = &spill.dir;
-    parts
+    // Progress in rows: a small partition counts its new rows once merged; a large one its new
+    // rows as they are classified, then each row it writes (a month of one subscription
+    // merges one partition for as long as it parsed).
+    let parts: Vec<PartWork> = parts
+        .into_par_iter()
+        .map(|(key, new_rows, paths)| {
+            let staged = lake.parquet_row_count(&partition_file(&key.0, key.1))?;
+            let staged = staged.unwrap_or(0);
+            let big = super::big_merge::is_big(staged + new_rows);
+            Ok(PartWork {
+                key,
+                new_rows,
+                big,
+                units: if big {
+                    new_rows + staged + new_rows
+                } else {
+                    new_rows
+                },
+                paths,
+            })
+        })
+        .collect::<Result<_>>()?;
+    let total = parts.iter().map(|p| p.units).sum();
+    let progress = std::sync::Mutex::new(Progress::new("ingest usage: merge", total, false));
+    let tick = |n: u64| {
+        if let Ok(mut p) = progress.lock() {
+            p.inc(n)
+        }
+    };
+    let merged = parts
         .into_par_iter()
         .with_max_len(1)
-        .map(|(key, new_rows, paths)| {
-            let rel = partition_file(&key.0, key.1);
-            let staged_rows = lake.parquet_row_count(&rel)?.unwrap_or(0);
-            let st = if super::big_merge::is_big(staged_rows + new_rows) {
-                super::big_merge::merge_big_partition(lake, &key, &paths, dir, run_id)?
+        .map(|p| {
+            let st = if p.big {
+                super::big_merge::merge_big_partition(lake, &p.key, &p.paths, dir, run_id, &tick)?
             } else {
-                merge_partition(lake, &key, read_spilled(&paths)?, run_id)?
+                let st = merge_partition(lake, &p.key, read_spilled(&p.paths)?, run_id)?;
+                tick(p.new_rows);
+                st
             };
-            Ok((key, st))
+            Ok((p.key, st))
         })
-        .collect()
+        .collect();
+    if let Ok(p) = progress.into_inner() {
+        p.finish();
+    }
+    merged
 }

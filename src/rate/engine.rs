@@ -19,7 +19,7 @@ use crate::pricing::price_book::{PriceBook, PriceVersion};
 use crate::pricing::rated::RatedRow;
 use crate::pricing::tiers::TierLadder;
 use rayon::prelude::*;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// Everything a month is rated against.
 pub struct RateContext<'a> {
@@ -224,7 +224,7 @@ fn classify<'a>(
 }
 
 /// The deterministic order of records inside a scope (rating.md §4).
-fn scope_order(a: &UsageRecord, b: &UsageRecord) -> std::cmp::Ordering {
+pub fn scope_order(a: &UsageRecord, b: &UsageRecord) -> std::cmp::Ordering {
     (
         a.usage_start,
         a.usage_end,
@@ -245,6 +245,15 @@ fn scope_order(a: &UsageRecord, b: &UsageRecord) -> std::cmp::Ordering {
             &b.source_file,
             b.source_row,
         ))
+}
+
+/// The ID of the scope whose ladder a prepared record climbs.
+fn scope_id<'a>(scope: TierScope, p: &Prepared<'a>) -> &'a str {
+    match scope {
+        TierScope::Subscription => p.rec.subscription_id.as_str(),
+        TierScope::Customer => p.rec.customer_tenant_id.as_str(),
+        TierScope::Organization => p.org.id.as_str(),
+    }
 }
 
 fn rate_scope<'a>(mut items: Vec<Prepared<'a>>) -> Result<Vec<RatedRow<'a>>> {
@@ -347,11 +356,7 @@ pub fn rate_month<'a>(
         match c {
             Ok(mut p) => {
                 p.emit = emit;
-                let scope_id = match ctx.scope {
-                    TierScope::Subscription => p.rec.subscription_id.as_str(),
-                    TierScope::Customer => p.rec.customer_tenant_id.as_str(),
-                    TierScope::Organization => p.org.id.as_str(),
-                };
+                let scope_id = scope_id(ctx.scope, &p);
                 let period = date_to_days(ctx.period.period_start(days_to_date(p.rec.usage_date)));
                 scopes
                     .entry((scope_id, p.rec.meter_id.as_str(), period))
@@ -376,6 +381,11 @@ pub fn rate_month<'a>(
 
 /// The staged order of usage: `ingest`'s merge writes every partition in it.
 type StagedKey<'b> = (&'b str, &'b str, i64, i64, &'b str, &'b str, u128);
+
+/// Whether `b` may follow `a` in the staged order.
+pub fn in_staged_order(a: &UsageRecord, b: &UsageRecord) -> bool {
+    staged_key(a) <= staged_key(b)
+}
 
 fn staged_key(r: &UsageRecord) -> StagedKey<'_> {
     (
@@ -405,22 +415,81 @@ pub struct StreamRater<'c> {
     ladder_key: Option<(String, String, i32)>,
     ladder: Ladder,
     last: Option<UsageRecord>,
+    /// Ladders left behind: after [`StreamRater::restart`] none may open again.
+    finished: HashSet<(String, String, i32)>,
+    order: StreamOrder,
+}
+
+/// The order a [`StreamRater`] takes its records in.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum StreamOrder {
+    /// The staged order: ladders one after another, each a (subscription, meter) block.
+    Staged,
+    /// rating.md §4's order inside one (scope, meter) ladder, merged from its blocks.
+    Scope,
 }
 
 impl<'c> StreamRater<'c> {
     /// A rater for `month`; `None` for the scopes and periods whose ladders are not
     /// contiguous in staged order (customer and organization scopes, billing-cycle tiers).
     pub fn new(ctx: &'c RateContext<'c>, month: &str) -> Option<StreamRater<'c>> {
-        (ctx.scope == TierScope::Subscription && ctx.period == TierPeriod::CalendarMonth).then(
-            || StreamRater {
-                ctx,
-                month: month.to_string(),
-                units: HashMap::new(),
-                ladder_key: None,
-                ladder: Ladder::default(),
-                last: None,
-            },
-        )
+        if ctx.scope != TierScope::Subscription {
+            return None;
+        }
+        StreamRater::for_block_ladders(ctx, month)
+    }
+
+    /// A rater of any scope, for a stream in which every ladder is one (subscription, meter)
+    /// block: the caller has checked it (a customer or an organization with one
+    /// subscription per meter). `None` for billing-cycle tiers, whose ladders reach into the
+    /// month before.
+    pub fn for_block_ladders(ctx: &'c RateContext<'c>, month: &str) -> Option<StreamRater<'c>> {
+        StreamRater::with_order(ctx, month, StreamOrder::Staged)
+    }
+
+    /// A rater of the records of one (scope, meter) ladder in rating.md §4's order (start,
+    /// end, subscription, resource, ...), as a merge of the ladder's blocks gives them. `None`
+    /// for billing-cycle tiers.
+    pub fn for_ladder(ctx: &'c RateContext<'c>, month: &str) -> Option<StreamRater<'c>> {
+        StreamRater::with_order(ctx, month, StreamOrder::Scope)
+    }
+
+    fn with_order(
+        ctx: &'c RateContext<'c>,
+        month: &str,
+        order: StreamOrder,
+    ) -> Option<StreamRater<'c>> {
+        (ctx.period == TierPeriod::CalendarMonth).then(|| StreamRater {
+            ctx,
+            month: month.to_string(),
+            units: HashMap::new(),
+            ladder_key: None,
+            ladder: Ladder::default(),
+            last: None,
+            finished: HashSet::new(),
+            order,
+        })
+    }
+
+    fn in_order(&self, a: &UsageRecord, b: &UsageRecord) -> bool {
+        match self.order {
+            StreamOrder::Staged => in_staged_order(a, b),
+            StreamOrder::Scope => scope_order(a, b) != std::cmp::Ordering::Greater,
+        }
+    }
+
+    /// Whether `r` can follow the records rated so far in the stream's order.
+    pub fn follows(&self, r: &UsageRecord) -> bool {
+        self.last.as_ref().is_none_or(|prev| self.in_order(prev, r))
+    }
+
+    /// Go on with another stretch in staged order (of another staged file): its ladders
+    /// must be new ones, or the next chunk is [`OutOfOrder`].
+    pub fn restart(&mut self) {
+        self.last = None;
+        if let Some(done) = self.ladder_key.take() {
+            self.finished.insert(done);
+        }
     }
 
     /// Rate the next records of the stream; [`OutOfOrder`] (and nothing rated) when they do
@@ -432,12 +501,8 @@ impl<'c> StreamRater<'c> {
     where
         'c: 'a,
     {
-        let ordered = match (&self.last, records.first()) {
-            (Some(prev), Some(first)) => staged_key(prev) <= staged_key(first),
-            _ => true,
-        } && records
-            .windows(2)
-            .all(|w| staged_key(&w[0]) <= staged_key(&w[1]));
+        let ordered = records.first().is_none_or(|first| self.follows(first))
+            && records.windows(2).all(|w| self.in_order(&w[0], &w[1]));
         if !ordered {
             return Ok(Err(OutOfOrder));
         }
@@ -455,11 +520,17 @@ impl<'c> StreamRater<'c> {
             match classify(ctx, r, &self.month, &self.units) {
                 Ok(p) => {
                     let period = date_to_days(ctx.period.period_start(days_to_date(r.usage_date)));
+                    let id = scope_id(ctx.scope, &p);
                     let same = matches!(&self.ladder_key,
-                        Some((s, m, d)) if *s == r.subscription_id && *m == r.meter_id && *d == period);
+                        Some((s, m, d)) if s == id && *m == r.meter_id && *d == period);
                     if !same {
-                        self.ladder_key =
-                            Some((r.subscription_id.clone(), r.meter_id.clone(), period));
+                        let key = (id.to_string(), r.meter_id.clone(), period);
+                        if self.finished.contains(&key) {
+                            return Ok(Err(OutOfOrder));
+                        }
+                        if let Some(done) = self.ladder_key.replace(key) {
+                            self.finished.insert(done);
+                        }
                         self.ladder = Ladder::default();
                     }
                     rows.extend(self.ladder.climb(p)?);

@@ -275,23 +275,29 @@ pub(super) fn fill_raw(
             .push(i);
     }
     let columns = ["source_file", "source_row", "raw"];
-    for (f, rows) in files {
-        for b in lake
-            .parquet_batches(f, Some(&columns), rows.clone(), 8 * 1024)?
-            .into_iter()
-            .flatten()
-        {
-            let b = b?;
-            let c = crate::model::schema::Cols(&b);
-            let (sf, sr, raw) = (c.str("source_file")?, c.i64("source_row")?, c.str("raw")?);
-            for i in 0..b.num_rows() {
-                if let Some(idx) = wanted.get(&(sf.value(i).to_string(), sr.value(i))) {
-                    for &k in idx {
-                        quarantine[k].raw = raw.value(i).to_string();
+    let found: Vec<Vec<(usize, String)>> = files
+        .par_iter()
+        .map(|(f, rows)| {
+            let mut found = Vec::new();
+            for b in lake
+                .parquet_batches(f, Some(&columns), rows.clone(), 8 * 1024)?
+                .into_iter()
+                .flatten()
+            {
+                let b = b?;
+                let c = crate::model::schema::Cols(&b);
+                let (sf, sr, raw) = (c.str("source_file")?, c.i64("source_row")?, c.str("raw")?);
+                for i in 0..b.num_rows() {
+                    if let Some(idx) = wanted.get(&(sf.value(i).to_string(), sr.value(i))) {
+                        found.extend(idx.iter().map(|&k| (k, raw.value(i).to_string())));
                     }
                 }
             }
-        }
+            Ok(found)
+        })
+        .collect::<Result<_>>()?;
+    for (k, raw) in found.into_iter().flatten() {
+        quarantine[k].raw = raw;
     }
     Ok(())
 }
@@ -347,10 +353,17 @@ pub fn plan_rate(lake: &Lake, opts: &RateOptions) -> Result<RatePlan> {
 
 /// Where a month's rating reaches back into the previous month (billing-cycle tiers): that
 /// month, and the day numbers `[start, first_day)` of the cycle's part in it.
-struct CycleReach {
-    previous: String,
+pub(super) struct CycleReach {
+    pub(super) previous: String,
     start: i32,
     first_day: i32,
+}
+
+impl CycleReach {
+    /// Whether a record of the previous month dated `day` belongs to the cycle.
+    pub(super) fn holds(&self, day: i32) -> bool {
+        day >= self.start && day < self.first_day
+    }
 }
 
 fn cycle_reach(opts: &RateOptions, month: &str) -> Option<CycleReach> {
@@ -378,8 +391,8 @@ pub(super) struct MonthJob<'a> {
     pub(super) month: &'a str,
     first_published: Option<&'a str>,
     pub(super) run_id: &'a str,
-    reach: Option<CycleReach>,
-    tmp: std::path::PathBuf,
+    pub(super) reach: Option<CycleReach>,
+    pub(super) tmp: std::path::PathBuf,
 }
 
 /// What rating one unit of work produced.
@@ -403,13 +416,22 @@ impl MonthJob<'_> {
     /// Whether this process rates the record (its organization, or its tenant when unmapped,
     /// is in the shard).
     pub(super) fn owns(&self, r: &UsageRecord) -> bool {
-        match self.opts.shard {
-            None => true,
-            Some(s) => match self.reference.tenants.get(&r.customer_tenant_id) {
-                Some(t) => s.owns(&t.organization_id),
-                None => s.owns(&r.customer_tenant_id),
-            },
-        }
+        self.owns_tenant(&r.customer_tenant_id)
+    }
+
+    /// Whether this process rates the usage of `tenant`.
+    pub(super) fn owns_tenant(&self, tenant: &str) -> bool {
+        self.opts
+            .shard
+            .is_none_or(|s| s.owns(self.organization_or_tenant(tenant)))
+    }
+
+    /// The organization of `tenant`, or the tenant itself when it is unmapped.
+    pub(super) fn organization_or_tenant<'t>(&'t self, tenant: &'t str) -> &'t str {
+        self.reference
+            .tenants
+            .get(tenant)
+            .map_or(tenant, |t| t.organization_id.as_str())
     }
 
     /// The same bucket of the previous month, when billing-cycle tiers reach into it.
@@ -434,16 +456,28 @@ impl MonthJob<'_> {
                 earlier.extend(
                     load_for_rating(self.lake, &e)?
                         .into_iter()
-                        .filter(|r| r.usage_date >= reach.start && r.usage_date < reach.first_day),
+                        .filter(|r| reach.holds(r.usage_date)),
                 );
             }
         }
+        let mut out = self.rate_loaded(unit, records, earlier)?;
+        let whole: Vec<_> = unit_files.iter().map(|f| (f.clone(), None)).collect();
+        fill_raw(self.lake, &whole, &mut out.quarantine)?;
+        Ok(out)
+    }
+
+    /// Rate records held in memory (and the cycle's earlier part) and spill one sorted run
+    /// per organization; the quarantine's original text is left for the caller to fill.
+    pub(super) fn rate_loaded(
+        &self,
+        unit: usize,
+        mut records: Vec<UsageRecord>,
+        mut earlier: Vec<UsageRecord>,
+    ) -> Result<UnitOutput> {
         records.retain(|r| self.owns(r));
         earlier.retain(|r| self.owns(r));
         let result = rate_month(self.ctx, self.month, &records, &earlier)?;
-        let mut quarantine = result.quarantine;
-        let whole: Vec<_> = unit_files.iter().map(|f| (f.clone(), None)).collect();
-        fill_raw(self.lake, &whole, &mut quarantine)?;
+        let quarantine = result.quarantine;
         let rated = result.rows.len() as u64;
         let unknown_units = crate::emit::focus::UnknownUnits::count(
             result
@@ -552,9 +586,8 @@ impl MonthJob<'_> {
     fn merge_org(&self, org: String, mut runs: Vec<OrgRun>) -> Result<MergedPartition> {
         runs.sort_by(|a, b| a.path.cmp(&b.path));
         let rel = format!("{}/usage-0.parquet", partition_dir(&org, self.month));
-        let paths: Vec<_> = runs.iter().map(|r| r.path.clone()).collect();
         let digest = crate::emit::costs::combine_digests(runs.iter().map(|r| r.digest.as_str()));
-        let merged = merge_runs(self.lake, &rel, &paths, &digest)?;
+        let merged = merge_runs(self.lake, &rel, &runs.iter().collect::<Vec<_>>(), &digest)?;
         let sum = |f: fn(&OrgRun) -> Dec10| {
             runs.iter()
                 .try_fold(Dec10::ZERO, |acc, r| acc.checked_add(f(r)))
@@ -590,28 +623,25 @@ impl MonthJob<'_> {
     }
 }
 
-/// Rate one month in two phases. Phase 1, per unit of work (a bucket of subscriptions; the
-/// whole month for the customer and organization scopes, whose ladders span buckets): load,
+/// Rate one month in two phases. Phase 1, per unit of work (a stretch of a staged file for the
+/// default scope, a bucket of subscriptions for billing-cycle tiers, a group of ladders for
+/// the customer and organization scopes, whose ladders span buckets: [`super::scopes`]):
 /// rate, and spill one sorted run per organization. Phase 2, per organization: merge its runs
 /// into the partition. Memory is bounded by the largest unit, not by the month.
 fn rate_one_month(job: &MonthJob) -> Result<MonthOutput> {
     let files = month_files(job.lake, job.month)?;
     let phase1 = if StreamRater::new(job.ctx, job.month).is_some() {
         job.rate_streams(&files)?
-    } else {
-        // Buckets hash the subscription: the default scope's ladders never span buckets; the
-        // customer and organization scopes rate the month as one unit.
-        let units: Vec<Vec<String>> = if job.opts.scope == TierScope::Subscription {
-            files.iter().map(|f| vec![f.clone()]).collect()
-        } else {
-            vec![files.clone()]
-        };
-        units
+    } else if job.opts.scope == TierScope::Subscription {
+        // Buckets hash the subscription: the default scope's ladders never span buckets.
+        files
             .par_iter()
             .enumerate()
             .with_max_len(1)
-            .map(|(unit, unit_files)| job.rate_unit(unit, unit_files))
+            .map(|(unit, f)| job.rate_unit(unit, std::slice::from_ref(f)))
             .collect::<Result<_>>()?
+    } else {
+        job.rate_groups(&files)?
     };
     let mut out = MonthOutput {
         staged: 0,

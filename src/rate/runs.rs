@@ -39,6 +39,9 @@ pub struct OrgRun {
     pub billed_cost: Dec10,
     /// The organization's billing currency.
     pub currency: String,
+    /// The run's (subscription, meter) block when it holds only one: the merge opens such a
+    /// run only when that block's turn comes.
+    pub single_block: Option<Block>,
 }
 
 /// Writes one organization's sorted run batch by batch (it lives only until the merge),
@@ -52,6 +55,9 @@ pub struct RunWriter {
     digest: ContentHasher,
     usd: Dec10,
     billed: Dec10,
+    /// The blocks of the first and of the last row appended.
+    first: Option<Block>,
+    last: Option<Block>,
 }
 
 impl RunWriter {
@@ -70,6 +76,8 @@ impl RunWriter {
             digest: ContentHasher::new(),
             usd: Dec10::ZERO,
             billed: Dec10::ZERO,
+            first: None,
+            last: None,
         })
     }
 
@@ -90,6 +98,12 @@ impl RunWriter {
             .checked_add(sum_decimal(b, "BilledCost")?)
             .ok_or_else(|| overflow("BilledCost"))?;
         hash_batch_buffers(b, &mut self.digest);
+        if b.num_rows() > 0 {
+            if self.first.is_none() {
+                self.first = block_at(b, 0);
+            }
+            self.last = block_at(b, b.num_rows() - 1);
+        }
         self.writer.write(b)
     }
 
@@ -103,6 +117,8 @@ impl RunWriter {
             list_cost_usd: self.usd,
             billed_cost: self.billed,
             currency: self.currency,
+            // Rows are appended in output order: one block when the first and last agree.
+            single_block: self.first.filter(|f| Some(f) == self.last.as_ref()),
         })
     }
 
@@ -116,51 +132,82 @@ impl RunWriter {
 /// A (subscription, meter) block: runs hold disjoint blocks, since every unit of work holds
 /// whole ladders of the default scope (and a subscription belongs to one customer and one
 /// organization, so the other scopes' ladders never split one either).
-type Block = (String, String);
+pub type Block = (String, String);
+
+/// The block of row `i` of a batch of cost rows.
+fn block_at(b: &RecordBatch, i: usize) -> Option<Block> {
+    let c = Cols(b);
+    let (s, m): (&StringArray, &StringArray) = (c.str(SUB).ok()?, c.str(METER).ok()?);
+    let v = |a: &StringArray| {
+        if a.is_null(i) {
+            String::new()
+        } else {
+            a.value(i).to_string()
+        }
+    };
+    Some((v(s), v(m)))
+}
 
 const SUB: &str = crate::emit::costs::col::SUB_ACCOUNT_ID;
 const METER: &str = crate::emit::costs::col::METER_ID;
 
 struct Run {
-    reader: crate::store::BatchStream,
+    path: PathBuf,
+    /// The one block of a run not opened yet.
+    waiting: Option<Block>,
+    reader: Option<crate::store::BatchStream>,
     batch: Option<RecordBatch>,
     row: usize,
 }
 
 impl Run {
-    fn open(path: &Path) -> Result<Run> {
+    /// A run; one of a single block is opened only when its block is taken (a merged group
+    /// of the customer or organization scope writes a run per block: an organization can have
+    /// hundreds, and each open run holds a batch).
+    fn open(path: &Path, single_block: Option<Block>) -> Result<Run> {
         let mut run = Run {
-            reader: crate::store::scratch::read_file(path, 1024)?,
+            path: path.to_path_buf(),
+            waiting: single_block,
+            reader: None,
             batch: None,
             row: 0,
         };
-        run.advance_batch()?;
+        if run.waiting.is_none() {
+            run.start()?;
+        }
         Ok(run)
+    }
+
+    fn start(&mut self) -> Result<()> {
+        self.reader = Some(crate::store::scratch::read_file(&self.path, 1024)?);
+        self.advance_batch()
     }
 
     fn advance_batch(&mut self) -> Result<()> {
         self.row = 0;
-        self.batch = self.reader.next().transpose()?;
+        self.batch = match self.reader.as_mut() {
+            Some(r) => r.next().transpose()?,
+            None => None,
+        };
+        if self.batch.is_none() {
+            self.reader = None;
+        }
         Ok(())
     }
 
     /// The (subscription, meter) block at the current row.
     fn block(&self) -> Option<Block> {
-        let b = self.batch.as_ref()?;
-        let c = Cols(b);
-        let (s, m): (&StringArray, &StringArray) = (c.str(SUB).ok()?, c.str(METER).ok()?);
-        let v = |a: &StringArray| {
-            if a.is_null(self.row) {
-                String::new()
-            } else {
-                a.value(self.row).to_string()
-            }
-        };
-        Some((v(s), v(m)))
+        if let Some(w) = &self.waiting {
+            return Some(w.clone());
+        }
+        block_at(self.batch.as_ref()?, self.row)
     }
 
     /// Take the rows of the current block that lie in the current batch.
     fn take_block(&mut self, block: &Block) -> Result<Option<RecordBatch>> {
+        if self.waiting.take().is_some() {
+            self.start()?;
+        }
         let Some(b) = self.batch.as_ref() else {
             return Ok(None);
         };
@@ -260,7 +307,7 @@ pub struct Merged {
 /// Merge sorted runs into the partition file `rel`, atomically (a staging file, then
 /// [`Lake::publish`]). If the file already holds the same content (all columns but
 /// `x_RunId`), it is left untouched.
-pub fn merge_runs(lake: &Lake, rel: &str, runs: &[PathBuf], digest: &str) -> Result<Merged> {
+pub fn merge_runs(lake: &Lake, rel: &str, runs: &[&OrgRun], digest: &str) -> Result<Merged> {
     let tmp = lake.staging_file(rel)?;
     let perr = |e| Error::Parquet {
         path: rel.to_string(),
@@ -273,7 +320,10 @@ pub fn merge_runs(lake: &Lake, rel: &str, runs: &[PathBuf], digest: &str) -> Res
     let file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
     let mut writer = ParWriter::try_new(file, cost_schema(), props).map_err(perr)?;
     let mut merge = RunMerge {
-        open: runs.iter().map(|p| Run::open(p)).collect::<Result<_>>()?,
+        open: runs
+            .iter()
+            .map(|r| Run::open(&r.path, r.single_block.clone()))
+            .collect::<Result<_>>()?,
         current: None,
         pending: Vec::new(),
         pending_rows: 0,

@@ -19,9 +19,9 @@ use std::ops::Range;
 /// Rows of a staged file above which it is cut into several tasks.
 const TASK_ROWS: u64 = 128 * 1024;
 /// Records rated at a time by one task.
-const CHUNK_ROWS: usize = 32 * 1024;
+pub(super) const CHUNK_ROWS: usize = 32 * 1024;
 /// Rows per batch read from a staged file.
-const READ_ROWS: usize = 8 * 1024;
+pub(super) const READ_ROWS: usize = 8 * 1024;
 
 /// A stretch of one staged file that starts where a ladder starts and ends where one ends.
 pub struct Task {
@@ -74,7 +74,7 @@ pub fn plan_tasks(lake: &Lake, file: &str) -> Result<Vec<Task>> {
 
 /// Where to cut buffered records so that no (subscription, meter, start) group is split
 /// (a run's rows are sorted in output order chunk by chunk); 0 when they are all one group.
-fn chunk_cut(records: &[UsageRecord]) -> usize {
+pub(super) fn chunk_cut(records: &[UsageRecord]) -> usize {
     let Some(last) = records.last() else {
         return 0;
     };
@@ -159,7 +159,7 @@ impl MonthJob<'_> {
     }
 
     /// Rate one chunk and append its rows to the organizations' runs.
-    fn stream_chunk(
+    pub(super) fn stream_chunk(
         &self,
         rater: &mut StreamRater,
         chunk: &[UsageRecord],
@@ -167,22 +167,12 @@ impl MonthJob<'_> {
         writers: &mut BTreeMap<String, RunWriter>,
         out: &mut UnitOutput,
     ) -> Result<std::result::Result<(), OutOfOrder>> {
-        out.staged += chunk.len() as u64;
-        let rating = match rater.rate_chunk(chunk)? {
+        let rows = match rate_counted(rater, chunk, out)? {
             Ok(r) => r,
             Err(e) => return Ok(Err(e)),
         };
-        out.rated += rating.rows.len() as u64;
-        out.unknown_units
-            .add(&crate::emit::focus::UnknownUnits::count(
-                rating
-                    .rows
-                    .iter()
-                    .map(|r| [Some(r.version.unit_text.as_str()), r.rec.unit.as_deref()]),
-            ));
-        out.quarantine.extend(rating.quarantine);
         let mut by_org: BTreeMap<&str, Vec<RatedRow>> = BTreeMap::new();
-        for row in rating.rows {
+        for row in rows {
             by_org.entry(row.org.id.as_str()).or_default().push(row);
         }
         for (org_id, mut rows) in by_org {
@@ -202,4 +192,28 @@ impl MonthJob<'_> {
         }
         Ok(Ok(()))
     }
+}
+
+/// Rate one chunk of a stream and count it in `out` (staged, rated, unknown units,
+/// quarantine); the rated rows.
+pub(super) fn rate_counted<'a, 'c: 'a>(
+    rater: &mut StreamRater<'c>,
+    chunk: &'a [UsageRecord],
+    out: &mut UnitOutput,
+) -> Result<std::result::Result<Vec<RatedRow<'a>>, OutOfOrder>> {
+    let rating = match rater.rate_chunk(chunk)? {
+        Ok(r) => r,
+        Err(e) => return Ok(Err(e)),
+    };
+    out.staged += chunk.len() as u64;
+    out.rated += rating.rows.len() as u64;
+    out.unknown_units
+        .add(&crate::emit::focus::UnknownUnits::count(
+            rating
+                .rows
+                .iter()
+                .map(|r| [Some(r.version.unit_text.as_str()), r.rec.unit.as_deref()]),
+        ));
+    out.quarantine.extend(rating.quarantine);
+    Ok(Ok(rating.rows))
 }

@@ -17,6 +17,8 @@ use std::time::Duration;
 /// Rows per message of a scratch file: a reader holds one message of every file it merges
 /// (a month of one organization merges about 80 runs at once).
 const MESSAGE_ROWS: usize = 1024;
+/// Bytes a writer gathers before writing to its file.
+const BUFFER_BYTES: usize = 1 << 20;
 
 /// A scratch file being written: Arrow IPC, the in-memory layout as it is, compressed with
 /// zstd level 1. Scratch files live only until a merge of the same run reads them back, so
@@ -33,11 +35,58 @@ pub struct Writer {
     /// rows) are gathered into full messages, so a reader never sees thousands of tiny ones.
     pending: Vec<arrow::array::RecordBatch>,
     pending_rows: usize,
+    message_rows: usize,
+}
+
+/// How a scratch file is cut and buffered. The defaults suit a file written and read alone
+/// (a spill); a file among many open at once wants less of each.
+#[derive(Clone, Copy, Debug)]
+pub struct Layout {
+    /// Rows per IPC message: what a reader holds decoded at a time. A merge of a month of
+    /// one subscription reads a hundred and more sorted runs at once.
+    pub message_rows: usize,
+    /// Bytes of the writer's buffer: resident once the file passes that size, for every
+    /// writer open (routing the scopes opens hundreds).
+    pub buffer_bytes: usize,
+}
+
+impl Default for Layout {
+    fn default() -> Layout {
+        Layout {
+            message_rows: MESSAGE_ROWS,
+            buffer_bytes: BUFFER_BYTES,
+        }
+    }
+}
+
+impl Layout {
+    pub fn with_message_rows(self, message_rows: usize) -> Layout {
+        Layout {
+            message_rows,
+            ..self
+        }
+    }
+
+    pub fn with_buffer_bytes(self, buffer_bytes: usize) -> Layout {
+        Layout {
+            buffer_bytes,
+            ..self
+        }
+    }
 }
 
 impl Writer {
-    /// Create the file at `path` for batches of `schema`.
+    /// Create the file at `path` for batches of `schema`, with the default [`Layout`].
     pub fn create(path: &Path, schema: &arrow::datatypes::Schema) -> Result<Writer> {
+        Writer::create_with(path, schema, Layout::default())
+    }
+
+    /// Create the file at `path` for batches of `schema`, cut and buffered as `layout` says.
+    pub fn create_with(
+        path: &Path,
+        schema: &arrow::datatypes::Schema,
+        layout: Layout,
+    ) -> Result<Writer> {
         let file = fs::File::create(path).map_err(|e| Error::io(path, e))?;
         let compression = match std::env::var("CSPCOST_SCRATCH_COMPRESSION").as_deref() {
             Ok("none") => None,
@@ -48,7 +97,7 @@ impl Writer {
             .and_then(|o| o.try_with_compression_level(compression.map(|_| 1)))
             .map_err(|e| ipc_error(path, e))?;
         let inner = arrow_ipc::writer::FileWriter::try_new_with_options(
-            std::io::BufWriter::with_capacity(1 << 20, file),
+            std::io::BufWriter::with_capacity(layout.buffer_bytes.max(1), file),
             schema,
             options,
         )
@@ -58,16 +107,17 @@ impl Writer {
             inner,
             pending: Vec::new(),
             pending_rows: 0,
+            message_rows: layout.message_rows.max(1),
         })
     }
 
-    /// Append a batch, in messages of at most [`MESSAGE_ROWS`] rows; small batches are
-    /// gathered first.
+    /// Append a batch, in messages of at most [`Layout::message_rows`] rows; small batches
+    /// are gathered first.
     pub fn write(&mut self, batch: &arrow::array::RecordBatch) -> Result<()> {
         if batch.num_rows() == 0 {
             return Ok(());
         }
-        if self.pending.is_empty() && batch.num_rows() >= MESSAGE_ROWS {
+        if self.pending.is_empty() && batch.num_rows() >= self.message_rows {
             // Large batches (rating's chunks) go out as they are: holding a remainder would
             // keep the whole batch alive.
             self.write_messages(batch, true)?;
@@ -75,9 +125,18 @@ impl Writer {
         }
         self.pending_rows += batch.num_rows();
         self.pending.push(batch.clone());
-        if self.pending_rows >= MESSAGE_ROWS {
+        if self.pending_rows >= self.message_rows {
             self.write_pending(false)?;
         }
+        Ok(())
+    }
+
+    /// Append a batch as it is (in messages of at most [`Layout::message_rows`]), nothing held back:
+    /// for a writer among hundreds open at once, each of which would otherwise hold up to a
+    /// message of rows.
+    pub fn write_through(&mut self, batch: &arrow::array::RecordBatch) -> Result<()> {
+        self.write_pending(true)?;
+        self.write_messages(batch, true)?;
         Ok(())
     }
 
@@ -101,12 +160,13 @@ impl Writer {
         Ok(())
     }
 
-    /// Write `batch` as messages of [`MESSAGE_ROWS`], the last shorter one too when `all`;
+    /// Write `batch` as messages of [`Layout::message_rows`], the last shorter one too when `all`;
     /// the rows written.
     fn write_messages(&mut self, batch: &arrow::array::RecordBatch, all: bool) -> Result<usize> {
         let mut off = 0;
-        while batch.num_rows() - off >= MESSAGE_ROWS || (all && off < batch.num_rows()) {
-            let n = MESSAGE_ROWS.min(batch.num_rows() - off);
+        let rows = self.message_rows;
+        while batch.num_rows() - off >= rows || (all && off < batch.num_rows()) {
+            let n = rows.min(batch.num_rows() - off);
             self.inner
                 .write(&batch.slice(off, n))
                 .map_err(|e| ipc_error(&self.path, e))?;
@@ -133,13 +193,14 @@ fn ipc_error(path: &Path, e: arrow::error::ArrowError) -> Error {
     Error::io(path, std::io::Error::other(e))
 }
 
-/// Write a scratch file of `schema` from `batches`.
+/// Write a scratch file of `schema` from `batches`, cut and buffered as `layout` says.
 pub fn write_file(
     path: &Path,
     schema: arrow::datatypes::SchemaRef,
+    layout: Layout,
     batches: impl IntoIterator<Item = Result<arrow::array::RecordBatch>>,
 ) -> Result<()> {
-    let mut w = Writer::create(path, &schema)?;
+    let mut w = Writer::create_with(path, &schema, layout)?;
     for b in batches {
         w.write(&b?)?;
     }

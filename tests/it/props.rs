@@ -211,16 +211,28 @@ fn streamed(records: &[UsageRecord], chunks: &[usize]) -> Vec<String> {
     });
     let mut rater = StreamRater::new(&ctx, "2026-01").unwrap();
     let mut rows = Vec::new();
-    let (mut at, mut i) = (0, 0);
-    while at < sorted.len() {
-        let n = chunks[i % chunks.len()].min(sorted.len() - at);
-        let m = rater.rate_chunk(&sorted[at..at + n]).unwrap().unwrap();
-        rows.extend(m.rows.iter().map(row_text));
-        at += n;
-        i += 1;
-    }
+    rate_in_chunks(&mut rater, &sorted, chunks, &mut 0, &mut rows);
     rows.sort();
     rows
+}
+
+/// Hand `records` to `rater` in chunks of the sizes of `chunks` (cycled, from the `i`-th),
+/// collecting the rated rows.
+fn rate_in_chunks(
+    rater: &mut StreamRater,
+    records: &[UsageRecord],
+    chunks: &[usize],
+    i: &mut usize,
+    rows: &mut Vec<String>,
+) {
+    let mut at = 0;
+    while at < records.len() {
+        let n = chunks[*i % chunks.len()].min(records.len() - at);
+        let m = rater.rate_chunk(&records[at..at + n]).unwrap().unwrap();
+        rows.extend(m.rows.iter().map(row_text));
+        at += n;
+        *i += 1;
+    }
 }
 
 fn rated(records: &[UsageRecord], scope: TierScope, threads: usize) -> Vec<String> {
@@ -290,6 +302,69 @@ proptest! {
     }
 }
 
+/// The customer scope of customers with one subscription each, streamed as the groups of
+/// rate/scopes.rs stream it: stretches of staged files, each in staged order, taken in any
+/// order with a restart between them, in chunks of any size.
+fn streamed_by_stretches(records: &[UsageRecord], chunks: &[usize], reversed: bool) -> Vec<String> {
+    let (r, b) = (reference(), book());
+    let ctx = RateContext {
+        scope: TierScope::Customer,
+        ..default_context(&r, &b)
+    };
+    let mut rater = StreamRater::for_block_ladders(&ctx, "2026-01").unwrap();
+    let mut stretches: Vec<Vec<UsageRecord>> = SUBS
+        .iter()
+        .map(|s| {
+            let mut part: Vec<UsageRecord> = records
+                .iter()
+                .filter(|r| r.subscription_id == *s)
+                .cloned()
+                .collect();
+            part.sort_by(|a, b| {
+                let k = |r: &UsageRecord| {
+                    (
+                        r.meter_id.clone(),
+                        r.usage_start,
+                        r.usage_end,
+                        r.resource_uri.clone(),
+                        r.key_hash,
+                    )
+                };
+                k(a).cmp(&k(b))
+            });
+            part
+        })
+        .collect();
+    if reversed {
+        stretches.reverse();
+    }
+    let mut rows = Vec::new();
+    let mut i = 0;
+    for part in &stretches {
+        rater.restart();
+        rate_in_chunks(&mut rater, part, chunks, &mut i, &mut rows);
+    }
+    rows.sort();
+    rows
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// Streamed by stretches, the customer scope of one subscription per customer (tenant 0
+    /// has subscription 0, tenant 1 subscription 2) gives the rows of the in-memory engine.
+    #[test]
+    fn block_ladders_streamed_by_stretches_rate_as_the_engine(
+        specs in prop::collection::vec((0usize..2, 0usize..2, 1u32..29, 0u32..24, quantity()), 1..80),
+        chunks in prop::collection::vec(1usize..20, 1..5),
+        reversed in any::<bool>(),
+    ) {
+        let records: Vec<UsageRecord> = specs.iter().enumerate().map(|(i, (t, m, d, h, q))| record(i, *t, 2 * t, *m, *d, *h, *q)).collect();
+        let base = rated(&records, TierScope::Customer, 1);
+        prop_assert_eq!(streamed_by_stretches(&records, &chunks, reversed), base);
+    }
+}
+
 /// Records out of staged order are refused, not rated in the wrong order.
 #[test]
 fn stream_rater_refuses_records_out_of_staged_order() {
@@ -307,10 +382,35 @@ fn stream_rater_refuses_records_out_of_staged_order() {
         .unwrap()
         .is_err());
     let mut fresh = StreamRater::new(&ctx, "2026-01").unwrap();
-    assert!(fresh.rate_chunk(&[late, early]).unwrap().is_err());
+    assert!(fresh
+        .rate_chunk(&[late.clone(), early.clone()])
+        .unwrap()
+        .is_err());
     let customer = RateContext {
         scope: TierScope::Customer,
         ..ctx
     };
     assert!(StreamRater::new(&customer, "2026-01").is_none());
+    // After a restart a new stretch may begin anywhere, but a ladder left behind stays shut.
+    let mut blocks = StreamRater::for_block_ladders(&customer, "2026-01").unwrap();
+    let other = record(2, 1, 2, 0, 1, 0, q);
+    assert!(blocks
+        .rate_chunk(std::slice::from_ref(&other))
+        .unwrap()
+        .is_ok());
+    blocks.restart();
+    assert!(blocks
+        .rate_chunk(std::slice::from_ref(&late))
+        .unwrap()
+        .is_ok());
+    blocks.restart();
+    assert!(blocks
+        .rate_chunk(std::slice::from_ref(&early))
+        .unwrap()
+        .is_err());
+    let cycle = RateContext {
+        period: TierPeriod::BillingCycle(15),
+        ..customer
+    };
+    assert!(StreamRater::for_block_ladders(&cycle, "2026-01").is_none());
 }

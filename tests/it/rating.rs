@@ -240,6 +240,19 @@ fn tier_scope_subscription_versus_customer() {
     );
 }
 
+/// The sum of `x_ListCostUsd` of organization `eu` in `month`.
+fn list_cost_usd(lake: &std::path::Path, month: &str) -> String {
+    let v: i128 = render(
+        lake,
+        &format!("costs/org=eu/month={month}/usage-0.parquet"),
+        &["x_ListCostUsd"],
+    )
+    .iter()
+    .map(|v| cspcost::model::Dec10::parse(v).unwrap().0)
+    .sum();
+    cspcost::model::Dec10(v).to_plain()
+}
+
 #[test]
 fn billing_cycle_tiers_continue_across_the_month_boundary() {
     // reconciliation.md's example: 4 GB a day from 2026-01-15; cycle 15th..14th.
@@ -253,17 +266,7 @@ fn billing_cycle_tiers_continue_across_the_month_boundary() {
     }
     let dir = synth_lake(&L1, &usage);
     let l = arg(dir.path());
-    let sum = |month: &str| -> String {
-        let v: i128 = render(
-            dir.path(),
-            &format!("costs/org=eu/month={month}/usage-0.parquet"),
-            &["x_ListCostUsd"],
-        )
-        .iter()
-        .map(|v| cspcost::model::Dec10::parse(v).unwrap().0)
-        .sum();
-        cspcost::model::Dec10(v).to_plain()
-    };
+    let sum = |month: &str| list_cost_usd(dir.path(), month);
     ok(["rate", "--lake", &l]);
     assert_eq!(
         (sum("2026-01"), sum("2026-02")),
@@ -413,4 +416,47 @@ fn rate_without_month_rerates_only_changed_months() {
             .collect::<Vec<_>>(),
         vec!["2026-02-20|Correction"]
     );
+}
+
+#[test]
+fn billing_cycle_customer_tiers_count_a_subscription_silent_this_month() {
+    // One customer, cycle 15th..14th. S2 uses 4 GB a day from 01-15 to 01-31 (68 GB), S1 4 GB
+    // a day from 02-01 to 02-14 (56 GB). S2 has nothing in February, and the two are staged in
+    // different buckets: February's ladder must still start at S2's 68 GB.
+    assert_ne!(
+        cspcost::staged::usage::bucket_of(S1),
+        cspcost::staged::usage::bucket_of(S2)
+    );
+    let mut usage = Vec::new();
+    let jan: Vec<String> = (15..=31).map(|d| format!("01-{d:02}")).collect();
+    let feb: Vec<String> = (1..=14).map(|d| format!("02-{d:02}")).collect();
+    for d in &jan {
+        usage.push((S2, d.as_str(), "4", "1 GB"));
+    }
+    for d in &feb {
+        usage.push((S1, d.as_str(), "4", "1 GB"));
+    }
+    let dir = synth_lake(&L1, &usage);
+    let l = arg(dir.path());
+    let sum = |month: &str| list_cost_usd(dir.path(), month);
+    let cycle = ["--tier-period", "billing_cycle:15"];
+    let args = |scope: &'static str| -> Vec<String> {
+        ["rate", "--lake", &l, "--tier-scope", scope]
+            .iter()
+            .chain(cycle.iter())
+            .map(|s| s.to_string())
+            .collect()
+    };
+    // By subscription S1 starts from 0: C(56) = 51 * 0.087.
+    ok(args("subscription"));
+    assert_eq!(sum("2026-02"), "4.437");
+    // By customer the cycle holds C(124) = 10.257; January C(68) = 5.481, February the rest.
+    for scope in ["customer", "organization"] {
+        ok(args(scope));
+        assert_eq!(
+            (sum("2026-01"), sum("2026-02")),
+            ("5.481".into(), "4.776".into()),
+            "{scope}"
+        );
+    }
 }

@@ -7,14 +7,14 @@ use crate::common::*;
 
 const MONTH: &str = "2026-01";
 
-/// A month of 2 subscriptions (so ~3,000 rows per staged file) with the generator's corner
+/// A month of `tenants` subscriptions (2: ~3,000 rows per staged file) with the generator's corner
 /// cases (quarantined records, zero and 10-decimal quantities), staged in `lake`.
-fn staged_month(dir: &std::path::Path) -> std::path::PathBuf {
+fn staged_month(dir: &std::path::Path, tenants: u64) -> std::path::PathBuf {
     let input = dir.join("input");
     generate::run(&generate::Opts {
         records: 6_000,
         out: input.clone(),
-        tenants: 2,
+        tenants,
         subs_per_tenant: 1,
         meters: 6,
         edge_cases: true,
@@ -42,7 +42,7 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
 #[test]
 fn tasks_and_chunks_do_not_change_what_is_rated() {
     let dir = lake();
-    let whole = staged_month(dir.path());
+    let whole = staged_month(dir.path(), 2);
     let cut = dir.path().join("cut");
     copy_dir(&whole, &cut);
     // The staged files are large enough to be cut: more rows than the task size below.
@@ -142,4 +142,92 @@ fn partitions_merged_from_disk_equal_those_merged_in_memory() {
     }
     assert_eq!(counts(&c), counts(&d));
     assert_eq!(parquet_snapshot(&c), parquet_snapshot(&d));
+}
+
+/// A lake's cost partitions and rate quarantine, rendered without the run IDs and without
+/// `x_TierScope` (which names the scope).
+fn rated_snapshot(lake: &std::path::Path) -> std::collections::BTreeMap<String, Vec<String>> {
+    let skip: Vec<&str> = RUN_ID_COLUMNS
+        .iter()
+        .copied()
+        .chain(["x_TierScope"])
+        .collect();
+    let mut out = std::collections::BTreeMap::new();
+    for rel in parquet_files(lake) {
+        if rel.starts_with("costs/") || rel.starts_with("quarantine/stage=rate") {
+            out.insert(rel.clone(), render_file(&lake.join(&rel), &skip));
+        }
+    }
+    out
+}
+
+/// The scope of every row of a lake's cost partitions.
+fn scopes(lake: &std::path::Path) -> std::collections::BTreeSet<String> {
+    parquet_files(lake)
+        .iter()
+        .filter(|f| f.starts_with("costs/"))
+        .flat_map(|f| render(lake, f, &["x_TierScope"]))
+        .collect()
+}
+
+/// Issue 16: the customer and organization scopes are rated by groups of ladders, a group
+/// whose ladders are (subscription, meter) blocks as a stream. In a month of four tenants of
+/// one subscription each (one organization, four staged files), a customer's ladder is its subscription's: so
+/// the customer scope, rated in groups as small as a meter and streamed in chunks of 37 rows
+/// from several routing tasks, must cost every row as the subscription scope does. The
+/// organization's ladders hold both subscriptions (rated in memory): small groups must rate
+/// what one group of the whole month rates.
+#[test]
+fn scope_groups_and_streams_do_not_change_what_is_rated() {
+    let dir = lake();
+    let by_sub = staged_month(dir.path(), 4);
+    for name in ["customer", "org", "org-small"] {
+        copy_dir(&by_sub, &dir.path().join(name));
+    }
+    let month = ["rate", "--month", MONTH, "--lake"];
+    let rate = |lake: &str, scope: &str, env: &[(&str, &str)]| {
+        let l = arg(&dir.path().join(lake));
+        let args: Vec<&str> = month
+            .iter()
+            .copied()
+            .chain([l.as_str(), "--tier-scope", scope])
+            .collect();
+        ok_env(args, env);
+    };
+    let small = [
+        ("CSPCOST_RATE_GROUP_ROWS", "1"),
+        ("CSPCOST_RATE_ROUTE_ROWS", "500"),
+        ("CSPCOST_RATE_CHUNK_ROWS", "37"),
+        ("CSPCOST_SCRATCH_COMPRESSION", "none"),
+    ];
+    ok(["rate", "--lake", &arg(&by_sub), "--month", MONTH]);
+    rate("customer", "customer", &small);
+    rate(
+        "org",
+        "organization",
+        &[("CSPCOST_RATE_GROUP_ROWS", "100000000")],
+    );
+    rate("org-small", "organization", &small);
+
+    let sub = rated_snapshot(&by_sub);
+    assert!(sub.keys().any(|k| k.starts_with("costs/")));
+    assert!(sub.keys().any(|k| k.starts_with("quarantine/")));
+    assert_eq!(rated_snapshot(&dir.path().join("customer")), sub);
+    let org = rated_snapshot(&dir.path().join("org"));
+    assert_eq!(rated_snapshot(&dir.path().join("org-small")), org);
+    // The organization's ladders are not the subscriptions': its costs differ.
+    assert_ne!(org, sub);
+    assert_eq!(
+        scopes(&dir.path().join("customer")),
+        ["customer".to_string()].into()
+    );
+    let counts = |lake: &str| {
+        let m = manifests(&dir.path().join(lake));
+        let rate = m.iter().rev().find(|m| m.command == "rate").unwrap();
+        (rate.counts.clone(), rate.quarantined.clone())
+    };
+    let base = counts("org");
+    for lake in ["customer", "org-small"] {
+        assert_eq!(counts(lake), base, "{lake}");
+    }
 }
