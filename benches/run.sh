@@ -18,7 +18,11 @@
 #   many5000  5,000 subscriptions (1,000 tenants x 5): at 10M, 2k records each
 # BENCH_GZIP=1 generates gzipped pages (`--gzip`, about a tenth of the disk, for 100M).
 #
-# Environment: BENCH_SIZE, BENCH_SHAPE, BENCH_GZIP, BENCH_DATA (default bench_data/), BENCH_REPEAT (runs per
+# Tier scopes (BENCH_SCOPES, default none; "customer organization" for both): `rate
+# --tier-scope` is measured too, on a copy of the staged lake, cspcost only (the peer rates the
+# default scope), with its peak RSS against 1 GiB.
+#
+# Environment: BENCH_SIZE, BENCH_SHAPE, BENCH_SCOPES, BENCH_GZIP, BENCH_DATA (default bench_data/), BENCH_REPEAT (runs per
 # measurement, best wall time kept, default 1), BENCH_THREADS, BENCH_DUCKDB_MEMORY (DuckDB's
 # memory_limit, default 8GiB), BENCH_KEEP=1 (keep the
 # generated data), BENCH_GEN_ARGS (extra generator options), BENCH_PYTHON, CARGO_TARGET_DIR.
@@ -29,6 +33,9 @@ ROOT=$PWD
 SIZES=${BENCH_SIZE:-1M 10M}
 WITH_PEER=${BENCH_PEER:-1}
 SHAPES=${BENCH_SHAPE:-default}
+# Tier scopes rated too, besides the default (BENCH_SCOPES="customer organization").
+SCOPES=${BENCH_SCOPES:-}
+SUMMARY_SCOPES=""
 [ "$SHAPES" = all ] && SHAPES="default few4 one many5000"
 GZIP_ARG=""
 [ "${BENCH_GZIP:-0}" = 1 ] && GZIP_ARG="--gzip"
@@ -57,6 +64,9 @@ shape_args() {
     esac
 }
 for shape in $SHAPES; do shape_args "$shape" >/dev/null; done
+for scope in $SCOPES; do
+    case $scope in customer | organization) ;; *) die "BENCH_SCOPES: unknown scope '$scope' (customer, organization)" ;; esac
+done
 [ -x "$TIME" ] || die "$TIME is needed (GNU time) for peak RSS"
 [ -x "$PY" ] || die "$PY not found: run \`make venv\` (or \`make bench\`)"
 "$PY" -c 'import duckdb' || die "duckdb is not importable from $PY"
@@ -143,12 +153,26 @@ for size in $SIZES; do
     prep_rate_duckdb() { rm -rf "$dir/duck_costs" "$dir/tmp/duck"; }
     echo "bench: $size: rate" >&2
     measure rate_cspcost "$CSPCOST" --quiet rate --lake "$dir/lake" --month "$MONTH" --threads "$THREADS"
+    # (b') the other tier scopes (BENCH_SCOPES), on a copy of the staged lake: cspcost only.
+    SCOPE_ROWS=""
+    for scope in $SCOPES; do
+        eval "prep_rate_$scope() { rm -rf \"\$dir/lake_scope\"; cp -r \"\$dir/lake\" \"\$dir/lake_scope\"; rm -rf \"\$dir/lake_scope/costs\" \"\$dir/lake_scope/_state\"; }"
+        echo "bench: $size: rate --tier-scope $scope" >&2
+        measure "rate_$scope" "$CSPCOST" --quiet rate --lake "$dir/lake_scope" --month "$MONTH" --threads "$THREADS" --tier-scope "$scope"
+        rm -rf "$dir/lake_scope"
+        scope_rss=$(rss_mib "rate_$scope")
+        SCOPE_ROWS+="| $size | $shape | rate --tier-scope $scope | $(wall "rate_$scope") | $scope_rss | (no peer) | | | | ≤ 1 GiB: $(verdict "$scope_rss" 1024) |"$'\n'
+        SCOPE_SUMMARY="; cpu seconds / cpu÷wall of rate by $scope: $(cpu_of "rate_$scope") / $(busy "rate_$scope")"
+        SUMMARY_SCOPES+="$SCOPE_SUMMARY"
+    done
     if [ "$WITH_PEER" != 1 ]; then
         rows=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['counts'].get('rated'))" "$(ls -t "$dir"/lake/_runs/*.json | head -1)")
         TABLE_ROWS+="| $size | $shape | ingest usage | $(wall ingest_cspcost) | $(rss_mib ingest_cspcost) | (no peer) | | | | |"$'\n'
         TABLE_ROWS+="| $size | $shape | rate | $(wall rate_cspcost) | $(rss_mib rate_cspcost) | (no peer) | | | | |"$'\n'
+        TABLE_ROWS+="$SCOPE_ROWS"
         SUMMARY+="$size $shape: $rows rated rows (${input_mb} MB of pages), no peer (BENCH_PEER=0); "
-        SUMMARY+="cpu seconds ingest $(cpu_of ingest_cspcost), rate $(cpu_of rate_cspcost); cpu/wall: ingest $(busy ingest_cspcost), rate $(busy rate_cspcost)"$'\n'
+        SUMMARY+="cpu seconds ingest $(cpu_of ingest_cspcost), rate $(cpu_of rate_cspcost); cpu/wall: ingest $(busy ingest_cspcost), rate $(busy rate_cspcost)${SUMMARY_SCOPES}"$'\n'
+        SUMMARY_SCOPES=""
         rm -rf "$DATA/results-$size-$shape"
         cp -r "$RES" "$DATA/results-$size-$shape"
         if [ "${BENCH_KEEP:-0}" != 1 ]; then rm -rf "$dir"; fi
@@ -177,11 +201,13 @@ for size in $SIZES; do
     TABLE_ROWS+="| $size | $shape | ingest usage | $(wall ingest_cspcost) | $(rss_mib ingest_cspcost) | DuckDB read_json | $(wall ingest_duckdb) | $(rss_mib ingest_duckdb) | **$r_ingest** | ≤ 1.0: $(verdict "$r_ingest" 1.0) |"$'\n'
     TABLE_ROWS+="| $size | $shape | rate | $(wall rate_cspcost) | $(rss_mib rate_cspcost) | DuckDB SQL rating | $(wall rate_duckdb) | $(rss_mib rate_duckdb) | **$r_rate** | ≤ 0.5: $(verdict "$r_rate" 0.5) |"$'\n'
     TABLE_ROWS+="| $size | $shape | rate vs I/O floor | $(wall rate_cspcost) | $(rss_mib rate_cspcost) | DuckDB Parquet copy | $(wall floor_duckdb) | $(rss_mib floor_duckdb) | **$r_floor** | ≤ 1.5: $(verdict "$r_floor" 1.5) |"$'\n'
+    TABLE_ROWS+="$SCOPE_ROWS"
     rss_verdict=$(awk -v r="$(rss_mib rate_cspcost)" 'BEGIN {print (r <= 1024) ? "met" : "NOT met"}')
     SUMMARY+="$size $shape: $rows rated rows (${input_mb} MB of pages), equal to DuckDB's row by row; "
     SUMMARY+="cpu seconds (user+sys) cspcost/DuckDB: ingest $(cpu_of ingest_cspcost)/$(cpu_of ingest_duckdb), "
     SUMMARY+="rate $(cpu_of rate_cspcost)/$(cpu_of rate_duckdb), floor $(cpu_of floor_duckdb); "
-    SUMMARY+="peak RSS of rate $(rss_mib rate_cspcost) MiB (≤ 1 GiB: $rss_verdict)"$'\n'
+    SUMMARY+="peak RSS of rate $(rss_mib rate_cspcost) MiB (≤ 1 GiB: $rss_verdict)${SUMMARY_SCOPES}"$'\n'
+    SUMMARY_SCOPES=""
     rm -rf "$DATA/results-$size-$shape"
     cp -r "$RES" "$DATA/results-$size-$shape"
     if [ "${BENCH_KEEP:-0}" != 1 ]; then rm -rf "$dir"; fi
