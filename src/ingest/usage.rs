@@ -35,7 +35,7 @@ const SPILL_BYTES: u64 = 128 << 20;
 /// A partition's share of a flush is written as up to this many files, in parallel.
 const SPILL_PIECES: u64 = 8;
 
-use crate::staged::usage::{bucket_of, partition_file};
+use crate::staged::usage::{bucket_of, file_options, partition_file};
 use crate::store::input::{read_hashed, READ_ONCE_MAX};
 
 pub(super) type PartKey = (String, u32);
@@ -47,6 +47,13 @@ type SpillKey = (i32, u32);
 fn part_key((month, bucket): SpillKey) -> PartKey {
     let (y, m) = (month.div_euclid(12), month.rem_euclid(12) + 1);
     (format!("{y:04}-{m:02}"), bucket)
+}
+
+/// New records of a partition, and their bytes of values in Arrow batches.
+#[derive(Clone, Copy, Default)]
+struct PartSize {
+    rows: u64,
+    bytes: u64,
 }
 
 fn spill_key(r: &UsageRow) -> SpillKey {
@@ -62,8 +69,8 @@ struct Spill {
     dir: PathBuf,
     buffers: BTreeMap<SpillKey, Vec<RecordBatch>>,
     files: BTreeMap<SpillKey, Vec<PathBuf>>,
-    /// Records of each partition, buffered or spilled.
-    rows: BTreeMap<SpillKey, u64>,
+    /// Records of each partition, buffered or spilled, and their bytes of values.
+    rows: BTreeMap<SpillKey, PartSize>,
     /// Bytes of the buffered batches, and how many make a flush.
     buffered: u64,
     limit: u64,
@@ -73,8 +80,11 @@ struct Spill {
 impl Spill {
     /// Rows of one partition, in arrival order.
     fn push(&mut self, key: SpillKey, batch: RecordBatch) -> Result<()> {
-        self.buffered += data_bytes(&batch);
-        *self.rows.entry(key).or_default() += batch.num_rows() as u64;
+        let bytes = data_bytes(&batch);
+        self.buffered += bytes;
+        let size = self.rows.entry(key).or_default();
+        size.rows += batch.num_rows() as u64;
+        size.bytes += bytes;
         self.buffers.entry(key).or_default().push(batch);
         if self.buffered >= self.limit {
             self.flush_all()?;
@@ -336,13 +346,29 @@ fn merge_partition(
     if st.new + st.restated > 0 {
         drop(index);
         super::staged_order::sort_rows(&batches, &mut rows)?;
-        let out: Vec<RecordBatch> = rows
-            .chunks(64 * 1024)
-            .map(|chunk| interleave_rows(&batches, chunk))
-            .collect::<Result<_>>()?;
         drop(cols);
-        drop(batches);
-        lake.put_parquet(&rel, usage_schema(), &out, partition_metadata(&st, run_id))?;
+        // The sorted rows are copied a row group at a time while the previous one is
+        // encoded: the partition is held once, not twice.
+        let mut chunks = rows.chunks(64 * 1024);
+        lake.put_parquet_with(
+            &rel,
+            usage_schema(),
+            file_options(partition_metadata(&st, run_id)),
+            |w| {
+                w.write_from(
+                    || {
+                        chunks
+                            .next()
+                            .map(|c| interleave_rows(&batches, c))
+                            .transpose()
+                    },
+                    |e| Error::Parquet {
+                        path: rel.clone(),
+                        source: e,
+                    },
+                )
+            },
+        )?;
         st.written = true;
     }
     Ok(st)
@@ -590,10 +616,16 @@ fn merge_partitions(
     run_id: &str,
 ) -> Result<Vec<(PartKey, MergeStats)>> {
     spill.flush_all()?;
-    let rows = std::mem::take(&mut spill.rows);
-    let parts: Vec<(PartKey, u64, Vec<PathBuf>)> = std::mem::take(&mut spill.files)
+    let sizes = std::mem::take(&mut spill.rows);
+    let parts: Vec<(PartKey, PartSize, Vec<PathBuf>)> = std::mem::take(&mut spill.files)
         .into_iter()
-        .map(|(k, files)| (part_key(k), rows.get(&k).copied().unwrap_or(0), files))
+        .map(|(k, files)| {
+            (
+                part_key(k),
+                sizes.get(&k).copied().unwrap_or_default(),
+                files,
+            )
+        })
         .collect();
     let dir = &spill.dir;
     // Progress in rows: a small partition counts its new rows once merged; a large one its new
@@ -601,18 +633,20 @@ fn merge_partitions(
     // merges one partition for as long as it parsed).
     let parts: Vec<PartWork> = parts
         .into_par_iter()
-        .map(|(key, new_rows, paths)| {
+        .map(|(key, size, paths)| {
             let staged = lake.parquet_row_count(&partition_file(&key.0, key.1))?;
             let staged = staged.unwrap_or(0);
-            let big = super::big_merge::is_big(staged + new_rows);
+            // Staged rows are taken to be as large as the new ones on average.
+            let bytes = size.bytes + staged * size.bytes / size.rows.max(1);
+            let big = super::big_merge::is_big(staged + size.rows, bytes);
             Ok(PartWork {
                 key,
-                new_rows,
+                new_rows: size.rows,
                 big,
                 units: if big {
-                    new_rows + staged + new_rows
+                    size.rows + staged + size.rows
                 } else {
-                    new_rows
+                    size.rows
                 },
                 paths,
             })

@@ -602,10 +602,10 @@ struct Partial<'p> {
 }
 
 /// A GUID normalised, borrowed from the input when it already is lowercase.
-fn guid_of(v: Cow<'_, str>) -> Option<Cow<'_, str>> {
+fn guid_of<'v>(v: &Cow<'v, str>) -> Option<Cow<'v, str>> {
     match v {
         Cow::Borrowed(b) => normalize_guid_cow(b),
-        Cow::Owned(o) => normalize_guid(&o).map(Cow::Owned),
+        Cow::Owned(o) => normalize_guid(o).map(Cow::Owned),
     }
 }
 
@@ -949,23 +949,21 @@ impl<'c> FileCtx<'c> {
         let start_raw = f.start.as_deref().unwrap_or_default();
         let end_raw = f.end.as_deref().unwrap_or_default();
         let times = self.usage_times(start_raw, end_raw, row, text, &mut partial)?;
-        self.check_guids(
+        let [customer_tenant_id, subscription_id, meter_id] = self.guids(
             [
-                ("customer tenant", f.tenant.as_deref()),
-                ("subscription", f.subscription.as_deref()),
-                ("resource.id (meter)", f.meter.as_deref()),
+                ("customer tenant", &f.tenant),
+                ("subscription", &f.subscription),
+                ("resource.id (meter)", &f.meter),
             ],
             row,
             text,
             partial,
         )?;
-        // All three are GUIDs (checked above), so `guid_of` gives Some.
-        let norm = |v: Option<Cow<'a, str>>| v.and_then(guid_of).unwrap_or_default();
         Ok(CheckedKeys {
             keys: RecordKeys {
-                customer_tenant_id: norm(f.tenant),
-                subscription_id: norm(f.subscription),
-                meter_id: norm(f.meter),
+                customer_tenant_id,
+                subscription_id,
+                meter_id,
             },
             times,
             quantity,
@@ -1038,28 +1036,32 @@ impl<'c> FileCtx<'c> {
         Ok(UsageTimes { start, end })
     }
 
-    /// Tenant, subscription and meter are GUIDs, checked in that order.
+    /// Tenant, subscription and meter, each normalised as a GUID (checked and normalised in
+    /// one pass), checked in that order.
     #[inline]
-    fn check_guids(
+    fn guids<'v>(
         &self,
-        ids: [(&str, Option<&str>); 3],
+        ids: [(&str, &Option<Cow<'v, str>>); 3],
         row: i64,
         text: &str,
         partial: Partial,
-    ) -> Checked<'c, ()> {
-        for (what, v) in ids {
-            let v = v.unwrap_or_default();
-            if normalize_guid_cow(v).is_none() {
-                return Err(self.quarantine_with(
+    ) -> Checked<'c, [Cow<'v, str>; 3]> {
+        let mut out: [Cow<'v, str>; 3] = Default::default();
+        for ((what, v), slot) in ids.into_iter().zip(&mut out) {
+            *slot = v.as_ref().and_then(guid_of).ok_or_else(|| {
+                self.quarantine_with(
                     ReasonCode::BadId,
-                    format!("{what} ID '{v}' is not a GUID"),
+                    format!(
+                        "{what} ID '{}' is not a GUID",
+                        v.as_deref().unwrap_or_default()
+                    ),
                     row,
                     text,
                     partial,
-                ));
-            }
+                )
+            })?;
         }
-        Ok(())
+        Ok(out)
     }
 }
 

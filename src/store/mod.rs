@@ -34,6 +34,42 @@ use std::sync::{Arc, OnceLock};
 
 /// Rows per Parquet row group.
 const ROW_GROUP_ROWS: usize = 64 * 1024;
+
+/// How a Parquet file of the lake is written, beyond its batches: zstd level 3, row groups
+/// of [`ROW_GROUP_ROWS`], and what is set here.
+#[derive(Default)]
+pub struct FileOptions<'a> {
+    /// Key-value metadata of the file.
+    pub metadata: Vec<(String, String)>,
+    /// The columns given min/max statistics (per column chunk); `None`: every column, per
+    /// page (parquet's default). Statistics of long strings cost a comparison of each value
+    /// as it is written (a staged partition's `raw` JSON, resource URIs sharing long prefixes).
+    pub statistics: Option<&'a [&'a str]>,
+    /// Columns written without a dictionary: their values are nearly all distinct, so a
+    /// dictionary would be built, then abandoned, in every row group.
+    pub no_dictionary: &'a [&'a str],
+}
+
+impl FileOptions<'_> {
+    fn properties(&self, kv: Vec<KeyValue>) -> parquet::errors::Result<WriterProperties> {
+        use parquet::file::properties::EnabledStatistics;
+        use parquet::schema::types::ColumnPath;
+        let mut b = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
+            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+            .set_key_value_metadata(Some(kv));
+        if let Some(columns) = self.statistics {
+            b = b.set_statistics_enabled(EnabledStatistics::None);
+            for c in columns {
+                b = b.set_column_statistics_enabled(ColumnPath::from(*c), EnabledStatistics::Chunk);
+            }
+        }
+        for c in self.no_dictionary {
+            b = b.set_column_dictionary_enabled(ColumnPath::from(*c), false);
+        }
+        Ok(b.build())
+    }
+}
 /// Bytes fetched from the end of a remote Parquet file to find its footer in one request.
 const FOOTER_GUESS: u64 = 64 * 1024;
 /// Lakes opened by this process (makes staging directory names unique).
@@ -361,7 +397,11 @@ impl Lake {
         batches: &[RecordBatch],
         metadata: Vec<(String, String)>,
     ) -> Result<()> {
-        self.put_parquet_with(rel, schema, metadata, |writer| {
+        let options = FileOptions {
+            metadata,
+            ..FileOptions::default()
+        };
+        self.put_parquet_with(rel, schema, options, |writer| {
             for b in batches {
                 writer.write(b).map_err(|e| Error::Parquet {
                     path: rel.to_string(),
@@ -378,7 +418,7 @@ impl Lake {
         &self,
         rel: &str,
         schema: SchemaRef,
-        metadata: Vec<(String, String)>,
+        options: FileOptions<'_>,
         write: impl FnOnce(&mut par_writer::ParWriter<File>) -> Result<()>,
     ) -> Result<()> {
         let perr = |e| Error::Parquet {
@@ -386,15 +426,13 @@ impl Lake {
             source: e,
         };
         self.put_atomic(rel, |file| {
-            let kv: Vec<KeyValue> = metadata
-                .into_iter()
+            let kv: Vec<KeyValue> = options
+                .metadata
+                .iter()
+                .cloned()
                 .map(|(k, v)| KeyValue::new(k, v))
                 .collect();
-            let props = WriterProperties::builder()
-                .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).map_err(perr)?))
-                .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-                .set_key_value_metadata(Some(kv))
-                .build();
+            let props = options.properties(kv).map_err(perr)?;
             let mut writer = par_writer::ParWriter::try_new(
                 file.try_clone().map_err(|e| Error::io(self.path(rel), e))?,
                 schema,

@@ -440,3 +440,74 @@ fn gzipped_pages_and_ndjson_read_like_plain_ones() {
         );
     }
 }
+
+/// Staged partitions carry min/max statistics only on the columns a reader filters on
+/// (tenant, subscription, meter, date, start), and `raw` and `key_hash`, whose values are all
+/// distinct, have no dictionary; merged in memory or from disk alike. The statistics are the
+/// column's real minimum and maximum.
+#[test]
+fn staged_partitions_keep_statistics_on_the_filter_columns_only() {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    use parquet::file::statistics::Statistics;
+    for env in [vec![], vec![("CSPCOST_INGEST_BIG_ROWS", "1")]] {
+        let dir = lake();
+        let l = arg(dir.path());
+        let dump = arg(&sample("usage/dump-2026-01-20"));
+        ok_env(["ingest", "usage", "--lake", &l, &dump], &env);
+        let month = dir.path().join("staged/usage/month=2026-01");
+        let mut files = 0;
+        for bucket in std::fs::read_dir(&month).unwrap() {
+            let path = bucket.unwrap().path().join("data.parquet");
+            let reader = SerializedFileReader::new(std::fs::File::open(&path).unwrap()).unwrap();
+            let subscriptions = render(
+                dir.path(),
+                &path.strip_prefix(dir.path()).unwrap().display().to_string(),
+                &["subscription_id"],
+            );
+            let (lo, hi) = (
+                subscriptions.iter().min().unwrap(),
+                subscriptions.iter().max().unwrap(),
+            );
+            for group in reader.metadata().row_groups() {
+                for column in group.columns() {
+                    let name = column.column_path().string();
+                    let filtered = [
+                        "customer_tenant_id",
+                        "subscription_id",
+                        "meter_id",
+                        "usage_date",
+                        "usage_start",
+                    ]
+                    .contains(&name.as_str());
+                    assert_eq!(
+                        column.statistics().is_some(),
+                        filtered,
+                        "{}: statistics of {name}",
+                        path.display()
+                    );
+                    let unique = name == "raw" || name == "key_hash";
+                    assert_eq!(
+                        column.dictionary_page_offset().is_none(),
+                        unique,
+                        "{}: dictionary of {name}",
+                        path.display()
+                    );
+                    if name == "subscription_id" {
+                        let Some(Statistics::ByteArray(s)) = column.statistics() else {
+                            panic!("subscription statistics: {:?}", column.statistics());
+                        };
+                        let text = |v: Option<&parquet::data_type::ByteArray>| {
+                            v.map(|b| b.as_utf8().unwrap().to_string()).unwrap()
+                        };
+                        assert_eq!(
+                            (text(s.min_opt()), text(s.max_opt())),
+                            (lo.clone(), hi.clone())
+                        );
+                    }
+                }
+            }
+            files += 1;
+        }
+        assert!(files > 0, "{env:?}");
+    }
+}
