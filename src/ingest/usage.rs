@@ -70,7 +70,7 @@ struct Spill {
     buffers: BTreeMap<SpillKey, Vec<RecordBatch>>,
     files: BTreeMap<SpillKey, Vec<PathBuf>>,
     /// Records of each partition, buffered or spilled, and their bytes of values.
-    rows: BTreeMap<SpillKey, PartSize>,
+    sizes: BTreeMap<SpillKey, PartSize>,
     /// Bytes of the buffered batches, and how many make a flush.
     buffered: u64,
     limit: u64,
@@ -82,7 +82,7 @@ impl Spill {
     fn push(&mut self, key: SpillKey, batch: RecordBatch) -> Result<()> {
         let bytes = data_bytes(&batch);
         self.buffered += bytes;
-        let size = self.rows.entry(key).or_default();
+        let size = self.sizes.entry(key).or_default();
         size.rows += batch.num_rows() as u64;
         size.bytes += bytes;
         self.buffers.entry(key).or_default().push(batch);
@@ -456,7 +456,7 @@ pub fn ingest_usage(lake: &Lake, paths: &[PathBuf], run_id: &str) -> Result<Mani
         dir: lake.scratch_dir(run_id)?.join("usage"),
         buffers: BTreeMap::new(),
         files: BTreeMap::new(),
-        rows: BTreeMap::new(),
+        sizes: BTreeMap::new(),
         buffered: 0,
         limit: crate::store::scratch::size_override("CSPCOST_INGEST_SPILL_BYTES", SPILL_BYTES),
         spilled_files: 0,
@@ -616,7 +616,7 @@ fn merge_partitions(
     run_id: &str,
 ) -> Result<Vec<(PartKey, MergeStats)>> {
     spill.flush_all()?;
-    let sizes = std::mem::take(&mut spill.rows);
+    let sizes = std::mem::take(&mut spill.sizes);
     let parts: Vec<(PartKey, PartSize, Vec<PathBuf>)> = std::mem::take(&mut spill.files)
         .into_iter()
         .map(|(k, files)| {
@@ -636,8 +636,13 @@ fn merge_partitions(
         .map(|(key, size, paths)| {
             let staged = lake.parquet_row_count(&partition_file(&key.0, key.1))?;
             let staged = staged.unwrap_or(0);
-            // Staged rows are taken to be as large as the new ones on average.
-            let bytes = size.bytes + staged * size.bytes / size.rows.max(1);
+            // Staged rows are taken to be as large as the new ones on average (in u128: a
+            // partition of 100 M staged rows times 100 GB would overflow u64).
+            let staged_bytes =
+                u128::from(staged) * u128::from(size.bytes) / u128::from(size.rows.max(1));
+            let bytes = size
+                .bytes
+                .saturating_add(u64::try_from(staged_bytes).unwrap_or(u64::MAX));
             let big = super::big_merge::is_big(staged + size.rows, bytes);
             Ok(PartWork {
                 key,
