@@ -22,11 +22,9 @@ use crate::error::{Error, Result};
 use crate::model::schema::hash_at;
 use crate::model::usage::{col, usage_schema};
 use crate::staged::usage::{file_options, partition_file};
-use crate::store::par_writer::ParWriter;
 use crate::store::{BatchStream, Lake};
 use arrow::array::{BooleanArray, RecordBatch};
 use std::collections::{HashMap, HashSet};
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
 /// Bytes of values (staged plus new, in Arrow batches) above which a partition is merged
@@ -147,8 +145,11 @@ pub(super) fn merge_big_partition(
         for r in &runs {
             sources.push(Cursor::open(spill_batches(r)?, None)?);
         }
-        lake.put_parquet_with(&rel, usage_schema(), file_options(metadata), |w| {
-            merge_cursors(sources, w, tick)
+        let mut merge = Merge::new(sources);
+        lake.put_parquet_from(&rel, usage_schema(), file_options(metadata), || {
+            let b = merge.next_batch()?;
+            tick(b.as_ref().map_or(0, |b| b.num_rows() as u64));
+            Ok(b)
         })?;
         st.written = true;
     }
@@ -412,27 +413,6 @@ impl Merge {
         self.hold_current();
         Ok(Some(out))
     }
-}
-
-/// Merge sorted sources into the writer, in staged order: the merge produces the next row
-/// group while the writer encodes the last one.
-fn merge_cursors(
-    cursors: Vec<Cursor>,
-    w: &mut ParWriter<File>,
-    tick: &(dyn Fn(u64) + Sync),
-) -> Result<()> {
-    let mut merge = Merge::new(cursors);
-    w.write_from(
-        || {
-            let b = merge.next_batch()?;
-            tick(b.as_ref().map_or(0, |b| b.num_rows() as u64));
-            Ok(b)
-        },
-        |e| Error::Parquet {
-            path: "staged usage partition".into(),
-            source: e,
-        },
-    )
 }
 
 /// Restore the heap property below `i` (a min-heap of cursor indices under `less`).

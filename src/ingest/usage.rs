@@ -350,23 +350,15 @@ fn merge_partition(
         // The sorted rows are copied a row group at a time while the previous one is
         // encoded: the partition is held once, not twice.
         let mut chunks = rows.chunks(64 * 1024);
-        lake.put_parquet_with(
+        lake.put_parquet_from(
             &rel,
             usage_schema(),
             file_options(partition_metadata(&st, run_id)),
-            |w| {
-                w.write_from(
-                    || {
-                        chunks
-                            .next()
-                            .map(|c| interleave_rows(&batches, c))
-                            .transpose()
-                    },
-                    |e| Error::Parquet {
-                        path: rel.clone(),
-                        source: e,
-                    },
-                )
+            || {
+                chunks
+                    .next()
+                    .map(|c| interleave_rows(&batches, c))
+                    .transpose()
             },
         )?;
         st.written = true;

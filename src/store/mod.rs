@@ -51,9 +51,14 @@ pub struct FileOptions<'a> {
 }
 
 impl FileOptions<'_> {
-    fn properties(&self, kv: Vec<KeyValue>) -> parquet::errors::Result<WriterProperties> {
+    fn properties(self) -> parquet::errors::Result<WriterProperties> {
         use parquet::file::properties::EnabledStatistics;
         use parquet::schema::types::ColumnPath;
+        let kv: Vec<KeyValue> = self
+            .metadata
+            .into_iter()
+            .map(|(k, v)| KeyValue::new(k, v))
+            .collect();
         let mut b = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
             .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
@@ -403,44 +408,45 @@ impl Lake {
         };
         self.put_parquet_with(rel, schema, options, |writer| {
             for b in batches {
-                writer.write(b).map_err(|e| Error::Parquet {
-                    path: rel.to_string(),
-                    source: e,
-                })?;
+                writer.write(b).map_err(|e| parquet_error(rel, e))?;
             }
             Ok(())
         })
     }
 
-    /// Write one zstd Parquet file atomically, its batches handed to the writer by `write`
-    /// as they are made (a merge streams a partition it never holds).
-    pub fn put_parquet_with(
+    /// Write one zstd Parquet file atomically from the batches `next` produces (`None` at the
+    /// end), each row group encoded while `next` produces the following one
+    /// ([`par_writer::ParWriter::write_from`]): a merge streams a partition it never holds.
+    pub fn put_parquet_from(
+        &self,
+        rel: &str,
+        schema: SchemaRef,
+        options: FileOptions<'_>,
+        next: impl FnMut() -> Result<Option<RecordBatch>> + Send,
+    ) -> Result<()> {
+        self.put_parquet_with(rel, schema, options, |writer| {
+            writer.write_from(next, |e| parquet_error(rel, e))
+        })
+    }
+
+    /// Write one zstd Parquet file atomically, its batches handed to the writer by `write`.
+    fn put_parquet_with(
         &self,
         rel: &str,
         schema: SchemaRef,
         options: FileOptions<'_>,
         write: impl FnOnce(&mut par_writer::ParWriter<File>) -> Result<()>,
     ) -> Result<()> {
-        let perr = |e| Error::Parquet {
-            path: rel.to_string(),
-            source: e,
-        };
         self.put_atomic(rel, |file| {
-            let kv: Vec<KeyValue> = options
-                .metadata
-                .iter()
-                .cloned()
-                .map(|(k, v)| KeyValue::new(k, v))
-                .collect();
-            let props = options.properties(kv).map_err(perr)?;
+            let props = options.properties().map_err(|e| parquet_error(rel, e))?;
             let mut writer = par_writer::ParWriter::try_new(
                 file.try_clone().map_err(|e| Error::io(self.path(rel), e))?,
                 schema,
                 props,
             )
-            .map_err(perr)?;
+            .map_err(|e| parquet_error(rel, e))?;
             write(&mut writer)?;
-            writer.into_inner().map_err(perr)?;
+            writer.into_inner().map_err(|e| parquet_error(rel, e))?;
             Ok(())
         })
     }
@@ -692,6 +698,14 @@ fn rename_into(staged: &Path, dest: &Path, dir: &Path) -> Result<()> {
         }
     }
     unreachable!("the loop returns by its last attempt")
+}
+
+/// A Parquet error writing the lake file `rel`.
+fn parquet_error(rel: &str, source: parquet::errors::ParquetError) -> Error {
+    Error::Parquet {
+        path: rel.to_string(),
+        source,
+    }
 }
 
 /// SHA-256 (hex) and byte size of a file.

@@ -44,10 +44,10 @@ pub struct Writer {
 pub struct Layout {
     /// Rows per IPC message: what a reader holds decoded at a time. A merge of a month of
     /// one subscription reads a hundred and more sorted runs at once.
-    pub message_rows: usize,
+    message_rows: usize,
     /// Bytes of the writer's buffer: resident once the file passes that size, for every
     /// writer open (routing the scopes opens hundreds).
-    pub buffer_bytes: usize,
+    buffer_bytes: usize,
 }
 
 impl Default for Layout {
