@@ -119,11 +119,17 @@ struct Pending {
     rows: Vec<(usize, usize)>,
 }
 
-/// Merge a partition from disk: `spilled` are its new records, in arrival order.
+/// A partition's spill files (its new records, in arrival order) and where their texts are.
+pub(super) struct Spilled<'a> {
+    pub(super) paths: &'a [PathBuf],
+    pub(super) raw: &'a crate::ingest::raw_refs::RawFiles,
+}
+
+/// Merge a partition from disk.
 pub(super) fn merge_big_partition(
     lake: &Lake,
     key: &PartKey,
-    spilled: &[PathBuf],
+    spilled: Spilled,
     scratch: &Path,
     run_id: &str,
     tick: &(dyn Fn(u64) + Sync),
@@ -163,7 +169,7 @@ pub(super) fn merge_big_partition(
 /// partition in the month, the only work there is.
 fn classify_spill(
     staged: &mut StagedIndex,
-    spilled: &[PathBuf],
+    spilled: Spilled,
     dir: &Path,
     tick: &(dyn Fn(u64) + Sync),
 ) -> Result<(MergeStats, Vec<PathBuf>)> {
@@ -171,7 +177,8 @@ fn classify_spill(
         crate::store::scratch::size_override("CSPCOST_INGEST_RUN_ROWS", RUN_ROWS as u64) as usize;
     let mut c = Classifier {
         staged,
-        spilled: spilled.iter(),
+        spilled: spilled.paths.iter(),
+        raw: spilled.raw,
         batches: None,
         st: MergeStats::default(),
         seen: HashSet::new(),
@@ -193,6 +200,7 @@ fn classify_spill(
 struct Classifier<'a> {
     staged: &'a mut StagedIndex,
     spilled: std::slice::Iter<'a, PathBuf>,
+    raw: &'a crate::ingest::raw_refs::RawFiles,
     /// The spill file being read, and its path (removed once read).
     batches: Option<(BatchStream, &'a PathBuf)>,
     st: MergeStats,
@@ -209,7 +217,7 @@ impl Classifier<'_> {
             if let Some((b, _)) = self.batches.as_mut() {
                 if let Some(batch) = b.next().transpose()? {
                     (self.tick)(batch.num_rows() as u64);
-                    return Ok(Some(batch));
+                    return Ok(Some(self.raw.resolve(batch)?));
                 }
             }
             // Each spill file is read once: free the disk as the merge goes.

@@ -3,11 +3,12 @@
 //! record into owned `String`s: each field is copied once, from the page into the column.
 
 use crate::error::Result;
+use crate::ingest::raw_refs::{spill_schema, RawAt};
 use crate::model::decimal::{Dec10, PRECISION, SCALE};
-use crate::model::usage::{usage_schema, UsageRecord};
+use crate::model::usage::UsageRecord;
 use arrow::array::{
     ArrayRef, Date32Builder, Decimal128Builder, FixedSizeBinaryBuilder, Int64Builder, RecordBatch,
-    StringBuilder, TimestampMicrosecondBuilder,
+    StringBuilder, TimestampMicrosecondBuilder, UInt32Builder, UInt64Builder,
 };
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -99,7 +100,8 @@ impl UsageRow<'_> {
     }
 }
 
-/// Column builders of the staged usage table ([`usage_schema`]), appended to row by row.
+/// Column builders of spill batches ([`spill_schema`]: the staged usage table and where each
+/// text is in its file, when it is not carried), appended to row by row.
 pub struct UsageBuilder {
     key_hash: FixedSizeBinaryBuilder,
     /// Columns 1 to 15 of the schema: tenant to unit.
@@ -112,6 +114,9 @@ pub struct UsageBuilder {
     source_row: Int64Builder,
     ingest_run_id: StringBuilder,
     raw: StringBuilder,
+    raw_file: UInt32Builder,
+    raw_offset: UInt64Builder,
+    raw_len: UInt32Builder,
     rows: usize,
 }
 
@@ -128,6 +133,9 @@ impl Default for UsageBuilder {
             source_row: Int64Builder::new(),
             ingest_run_id: StringBuilder::new(),
             raw: StringBuilder::new(),
+            raw_file: UInt32Builder::new(),
+            raw_offset: UInt64Builder::new(),
+            raw_len: UInt32Builder::new(),
             rows: 0,
         }
     }
@@ -144,8 +152,8 @@ impl UsageBuilder {
         self.rows == 0
     }
 
-    /// Append one row.
-    pub fn push(&mut self, r: &UsageRow) -> Result<()> {
+    /// Append one row; its text is carried unless `at` says where its file holds it.
+    pub fn push(&mut self, r: &UsageRow, at: Option<RawAt>) -> Result<()> {
         self.key_hash.append_value(r.key_hash.to_be_bytes())?;
         let strings: [Option<&str>; 15] = [
             Some(&r.customer_tenant_id),
@@ -174,16 +182,29 @@ impl UsageBuilder {
         self.source_file.append_value(r.source_file);
         self.source_row.append_value(r.source_row);
         self.ingest_run_id.append_value(r.ingest_run_id);
-        self.raw.append_value(&r.raw);
+        match at {
+            Some(at) => {
+                self.raw.append_value("");
+                self.raw_file.append_value(at.file);
+                self.raw_offset.append_value(at.offset);
+                self.raw_len.append_value(r.raw.len() as u32);
+            }
+            None => {
+                self.raw.append_value(&r.raw);
+                self.raw_file.append_null();
+                self.raw_offset.append_null();
+                self.raw_len.append_null();
+            }
+        }
         self.rows += 1;
         Ok(())
     }
 
-    /// The rows appended so far as one batch of [`usage_schema`]; the builder starts empty
+    /// The rows appended so far as one batch of [`spill_schema`]; the builder starts empty
     /// again.
     pub fn finish(&mut self) -> Result<RecordBatch> {
         self.rows = 0;
-        let mut columns: Vec<ArrayRef> = Vec::with_capacity(24);
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(27);
         columns.push(Arc::new(self.key_hash.finish()));
         for b in &mut self.strings {
             columns.push(Arc::new(b.finish()));
@@ -200,16 +221,19 @@ impl UsageBuilder {
         columns.push(Arc::new(self.source_row.finish()));
         columns.push(Arc::new(self.ingest_run_id.finish()));
         columns.push(Arc::new(self.raw.finish()));
-        Ok(RecordBatch::try_new(usage_schema(), columns)?)
+        columns.push(Arc::new(self.raw_file.finish()));
+        columns.push(Arc::new(self.raw_offset.finish()));
+        columns.push(Arc::new(self.raw_len.finish()));
+        Ok(RecordBatch::try_new(spill_schema(), columns)?)
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::model::usage::usage_to_batch;
 
-    fn row(n: i64, unit: Option<&'static str>) -> UsageRow<'static> {
+    pub(crate) fn row(n: i64, unit: Option<&'static str>) -> UsageRow<'static> {
         UsageRow {
             key_hash: 0x0102_0304_0506_0708_090a_0b0c_0d0e_0f10 + n as u128,
             customer_tenant_id: "t".into(),
@@ -244,10 +268,11 @@ mod tests {
         let rows = [row(1, Some("Hours")), row(2, None), row(3, Some("1 GB"))];
         let mut b = UsageBuilder::default();
         for r in &rows {
-            b.push(r).unwrap();
+            b.push(r, None).unwrap();
         }
         assert_eq!(b.len(), 3);
-        let built = b.finish().unwrap();
+        let resolve = crate::ingest::raw_refs::RawFiles::default();
+        let built = resolve.resolve(b.finish().unwrap()).unwrap();
         assert!(b.is_empty());
         let owned: Vec<UsageRecord> = rows.iter().map(UsageRow::to_record).collect();
         assert_eq!(built, usage_to_batch(&owned).unwrap());

@@ -210,7 +210,7 @@ pub fn parse_file(
 /// [`crate::store::input::read_hashed`]); `None` reads the file.
 pub fn parse_content(
     path: &Path,
-    content: Option<Vec<u8>>,
+    content: Option<std::sync::Arc<Vec<u8>>>,
     run_id: &str,
     sink: &mut dyn FnMut(Parsed<'_>) -> Result<()>,
 ) -> Result<u64> {

@@ -511,3 +511,92 @@ fn staged_partitions_keep_statistics_on_the_filter_columns_only() {
         assert!(files > 0, "{env:?}");
     }
 }
+
+/// A record's text goes through the spill as a reference to where its file holds it, when
+/// the file holds it byte for byte (`ingest::raw_refs`). Everything staged and quarantined
+/// equals what carrying every text in the spill gives (`CSPCOST_INGEST_RAW_REFS=0`), merged
+/// in memory and from disk, for every shape of file: pretty-printed pages, a BOM and blank
+/// lines before a page, a page on one line with an item that is not UTF-8 (the others are
+/// kept from lossy text), NDJSON, gzip; the copies of the dump's records are duplicates,
+/// quarantined with their texts read back from their own files.
+#[test]
+fn record_texts_by_reference_equal_the_texts_carried() {
+    let inputs = tempfile::tempdir().unwrap();
+    let dump = sample("usage/dump-2026-01-20");
+    for rel in files_under(&dump) {
+        let to = inputs.path().join(&rel);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(dump.join(&rel), &to).unwrap();
+    }
+    let first = files_under(inputs.path()).into_iter().next().unwrap();
+    let route = inputs.path().join(&first);
+    let route = route.parent().unwrap();
+    let page = std::fs::read(route.join("page-001.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&page).unwrap();
+    let items = v["items"].as_array().unwrap();
+    let mut bom = b"\xef\xbb\xbf\n  \n".to_vec();
+    bom.extend_from_slice(&page);
+    std::fs::write(route.join("page-901.json"), bom).unwrap();
+    let mut one_line = serde_json::json!({ "items": items })
+        .to_string()
+        .into_bytes();
+    let bad = one_line
+        .windows(5)
+        .position(|w| w == b"\"unit")
+        .map(|p| p + 9)
+        .unwrap();
+    one_line.insert(bad, 0xff);
+    std::fs::write(route.join("page-902.json"), one_line).unwrap();
+    let lines: Vec<String> = items.iter().map(|i| i.to_string()).collect();
+    std::fs::write(route.join("page-903.json"), lines.join("\n")).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &page).unwrap();
+    std::fs::write(route.join("page-904.json.gz"), gz.finish().unwrap()).unwrap();
+
+    let input = arg(inputs.path());
+    for merge in [vec![], vec![("CSPCOST_INGEST_BIG_ROWS", "1")]] {
+        let snapshot = |refs: &str| {
+            let dir = lake();
+            let mut env = merge.clone();
+            env.push(("CSPCOST_INGEST_RAW_REFS", refs));
+            ok_env(
+                ["ingest", "usage", "--lake", &arg(dir.path()), &input],
+                &env,
+            );
+            let snap = parquet_snapshot(dir.path());
+            (dir, snap)
+        };
+        let (dir, by_reference) = snapshot("1");
+        let (_, carried) = snapshot("0");
+        assert_eq!(by_reference, carried, "{merge:?}");
+        // The copies are there: page-901's records are duplicates, with the texts of the
+        // dump (a BOM and blank lines before them in the file), page-902's bad item is
+        // malformed, page-903's lines are duplicates with their own compact texts.
+        let quarantine: Vec<String> = by_reference
+            .iter()
+            .filter(|(k, _)| k.starts_with("quarantine/"))
+            .flat_map(|(_, rows)| rows.clone())
+            .collect();
+        let item_text = std::str::from_utf8(&page).unwrap();
+        for line in &lines {
+            assert!(
+                quarantine.iter().any(|r| r.contains(line.as_str())),
+                "{line}"
+            );
+        }
+        assert!(quarantine.iter().any(|r| r.contains("MALFORMED")));
+        // Staged texts of the dump's page are its items as pretty-printed there.
+        let from_page: Vec<&String> = by_reference
+            .iter()
+            .filter(|(k, _)| k.starts_with("staged/usage/"))
+            .flat_map(|(_, rows)| rows)
+            .filter(|r| r.contains(first.as_str()))
+            .collect();
+        assert!(!from_page.is_empty());
+        for r in from_page {
+            let raw = r.rsplit('|').next().unwrap();
+            assert!(raw.starts_with("{\n") && item_text.contains(raw), "{raw}");
+        }
+        drop(dir);
+    }
+}
