@@ -683,11 +683,19 @@ fn row_range(
 /// deletes the last file of `dir` also removes the directory ([`Lake::remove_file`]), and
 /// it can do so between our `create_dir_all` and our rename: concurrent shards share
 /// `quarantine/stage=rate/month=M/`. So a rename that finds no directory while the staged
-/// file is still there makes the directory again and retries.
+/// file is still there makes the directory again and retries. `create_dir_all` itself can
+/// lose the same race: its `mkdir` finds the directory (`AlreadyExists`), which is gone
+/// before it checks that it is one; that is retried too.
 fn rename_into(staged: &Path, dest: &Path, dir: &Path) -> Result<()> {
     const ATTEMPTS: usize = 100;
     for attempt in 1.. {
-        fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        match fs::create_dir_all(dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < ATTEMPTS => {
+                continue
+            }
+            Err(e) => return Err(Error::io(dir, e)),
+        }
         match fs::rename(staged, dest) {
             Ok(()) => return Ok(()),
             Err(e)
