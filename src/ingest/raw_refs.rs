@@ -201,9 +201,8 @@ impl RawFiles {
                 Some((g, h)) if g == f => h,
                 _ => self.open(f)?,
             };
-            buf.resize((end - start) as usize, 0);
             let seen = self.seen(f)?;
-            std::os::unix::fs::FileExt::read_exact_at(&handle, &mut buf, start).map_err(|e| {
+            read_span(&handle, start, end, &mut buf).map_err(|e| {
                 changed(
                     &seen.path,
                     &format!("reading bytes {start} to {end} failed: {e}"),
@@ -256,6 +255,26 @@ impl RawFiles {
         }
         Ok(handle)
     }
+}
+
+/// Bytes `start..end` of `file` into `buf` (replacing what it held). `read_to_end` fills the
+/// buffer's spare capacity without zeroing it first, as `resize` + `read_exact_at` would.
+fn read_span(mut file: &File, start: u64, end: u64, buf: &mut Vec<u8>) -> std::io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    buf.clear();
+    buf.reserve_exact((end - start) as usize);
+    file.seek(SeekFrom::Start(start))?;
+    file.take(end - start).read_to_end(buf)?;
+    if buf.len() as u64 != end - start {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            format!(
+                "the file ends {} bytes short",
+                end - start - buf.len() as u64
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The error of an input file that changed between the parse and the merge of a run.
