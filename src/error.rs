@@ -102,9 +102,6 @@ pub enum Error {
         /// The equation that failed.
         detail: String,
     },
-    /// An invariant of the code itself failed (a bug), named instead of a wrong result.
-    #[error("internal error: {0}")]
-    Invariant(String),
     /// A reading command was pointed at a path that holds no lake (a typo, an unmounted
     /// volume): refused instead of reporting an empty lake as up to date.
     #[error("no cspcost lake at {location} (no staged/ or _runs/ there; `cspcost ingest` creates a lake)")]
@@ -141,7 +138,7 @@ impl Error {
     /// invariant (counts that do not balance, arithmetic beyond DECIMAL(38,10)), 1 otherwise).
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Unbalanced { .. } | Error::Overflow { .. } | Error::Invariant(_) => 3,
+            Error::Unbalanced { .. } | Error::Overflow { .. } => 3,
             Error::Config { .. }
             | Error::BadInput { .. }
             | Error::InputFormat { .. }

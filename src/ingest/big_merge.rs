@@ -119,17 +119,11 @@ struct Pending {
     rows: Vec<(usize, usize)>,
 }
 
-/// A partition's spill files (its new records, in arrival order) and where their texts are.
-pub(super) struct Spilled<'a> {
-    pub(super) paths: &'a [PathBuf],
-    pub(super) raw: &'a crate::ingest::raw_refs::RawFiles,
-}
-
-/// Merge a partition from disk.
+/// Merge a partition from disk: `spilled` are its new records, in arrival order.
 pub(super) fn merge_big_partition(
     lake: &Lake,
     key: &PartKey,
-    spilled: Spilled,
+    spilled: &[PathBuf],
     scratch: &Path,
     run_id: &str,
     tick: &(dyn Fn(u64) + Sync),
@@ -169,7 +163,7 @@ pub(super) fn merge_big_partition(
 /// partition in the month, the only work there is.
 fn classify_spill(
     staged: &mut StagedIndex,
-    spilled: Spilled,
+    spilled: &[PathBuf],
     dir: &Path,
     tick: &(dyn Fn(u64) + Sync),
 ) -> Result<(MergeStats, Vec<PathBuf>)> {
@@ -177,8 +171,7 @@ fn classify_spill(
         crate::store::scratch::size_override("CSPCOST_INGEST_RUN_ROWS", RUN_ROWS as u64) as usize;
     let mut c = Classifier {
         staged,
-        spilled: spilled.paths.iter(),
-        raw: spilled.raw,
+        spilled: spilled.iter(),
         batches: None,
         st: MergeStats::default(),
         seen: HashSet::new(),
@@ -200,7 +193,6 @@ fn classify_spill(
 struct Classifier<'a> {
     staged: &'a mut StagedIndex,
     spilled: std::slice::Iter<'a, PathBuf>,
-    raw: &'a crate::ingest::raw_refs::RawFiles,
     /// The spill file being read, and its path (removed once read).
     batches: Option<(BatchStream, &'a PathBuf)>,
     st: MergeStats,
@@ -217,7 +209,7 @@ impl Classifier<'_> {
             if let Some((b, _)) = self.batches.as_mut() {
                 if let Some(batch) = b.next().transpose()? {
                     (self.tick)(batch.num_rows() as u64);
-                    return Ok(Some(self.raw.resolve(batch)?));
+                    return Ok(Some(batch));
                 }
             }
             // Each spill file is read once: free the disk as the merge goes.

@@ -5,7 +5,6 @@ mod big_merge;
 pub mod json_text;
 pub mod orders;
 pub mod prices;
-pub mod raw_refs;
 pub mod reference;
 pub mod source;
 mod staged_order;

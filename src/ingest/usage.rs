@@ -8,7 +8,6 @@
 
 use crate::emit::manifest::{Manifest, PartitionSummary};
 use crate::error::{Error, Result};
-use crate::ingest::raw_refs::{referenced_bytes, spill_schema, Locator, RawFiles};
 use crate::ingest::source::FilePlanner;
 use crate::ingest::usage_rows::{UsageBuilder, UsageRow};
 use crate::ingest::utilization::{parse_content, Parsed};
@@ -79,14 +78,13 @@ struct Spill {
 }
 
 impl Spill {
-    /// Rows of one partition, in arrival order. The partition's size counts the texts its
-    /// rows reference too (the merge holds them), the flush only what is buffered.
+    /// Rows of one partition, in arrival order.
     fn push(&mut self, key: SpillKey, batch: RecordBatch) -> Result<()> {
         let bytes = data_bytes(&batch);
         self.buffered += bytes;
         let size = self.sizes.entry(key).or_default();
         size.rows += batch.num_rows() as u64;
-        size.bytes += bytes + referenced_bytes(&batch);
+        size.bytes += bytes;
         self.buffers.entry(key).or_default().push(batch);
         if self.buffered >= self.limit {
             self.flush_all()?;
@@ -116,7 +114,7 @@ impl Spill {
             .map(|(key, path, batches)| {
                 crate::store::scratch::write_file(
                     &path,
-                    spill_schema(),
+                    usage_schema(),
                     crate::store::scratch::Layout::default(),
                     batches.into_iter().map(Ok),
                 )?;
@@ -161,12 +159,12 @@ fn data_bytes(batch: &RecordBatch) -> u64 {
 }
 
 /// New records of one partition, in arrival order, from its spill files (as Arrow batches:
-/// the merge never materialises records as structs), their texts read back from `raw`.
-fn read_spilled(paths: &[PathBuf], raw: &RawFiles) -> Result<Vec<RecordBatch>> {
+/// the merge never materialises records as structs).
+fn read_spilled(paths: &[PathBuf]) -> Result<Vec<RecordBatch>> {
     let mut batches = Vec::new();
     for path in paths {
         for b in crate::store::scratch::read_file(path, 64 * 1024)? {
-            batches.push(raw.resolve(b?)?);
+            batches.push(b?);
         }
         // Each spill file is read once: free the disk as the merge goes.
         let _ = std::fs::remove_file(path);
@@ -375,18 +373,14 @@ struct FileRows {
     quarantined: Vec<QuarantineRecord>,
 }
 
-/// A file read into memory, to parse: its path, bytes, and its index among the run's
-/// [`RawFiles`] when its records' texts may be referenced.
-type Held<'a> = (&'a PathBuf, Vec<u8>, Option<u32>);
-
 /// Parse the files of a window in parallel; results in the window's order.
-fn parse_window(window: Vec<Held>, run_id: &str) -> Vec<Result<FileRows>> {
+fn parse_window(window: Vec<(&PathBuf, Vec<u8>)>, run_id: &str) -> Vec<Result<FileRows>> {
     window
         .into_par_iter()
         .with_max_len(1)
-        .map(|(path, content, index)| {
+        .map(|(path, content)| {
             let mut batches = Vec::new();
-            let mut rows = parse_rows(path, Some(content), index, run_id, &mut |key, batch| {
+            let mut rows = parse_rows(path, Some(content), run_id, &mut |key, batch| {
                 batches.push((key, batch));
                 Ok(())
             })?;
@@ -398,22 +392,13 @@ fn parse_window(window: Vec<Held>, run_id: &str) -> Vec<Result<FileRows>> {
 
 /// Parse one file into per-partition column builders, handing each partition's rows to `emit`
 /// as a batch whenever SPILL_ROWS are waiting and at the end (batches of one partition in
-/// arrival order). The returned [`FileRows`] has no batches: they went to `emit`. A file held
-/// in memory (`content`) with an index among the run's [`RawFiles`] has its records' texts
-/// referenced where it holds them ([`crate::ingest::raw_refs`]).
+/// arrival order). The returned [`FileRows`] has no batches: they went to `emit`.
 fn parse_rows(
     path: &std::path::Path,
     content: Option<Vec<u8>>,
-    raw_index: Option<u32>,
     run_id: &str,
     emit: &mut dyn FnMut(SpillKey, RecordBatch) -> Result<()>,
 ) -> Result<FileRows> {
-    let content = content.map(std::sync::Arc::new);
-    let mut locator = content
-        .as_deref()
-        .zip(raw_index)
-        .filter(|_| !crate::store::input::is_gzip(path))
-        .map(|(bytes, index)| Locator::new(bytes, index));
     let mut builders: BTreeMap<SpillKey, UsageBuilder> = BTreeMap::new();
     let mut waiting = 0usize;
     let mut quarantined = Vec::new();
@@ -423,13 +408,9 @@ fn parse_rows(
         }
         Ok(())
     };
-    let read = parse_content(path, content.clone(), run_id, &mut |p| match p {
+    let read = parse_content(path, content, run_id, &mut |p| match p {
         Parsed::Record(r) => {
-            let at = match (&r.raw, locator.as_mut()) {
-                (std::borrow::Cow::Borrowed(text), Some(l)) => l.locate(text),
-                _ => None,
-            };
-            builders.entry(spill_key(&r)).or_default().push(&r, at)?;
+            builders.entry(spill_key(&r)).or_default().push(&r)?;
             waiting += 1;
             if waiting >= SPILL_ROWS {
                 waiting = 0;
@@ -456,8 +437,6 @@ struct ParsedFiles {
     quarantine: Vec<QuarantineRecord>,
     /// Files read (the others were identical to files already ingested).
     to_read: Vec<crate::staged::ledger::FileToRead>,
-    /// The files whose texts the spill references.
-    raw: RawFiles,
 }
 
 /// Run `ingest usage`.
@@ -475,7 +454,7 @@ pub fn ingest_usage(lake: &Lake, paths: &[PathBuf], run_id: &str) -> Result<Mani
         spilled_files: 0,
     };
     let mut parsed = parse_files(&files, &ledger, &mut m, &mut spill, run_id)?;
-    let results = merge_partitions(lake, &mut spill, &parsed.raw, run_id)?;
+    let results = merge_partitions(lake, &mut spill, run_id)?;
     let (mut new, mut restated, mut unchanged) = (0, 0, 0);
     let mut changed_months = BTreeSet::new();
     for (key, st) in results {
@@ -498,7 +477,6 @@ pub fn ingest_usage(lake: &Lake, paths: &[PathBuf], run_id: &str) -> Result<Mani
         read,
         mut quarantine,
         to_read,
-        raw: _,
     } = parsed;
     quarantine.sort_by(|a, b| (&a.source_file, a.source_row).cmp(&(&b.source_file, b.source_row)));
     let counts = IngestCounts {
@@ -524,18 +502,18 @@ pub fn ingest_usage(lake: &Lake, paths: &[PathBuf], run_id: &str) -> Result<Mani
 /// The input files in windows that are read and parsed together: at most `files_max` files
 /// and [`READ_ONCE_MAX`] bytes on disk (a larger file is a window of its own), so that a
 /// window's contents bound what the parse phase holds.
-fn read_chunks(sizes: &[u64], files_max: usize) -> Vec<std::ops::Range<usize>> {
+fn read_chunks<'a>(files: &'a [PathBuf], sizes: &[u64], files_max: usize) -> Vec<&'a [PathBuf]> {
     let mut chunks = Vec::new();
     let (mut start, mut bytes) = (0, 0u64);
     for (i, &len) in sizes.iter().enumerate() {
         if i > start && (i - start >= files_max || bytes + len > READ_ONCE_MAX) {
-            chunks.push(start..i);
+            chunks.push(&files[start..i]);
             (start, bytes) = (i, 0);
         }
         bytes += len;
     }
-    if start < sizes.len() {
-        chunks.push(start..sizes.len());
+    if start < files.len() {
+        chunks.push(&files[start..]);
     }
     chunks
 }
@@ -555,19 +533,15 @@ fn parse_files(
         read: 0,
         quarantine: Vec::new(),
         to_read: Vec::new(),
-        raw: RawFiles::default(),
     };
-    let metadata: Vec<Option<std::fs::Metadata>> =
-        files.iter().map(|p| std::fs::metadata(p).ok()).collect();
-    let sizes: Vec<u64> = metadata
+    let sizes: Vec<u64> = files
         .iter()
-        .map(|m| m.as_ref().map_or(0, |m| m.len()))
+        .map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
         .collect();
     let mut progress = Progress::new("ingest usage", sizes.iter().sum(), true);
     let mut planner = FilePlanner::new(ledger);
-    let mut window: Vec<Held> = Vec::new();
+    let mut window: Vec<(&PathBuf, Vec<u8>)> = Vec::new();
     let window_files = rayon::current_num_threads() * 8;
-    let refs = crate::ingest::raw_refs::enabled();
     let mut take = |parsed: Result<FileRows>, spill: &mut Spill| -> Result<()> {
         let parsed = parsed?;
         out.read += parsed.read;
@@ -578,15 +552,14 @@ fn parse_files(
         Ok(())
     };
     let mut to_read = Vec::new();
-    for chunk in read_chunks(&sizes, window_files) {
+    for chunk in read_chunks(files, &sizes, window_files) {
         // Read and hash the chunk's files on every core; decide in path order.
-        let hashed: Vec<Result<crate::store::input::HashedFile>> = files[chunk.clone()]
+        let hashed: Vec<Result<crate::store::input::HashedFile>> = chunk
             .par_iter()
             .with_max_len(1)
             .map(|p| read_hashed(p))
             .collect();
-        for (index, hashed) in chunk.zip(hashed) {
-            let path = &files[index];
+        for (path, hashed) in chunk.iter().zip(hashed) {
             let hashed = hashed?;
             let (input, file) = planner.decide(path, hashed.sha256, hashed.bytes);
             m.inputs.push(input);
@@ -594,26 +567,15 @@ fn parse_files(
             let Some(f) = file else { continue };
             to_read.push(f);
             match hashed.content {
-                Some(content) => {
-                    // Stat'ed before it was read: the merge refuses it if it changed since.
-                    let raw_index = match (&metadata[index], u32::try_from(index)) {
-                        (Some(meta), Ok(i)) if refs && !crate::store::input::is_gzip(path) => {
-                            out.raw.record(index, path, meta);
-                            Some(i)
-                        }
-                        _ => None,
-                    };
-                    window.push((path, content, raw_index));
-                }
+                Some(content) => window.push((path, content)),
                 None => {
                     // A file too large to hold streams on this thread, after the window
                     // before it, handing its rows over every SPILL_ROWS.
                     for parsed in parse_window(std::mem::take(&mut window), run_id) {
                         take(parsed, spill)?;
                     }
-                    let parsed = parse_rows(path, None, None, run_id, &mut |key, batch| {
-                        spill.push(key, batch)
-                    });
+                    let parsed =
+                        parse_rows(path, None, run_id, &mut |key, batch| spill.push(key, batch));
                     take(parsed, spill)?;
                 }
             }
@@ -643,7 +605,6 @@ struct PartWork {
 fn merge_partitions(
     lake: &Lake,
     spill: &mut Spill,
-    raw: &RawFiles,
     run_id: &str,
 ) -> Result<Vec<(PartKey, MergeStats)>> {
     spill.flush_all()?;
@@ -700,13 +661,9 @@ fn merge_partitions(
         .with_max_len(1)
         .map(|p| {
             let st = if p.big {
-                let spilled = super::big_merge::Spilled {
-                    paths: &p.paths,
-                    raw,
-                };
-                super::big_merge::merge_big_partition(lake, &p.key, spilled, dir, run_id, &tick)?
+                super::big_merge::merge_big_partition(lake, &p.key, &p.paths, dir, run_id, &tick)?
             } else {
-                let st = merge_partition(lake, &p.key, read_spilled(&p.paths, raw)?, run_id)?;
+                let st = merge_partition(lake, &p.key, read_spilled(&p.paths)?, run_id)?;
                 tick(p.new_rows);
                 st
             };
@@ -717,59 +674,4 @@ fn merge_partitions(
         p.finish();
     }
     merged
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use arrow::array::AsArray;
-    use arrow::datatypes::UInt32Type;
-
-    const ROUTE: &str = "customers/cb68bce3-1e3f-416d-a860-6a6043d14194/subscriptions/a6ed65ff-25c8-4671-9309-ee09d8c6571a/utilizations/azure";
-
-    /// Spill batches of one file parsed with `raw_index`: (rows, rows whose text is by
-    /// reference).
-    fn parse_sample(name: &str, bytes: Vec<u8>, raw_index: Option<u32>) -> (usize, usize) {
-        let dir = tempfile::tempdir().unwrap();
-        // The route names tenant and subscription (inputs.md §1).
-        let path = dir.path().join(format!("{ROUTE}/{name}"));
-        let (mut rows, mut refs) = (0, 0);
-        parse_rows(&path, Some(bytes), raw_index, "run", &mut |_, b| {
-            let file = b.column_by_name("raw_file").unwrap();
-            rows += b.num_rows();
-            refs += file.as_primitive::<UInt32Type>().iter().flatten().count();
-            Ok(())
-        })
-        .unwrap();
-        (rows, refs)
-    }
-
-    #[test]
-    fn texts_of_a_plain_json_file_go_by_reference_others_are_carried() {
-        let dump = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/sample_data/usage/dump-2026-01-20"
-        );
-        let page = std::fs::read(format!("{dump}/{ROUTE}/page-001.json")).unwrap();
-        let (rows, refs) = parse_sample("page.json", page.clone(), Some(0));
-        assert!(rows > 10, "{rows}");
-        assert_eq!(refs, rows);
-        // No index (a file too large to hold, or references turned off): carried.
-        assert_eq!(parse_sample("page.json", page.clone(), None), (rows, 0));
-        // Gzip bytes are not the text: carried.
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        std::io::Write::write_all(&mut gz, &page).unwrap();
-        let gz = gz.finish().unwrap();
-        assert_eq!(parse_sample("page.json.gz", gz, Some(1)), (rows, 0));
-        // NDJSON, each line's text by reference.
-        let v: serde_json::Value = serde_json::from_slice(&page).unwrap();
-        let lines: Vec<String> = v["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|i| i.to_string())
-            .collect();
-        let ndjson = lines.join("\n").into_bytes();
-        assert_eq!(parse_sample("lines.json", ndjson, Some(3)), (rows, rows));
-    }
 }

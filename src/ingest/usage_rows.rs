@@ -3,12 +3,11 @@
 //! record into owned `String`s: each field is copied once, from the page into the column.
 
 use crate::error::Result;
-use crate::ingest::raw_refs::{spill_schema, RawAt};
 use crate::model::decimal::{Dec10, PRECISION, SCALE};
-use crate::model::usage::UsageRecord;
+use crate::model::usage::{usage_schema, UsageRecord};
 use arrow::array::{
     ArrayRef, Date32Builder, Decimal128Builder, FixedSizeBinaryBuilder, Int64Builder, RecordBatch,
-    StringBuilder, TimestampMicrosecondBuilder, UInt32Builder, UInt64Builder,
+    StringBuilder, TimestampMicrosecondBuilder,
 };
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -100,8 +99,7 @@ impl UsageRow<'_> {
     }
 }
 
-/// Column builders of spill batches ([`spill_schema`]: the staged usage table and where each
-/// text is in its file, when it is not carried), appended to row by row.
+/// Column builders of the staged usage table ([`usage_schema`]), appended to row by row.
 pub struct UsageBuilder {
     key_hash: FixedSizeBinaryBuilder,
     /// Columns 1 to 15 of the schema: tenant to unit.
@@ -114,9 +112,6 @@ pub struct UsageBuilder {
     source_row: Int64Builder,
     ingest_run_id: StringBuilder,
     raw: StringBuilder,
-    raw_file: UInt32Builder,
-    raw_offset: UInt64Builder,
-    raw_len: UInt32Builder,
     rows: usize,
 }
 
@@ -133,9 +128,6 @@ impl Default for UsageBuilder {
             source_row: Int64Builder::new(),
             ingest_run_id: StringBuilder::new(),
             raw: StringBuilder::new(),
-            raw_file: UInt32Builder::new(),
-            raw_offset: UInt64Builder::new(),
-            raw_len: UInt32Builder::new(),
             rows: 0,
         }
     }
@@ -152,8 +144,8 @@ impl UsageBuilder {
         self.rows == 0
     }
 
-    /// Append one row; its text is carried unless `at` says where its file holds it.
-    pub fn push(&mut self, r: &UsageRow, at: Option<RawAt>) -> Result<()> {
+    /// Append one row.
+    pub fn push(&mut self, r: &UsageRow) -> Result<()> {
         self.key_hash.append_value(r.key_hash.to_be_bytes())?;
         let strings: [Option<&str>; 15] = [
             Some(&r.customer_tenant_id),
@@ -182,29 +174,16 @@ impl UsageBuilder {
         self.source_file.append_value(r.source_file);
         self.source_row.append_value(r.source_row);
         self.ingest_run_id.append_value(r.ingest_run_id);
-        match at {
-            Some(at) => {
-                self.raw.append_value("");
-                self.raw_file.append_value(at.file);
-                self.raw_offset.append_value(at.offset);
-                self.raw_len.append_value(r.raw.len() as u32);
-            }
-            None => {
-                self.raw.append_value(&r.raw);
-                self.raw_file.append_null();
-                self.raw_offset.append_null();
-                self.raw_len.append_null();
-            }
-        }
+        self.raw.append_value(&r.raw);
         self.rows += 1;
         Ok(())
     }
 
-    /// The rows appended so far as one batch of [`spill_schema`]; the builder starts empty
+    /// The rows appended so far as one batch of [`usage_schema`]; the builder starts empty
     /// again.
     pub fn finish(&mut self) -> Result<RecordBatch> {
         self.rows = 0;
-        let mut columns: Vec<ArrayRef> = Vec::with_capacity(27);
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(24);
         columns.push(Arc::new(self.key_hash.finish()));
         for b in &mut self.strings {
             columns.push(Arc::new(b.finish()));
@@ -221,19 +200,16 @@ impl UsageBuilder {
         columns.push(Arc::new(self.source_row.finish()));
         columns.push(Arc::new(self.ingest_run_id.finish()));
         columns.push(Arc::new(self.raw.finish()));
-        columns.push(Arc::new(self.raw_file.finish()));
-        columns.push(Arc::new(self.raw_offset.finish()));
-        columns.push(Arc::new(self.raw_len.finish()));
-        Ok(RecordBatch::try_new(spill_schema(), columns)?)
+        Ok(RecordBatch::try_new(usage_schema(), columns)?)
     }
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
     use crate::model::usage::usage_to_batch;
 
-    pub(crate) fn row(n: i64, unit: Option<&'static str>) -> UsageRow<'static> {
+    fn row(n: i64, unit: Option<&'static str>) -> UsageRow<'static> {
         UsageRow {
             key_hash: 0x0102_0304_0506_0708_090a_0b0c_0d0e_0f10 + n as u128,
             customer_tenant_id: "t".into(),
@@ -268,11 +244,10 @@ pub(crate) mod tests {
         let rows = [row(1, Some("Hours")), row(2, None), row(3, Some("1 GB"))];
         let mut b = UsageBuilder::default();
         for r in &rows {
-            b.push(r, None).unwrap();
+            b.push(r).unwrap();
         }
         assert_eq!(b.len(), 3);
-        let resolve = crate::ingest::raw_refs::RawFiles::default();
-        let built = resolve.resolve(b.finish().unwrap()).unwrap();
+        let built = b.finish().unwrap();
         assert!(b.is_empty());
         let owned: Vec<UsageRecord> = rows.iter().map(UsageRow::to_record).collect();
         assert_eq!(built, usage_to_batch(&owned).unwrap());

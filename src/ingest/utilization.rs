@@ -16,7 +16,7 @@ use crate::model::ids::{normalize_guid, normalize_guid_cow};
 use crate::model::reason::{QuarantineRecord, ReasonCode};
 use crate::model::time::{date_to_days, is_leap_second, parse_rfc3339_utc, to_micros};
 use crate::store::input::{
-    bytes_reader, csv_header, csv_row_error, header_name, is_gzip, logical_name, open_reader,
+    bytes_reader, csv_header, csv_row_error, header_name, logical_name, open_reader,
 };
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
@@ -210,27 +210,21 @@ pub fn parse_file(
 /// [`crate::store::input::read_hashed`]); `None` reads the file.
 pub fn parse_content(
     path: &Path,
-    content: Option<std::sync::Arc<Vec<u8>>>,
+    content: Option<Vec<u8>>,
     run_id: &str,
     sink: &mut dyn FnMut(Parsed<'_>) -> Result<()>,
 ) -> Result<u64> {
+    let open = || match content {
+        Some(bytes) => Ok(bytes_reader(path, bytes)),
+        None => open_reader(path),
+    };
     let source = path.display().to_string();
     let ctx = FileCtx {
         source: &source,
         route: route_ids(path),
         run_id,
     };
-    let csv = logical_name(path).ends_with(".csv");
-    if let Some(bytes) = content.as_deref().filter(|_| !csv && !is_gzip(path)) {
-        if let Some(n) = page_in_place(bytes, &ctx, sink)? {
-            return Ok(n);
-        }
-    }
-    let open = || match content {
-        Some(bytes) => Ok(bytes_reader(path, bytes)),
-        None => open_reader(path),
-    };
-    if csv {
+    if logical_name(path).ends_with(".csv") {
         return parse_csv(path, open()?, &ctx, sink);
     }
     let mut reader = BufReader::with_capacity(1 << 20, open()?);
@@ -360,32 +354,6 @@ fn one_line_page(
         sink(ctx.record(item.get(), i as i64 + 1))?;
     }
     Ok(OneLinePage::Parsed(items.len() as u64))
-}
-
-/// A file in memory that is a page on one line (how the API's pages are saved), parsed where it
-/// is: the general path reads the line through a reader into a copy of the file. `None` when
-/// the file is anything else (it then takes the general path, which decides the same way).
-fn page_in_place(
-    bytes: &[u8],
-    ctx: &FileCtx,
-    sink: &mut dyn FnMut(Parsed<'_>) -> Result<()>,
-) -> Result<Option<u64>> {
-    let body = bytes.strip_prefix(BOM).unwrap_or(bytes);
-    let end = memchr::memchr(b'\n', body).map_or(body.len(), |p| p + 1);
-    let (line, rest) = body.split_at(end);
-    if is_blank(line) || !is_blank(rest) {
-        return Ok(None);
-    }
-    let Ok(text) = std::str::from_utf8(line) else {
-        return Ok(None);
-    };
-    let Ok(Page { items: Some(items) }) = serde_json::from_str::<Page>(text) else {
-        return Ok(None);
-    };
-    for (i, item) in items.iter().enumerate() {
-        sink(ctx.record(item.get(), i as i64 + 1))?;
-    }
-    Ok(Some(items.len() as u64))
 }
 
 /// NDJSON: stream line by line from `first` (line `first_no`), memory bounded by one line.
@@ -1293,70 +1261,6 @@ fn csv_row_json(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Every record and quarantine record parsing `bytes` as the file `name` gives, from the
-    /// bytes in memory and from the file on disk.
-    fn both_ways(name: &str, bytes: &[u8]) -> (Vec<String>, Vec<String>) {
-        let dir = tempfile::tempdir().unwrap();
-        let route = dir
-            .path()
-            .join("customers/cb68bce3-1e3f-416d-a860-6a6043d14194/subscriptions/a6ed65ff-25c8-4671-9309-ee09d8c6571a/utilizations/azure");
-        std::fs::create_dir_all(&route).unwrap();
-        let path = route.join(name);
-        std::fs::write(&path, bytes).unwrap();
-        let collect = |content: Option<std::sync::Arc<Vec<u8>>>| {
-            let mut out = Vec::new();
-            parse_content(&path, content, "run", &mut |p| {
-                out.push(match p {
-                    Parsed::Record(r) => format!("{:?}", r.to_record()),
-                    Parsed::Quarantined(q) => format!("{q:?}"),
-                });
-                Ok(())
-            })
-            .unwrap();
-            out
-        };
-        (
-            collect(Some(std::sync::Arc::new(bytes.to_vec()))),
-            collect(None),
-        )
-    }
-
-    /// A page on one line is parsed where it is in memory (`page_in_place`); anything it
-    /// declines takes the reader's path, and both give the same records.
-    #[test]
-    fn a_page_parsed_in_place_equals_the_page_read_from_the_file() {
-        let item = |q: &str| {
-            format!(
-                r#"{{"usageStartTime":"2026-01-06T16:00:00-08:00","usageEndTime":"2026-01-07T16:00:00-08:00","resource":{{"id":"a1003d53-cd0c-4eee-bc65-32f5c76e4647","name":"D2 v3"}},"quantity":{q},"unit":"1 Hour","instanceData":{{"resourceUri":"/subscriptions/a6ed65ff-25c8-4671-9309-ee09d8c6571a/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm{q}"}}}}"#
-            )
-        };
-        let page = format!(
-            r#"{{"totalCount":2,"items":[{},{}]}}"#,
-            item("1"),
-            item("2")
-        );
-        let mut bad = page.clone().into_bytes();
-        bad.insert(page.find("1 Hour").unwrap(), 0xff);
-        let cases: Vec<(&str, Vec<u8>)> = vec![
-            ("page.json", page.clone().into_bytes()),
-            ("bom.json", format!("\u{feff}{page}\r\n\n  \n").into_bytes()),
-            ("more.json", format!("{page}\n{}\n", item("3")).into_bytes()),
-            ("blank-first.json", format!("\n{page}").into_bytes()),
-            ("no-items.json", br#"{"totalCount":0}"#.to_vec()),
-            ("one-record.json", item("4").into_bytes()),
-            ("bad-utf8.json", bad),
-        ];
-        for (name, bytes) in cases {
-            let (in_memory, from_file) = both_ways(name, &bytes);
-            assert!(!in_memory.is_empty(), "{name}");
-            assert_eq!(in_memory, from_file, "{name}");
-        }
-        // The page's items are records, each with its row.
-        let (records, _) = both_ways("page.json", page.as_bytes());
-        assert_eq!(records.len(), 2);
-        assert!(records[1].contains("source_row: 2"), "{}", records[1]);
-    }
 
     #[test]
     fn lossy_text_remembers_where_the_bad_bytes_were() {
