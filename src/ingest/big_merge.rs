@@ -325,6 +325,8 @@ impl Cursor {
                 self.keys = OrderKeys::of(&self.batch)?;
                 return Ok(());
             };
+            // A partition staged before the text references gains them (as nulls).
+            let b = crate::model::usage::conform_staged(b)?;
             let n = b.num_rows();
             let b = match &self.drop {
                 Some(d) if d[self.base..self.base + n].iter().any(|x| *x) => {

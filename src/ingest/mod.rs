@@ -8,6 +8,7 @@ pub mod prices;
 pub mod reference;
 pub mod source;
 mod staged_order;
+mod text_refs;
 pub mod usage;
 pub mod usage_rows;
 pub mod utilization;

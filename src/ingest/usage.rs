@@ -9,15 +9,17 @@
 use crate::emit::manifest::{Manifest, PartitionSummary};
 use crate::error::{Error, Result};
 use crate::ingest::source::FilePlanner;
+use crate::ingest::text_refs::Locator;
 use crate::ingest::usage_rows::{UsageBuilder, UsageRow};
 use crate::ingest::utilization::{parse_content, Parsed};
 use crate::ingest::{finish_ingest, record_counts, IngestCounts};
 use crate::model::reason::{QuarantineRecord, ReasonCode};
 use crate::model::schema::{hash_at, opt_str, Cols};
 use crate::model::time::days_to_date;
-use crate::model::usage::usage_schema;
+use crate::model::usage::{conform_staged, usage_schema, RawRef};
 use crate::progress::Progress;
 use crate::staged::ledger::Ledger;
+use crate::staged::sources::{Archives, Placement};
 use crate::store::Lake;
 use arrow::array::{Array, RecordBatch, StringArray};
 use rayon::prelude::*;
@@ -178,7 +180,9 @@ pub(super) struct MergeStats {
     pub(super) new: u64,
     pub(super) restated: u64,
     pub(super) unchanged: u64,
-    pub(super) duplicates: Vec<QuarantineRecord>,
+    /// Records whose key came earlier in the run, with where their text is when the
+    /// staged row refers to it (read back once the merge is done).
+    pub(super) duplicates: Vec<(QuarantineRecord, Option<RawRef>)>,
     pub(super) rows: u64,
     pub(super) written: bool,
 }
@@ -199,6 +203,7 @@ pub(super) struct MergeCols<'a> {
     source_file: &'a StringArray,
     source_row: &'a arrow::array::Int64Array,
     raw: &'a StringArray,
+    refs: Option<crate::model::usage::RawRefs<'a>>,
 }
 
 impl<'a> MergeCols<'a> {
@@ -219,6 +224,7 @@ impl<'a> MergeCols<'a> {
             source_file: c.str("source_file")?,
             source_row: c.i64("source_row")?,
             raw: c.str("raw")?,
+            refs: crate::model::usage::raw_refs(b),
         })
     }
 
@@ -227,9 +233,10 @@ impl<'a> MergeCols<'a> {
     }
 }
 
-/// The quarantine record of a row whose natural key came earlier in the run.
-pub(super) fn duplicate_record(c: &MergeCols, i: usize) -> QuarantineRecord {
-    QuarantineRecord {
+/// The quarantine record of a row whose natural key came earlier in the run, and where its
+/// text is when the row refers to it.
+pub(super) fn duplicate_record(c: &MergeCols, i: usize) -> (QuarantineRecord, Option<RawRef>) {
+    let q = QuarantineRecord {
         reason: ReasonCode::DuplicateRecord,
         detail: format!(
             "the natural key (tenant {}, subscription {}, meter {}, resource '{}', start {}) appeared earlier in this run; the first record is kept",
@@ -246,7 +253,8 @@ pub(super) fn duplicate_record(c: &MergeCols, i: usize) -> QuarantineRecord {
         subscription_id: Some(c.subscription.value(i).to_string()),
         meter_id: Some(c.meter.value(i).to_string()),
         usage_date: Some(days_to_date(c.date.value(i))),
-    }
+    };
+    (q, c.refs.as_ref().and_then(|r| r.at(i)))
 }
 
 /// Classify a partition's new rows (batches from `old_batches` on, in arrival order) against
@@ -329,7 +337,12 @@ fn merge_partition(
     run_id: &str,
 ) -> Result<MergeStats> {
     let rel = partition_file(&key.0, key.1);
-    let mut batches: Vec<RecordBatch> = lake.get_parquet(&rel)?.unwrap_or_default();
+    let mut batches: Vec<RecordBatch> = lake
+        .get_parquet(&rel)?
+        .unwrap_or_default()
+        .into_iter()
+        .map(conform_staged)
+        .collect::<Result<_>>()?;
     let old_batches = batches.len();
     batches.extend(incoming);
     let cols: Vec<MergeCols> = batches.iter().map(MergeCols::of).collect::<Result<_>>()?;
@@ -366,21 +379,34 @@ fn merge_partition(
     Ok(st)
 }
 
-/// What parsing one file gave: its rows as batches per partition, in arrival order.
+/// What parsing one file gave: its rows as batches per partition, in arrival order, and
+/// its frame for the run's source archives when its texts are referred to there.
 struct FileRows {
     read: u64,
     batches: Vec<(SpillKey, RecordBatch)>,
     quarantined: Vec<QuarantineRecord>,
+    archived: Option<Archived>,
 }
 
+/// A file's place in the run's source archives, its bytes as a zstd frame, and their size.
+struct Archived {
+    placed: Placement,
+    frame: Vec<u8>,
+    len: u64,
+}
+
+/// A file read into memory, to parse: its path, bytes, and its place in the run's source
+/// archives when its records' texts can be referred to there.
+type Held<'a> = (&'a PathBuf, Vec<u8>, Option<Placement>);
+
 /// Parse the files of a window in parallel; results in the window's order.
-fn parse_window(window: Vec<(&PathBuf, Vec<u8>)>, run_id: &str) -> Vec<Result<FileRows>> {
+fn parse_window(window: Vec<Held>, run_id: &str) -> Vec<Result<FileRows>> {
     window
         .into_par_iter()
         .with_max_len(1)
-        .map(|(path, content)| {
+        .map(|(path, content, placed)| {
             let mut batches = Vec::new();
-            let mut rows = parse_rows(path, Some(content), run_id, &mut |key, batch| {
+            let mut rows = parse_rows(path, Some(content), placed, run_id, &mut |key, batch| {
                 batches.push((key, batch));
                 Ok(())
             })?;
@@ -390,15 +416,40 @@ fn parse_window(window: Vec<(&PathBuf, Vec<u8>)>, run_id: &str) -> Vec<Result<Fi
         .collect()
 }
 
+/// Whether staged rows may refer to the source archives for their texts:
+/// `CSPCOST_INGEST_RAW_REFS=0` keeps every text in `raw` and writes no archive.
+fn refs_enabled() -> bool {
+    std::env::var("CSPCOST_INGEST_RAW_REFS").map_or(true, |v| v.trim() != "0")
+}
+
+/// Whether the records of a file held in memory can refer to the file's bytes for their
+/// texts: a JSON page or NDJSON file, not gzip (its bytes are not the text) nor CSV (a row's
+/// text is rebuilt from its cells).
+fn texts_are_bytes(path: &std::path::Path) -> bool {
+    refs_enabled()
+        && !crate::store::input::is_gzip(path)
+        && !crate::store::input::logical_name(path).ends_with(".csv")
+}
+
 /// Parse one file into per-partition column builders, handing each partition's rows to `emit`
 /// as a batch whenever SPILL_ROWS are waiting and at the end (batches of one partition in
-/// arrival order). The returned [`FileRows`] has no batches: they went to `emit`.
+/// arrival order). The returned [`FileRows`] has no batches: they went to `emit`. A file
+/// `placed` in the run's source archives has its records' texts referred to there where its
+/// bytes hold them, and its frame made here, on the parsing thread.
 fn parse_rows(
     path: &std::path::Path,
     content: Option<Vec<u8>>,
+    placed: Option<Placement>,
     run_id: &str,
     emit: &mut dyn FnMut(SpillKey, RecordBatch) -> Result<()>,
 ) -> Result<FileRows> {
+    let content = content.map(std::sync::Arc::new);
+    let placed = placed.filter(|_| content.is_some());
+    let mut locator = content
+        .as_deref()
+        .filter(|_| placed.is_some())
+        .map(|c| Locator::new(c));
+    let archive = placed.as_ref().map(|p| p.archive.clone());
     let mut builders: BTreeMap<SpillKey, UsageBuilder> = BTreeMap::new();
     let mut waiting = 0usize;
     let mut quarantined = Vec::new();
@@ -408,8 +459,16 @@ fn parse_rows(
         }
         Ok(())
     };
-    let read = parse_content(path, content, run_id, &mut |p| match p {
-        Parsed::Record(r) => {
+    let read = parse_content(path, content.clone(), run_id, &mut |p| match p {
+        Parsed::Record(mut r) => {
+            if let (std::borrow::Cow::Borrowed(text), Some(l), Some(a), Some(p)) = (
+                &r.raw,
+                locator.as_mut(),
+                archive.as_deref(),
+                placed.as_ref(),
+            ) {
+                r.raw_at = l.locate(text).map(|o| (a, (p.base + o) as i64));
+            }
             builders.entry(spill_key(&r)).or_default().push(&r)?;
             waiting += 1;
             if waiting >= SPILL_ROWS {
@@ -424,10 +483,19 @@ fn parse_rows(
         }
     })?;
     drain(&mut builders)?;
+    let archived = match (placed, content) {
+        (Some(placed), Some(bytes)) => Some(Archived {
+            frame: crate::staged::sources::compress_member(&bytes)?,
+            len: bytes.len() as u64,
+            placed,
+        }),
+        _ => None,
+    };
     Ok(FileRows {
         read,
         batches: Vec::new(),
         quarantined,
+        archived,
     })
 }
 
@@ -453,15 +521,16 @@ pub fn ingest_usage(lake: &Lake, paths: &[PathBuf], run_id: &str) -> Result<Mani
         limit: crate::store::scratch::size_override("CSPCOST_INGEST_SPILL_BYTES", SPILL_BYTES),
         spilled_files: 0,
     };
-    let mut parsed = parse_files(&files, &ledger, &mut m, &mut spill, run_id)?;
+    let mut parsed = parse_files(lake, &files, &ledger, &mut m, &mut spill, run_id)?;
     let results = merge_partitions(lake, &mut spill, run_id)?;
     let (mut new, mut restated, mut unchanged) = (0, 0, 0);
+    let mut duplicates = Vec::new();
     let mut changed_months = BTreeSet::new();
     for (key, st) in results {
         new += st.new;
         restated += st.restated;
         unchanged += st.unchanged;
-        parsed.quarantine.extend(st.duplicates);
+        duplicates.extend(st.duplicates);
         if st.written {
             changed_months.insert(key.0.clone());
             m.partitions.push(PartitionSummary {
@@ -473,6 +542,7 @@ pub fn ingest_usage(lake: &Lake, paths: &[PathBuf], run_id: &str) -> Result<Mani
         }
     }
     lake.remove_scratch(run_id);
+    parsed.quarantine.extend(with_texts(lake, duplicates)?);
     let ParsedFiles {
         read,
         mut quarantine,
@@ -499,6 +569,25 @@ pub fn ingest_usage(lake: &Lake, paths: &[PathBuf], run_id: &str) -> Result<Mani
     finish_ingest(lake, m, ledger, "usage", &quarantine, to_read, started)
 }
 
+/// Quarantine records with their texts read back from the source archives where the staged
+/// rows referred to them.
+fn with_texts(
+    lake: &Lake,
+    records: Vec<(QuarantineRecord, Option<RawRef>)>,
+) -> Result<Vec<QuarantineRecord>> {
+    let refs: Vec<&RawRef> = records.iter().filter_map(|(_, r)| r.as_ref()).collect();
+    let mut texts = crate::staged::sources::read_texts(lake, &refs)?.into_iter();
+    Ok(records
+        .into_iter()
+        .map(|(mut q, r)| {
+            if r.is_some() {
+                q.raw = texts.next().unwrap_or_default();
+            }
+            q
+        })
+        .collect())
+}
+
 /// The input files in windows that are read and parsed together: at most `files_max` files
 /// and [`READ_ONCE_MAX`] bytes on disk (a larger file is a window of its own), so that a
 /// window's contents bound what the parse phase holds.
@@ -523,6 +612,7 @@ fn read_chunks<'a>(files: &'a [PathBuf], sizes: &[u64], files_max: usize) -> Vec
 /// time, and its rows handed to the spill in path order, so that the staged result (and
 /// which duplicate is "first") is the same as reading the files one after the other.
 fn parse_files(
+    lake: &Lake,
     files: &[PathBuf],
     ledger: &Ledger,
     m: &mut Manifest,
@@ -540,17 +630,22 @@ fn parse_files(
         .collect();
     let mut progress = Progress::new("ingest usage", sizes.iter().sum(), true);
     let mut planner = FilePlanner::new(ledger);
-    let mut window: Vec<(&PathBuf, Vec<u8>)> = Vec::new();
+    let mut window: Vec<Held> = Vec::new();
     let window_files = rayon::current_num_threads() * 8;
-    let mut take = |parsed: Result<FileRows>, spill: &mut Spill| -> Result<()> {
-        let parsed = parsed?;
-        out.read += parsed.read;
-        out.quarantine.extend(parsed.quarantined);
-        for (key, batch) in parsed.batches {
-            spill.push(key, batch)?;
-        }
-        Ok(())
-    };
+    let mut archives = Archives::new(lake, run_id);
+    let mut take =
+        |parsed: Result<FileRows>, spill: &mut Spill, archives: &mut Archives| -> Result<()> {
+            let parsed = parsed?;
+            if let Some(a) = parsed.archived {
+                archives.append(&a.placed, &a.frame, a.len)?;
+            }
+            out.read += parsed.read;
+            out.quarantine.extend(parsed.quarantined);
+            for (key, batch) in parsed.batches {
+                spill.push(key, batch)?;
+            }
+            Ok(())
+        };
     let mut to_read = Vec::new();
     for chunk in read_chunks(files, &sizes, window_files) {
         // Read and hash the chunk's files on every core; decide in path order.
@@ -567,23 +662,30 @@ fn parse_files(
             let Some(f) = file else { continue };
             to_read.push(f);
             match hashed.content {
-                Some(content) => window.push((path, content)),
+                Some(content) => {
+                    let placed =
+                        texts_are_bytes(path).then(|| archives.place(content.len() as u64));
+                    window.push((path, content, placed));
+                }
                 None => {
                     // A file too large to hold streams on this thread, after the window
                     // before it, handing its rows over every SPILL_ROWS.
                     for parsed in parse_window(std::mem::take(&mut window), run_id) {
-                        take(parsed, spill)?;
+                        take(parsed, spill, &mut archives)?;
                     }
-                    let parsed =
-                        parse_rows(path, None, run_id, &mut |key, batch| spill.push(key, batch));
-                    take(parsed, spill)?;
+                    let parsed = parse_rows(path, None, None, run_id, &mut |key, batch| {
+                        spill.push(key, batch)
+                    });
+                    take(parsed, spill, &mut archives)?;
                 }
             }
         }
         for parsed in parse_window(std::mem::take(&mut window), run_id) {
-            take(parsed, spill)?;
+            take(parsed, spill, &mut archives)?;
         }
     }
+    // Published before any partition that refers to them.
+    archives.finish()?;
     progress.finish();
     out.to_read = to_read;
     Ok(out)

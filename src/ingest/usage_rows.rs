@@ -4,7 +4,7 @@
 
 use crate::error::Result;
 use crate::model::decimal::{Dec10, PRECISION, SCALE};
-use crate::model::usage::{usage_schema, UsageRecord};
+use crate::model::usage::{usage_schema, RawRef, UsageRecord};
 use arrow::array::{
     ArrayRef, Date32Builder, Decimal128Builder, FixedSizeBinaryBuilder, Int64Builder, RecordBatch,
     StringBuilder, TimestampMicrosecondBuilder,
@@ -64,6 +64,9 @@ pub struct UsageRow<'a> {
     pub ingest_run_id: &'a str,
     /// Original record text.
     pub raw: Cow<'a, str>,
+    /// The source archive and offset that hold `raw` byte for byte
+    /// ([`crate::staged::sources`]): the staged row refers to it instead of copying the text.
+    pub raw_at: Option<(&'a str, i64)>,
 }
 
 impl UsageRow<'_> {
@@ -94,7 +97,15 @@ impl UsageRow<'_> {
             source_file: self.source_file.to_string(),
             source_row: self.source_row,
             ingest_run_id: self.ingest_run_id.to_string(),
-            raw: self.raw.to_string(),
+            raw: match self.raw_at {
+                Some(_) => String::new(),
+                None => self.raw.to_string(),
+            },
+            raw_ref: self.raw_at.map(|(source, offset)| RawRef {
+                source: source.to_string(),
+                offset,
+                length: self.raw.len() as i64,
+            }),
         }
     }
 }
@@ -112,6 +123,9 @@ pub struct UsageBuilder {
     source_row: Int64Builder,
     ingest_run_id: StringBuilder,
     raw: StringBuilder,
+    raw_source: StringBuilder,
+    raw_offset: Int64Builder,
+    raw_length: Int64Builder,
     rows: usize,
 }
 
@@ -128,6 +142,9 @@ impl Default for UsageBuilder {
             source_row: Int64Builder::new(),
             ingest_run_id: StringBuilder::new(),
             raw: StringBuilder::new(),
+            raw_source: StringBuilder::new(),
+            raw_offset: Int64Builder::new(),
+            raw_length: Int64Builder::new(),
             rows: 0,
         }
     }
@@ -174,7 +191,20 @@ impl UsageBuilder {
         self.source_file.append_value(r.source_file);
         self.source_row.append_value(r.source_row);
         self.ingest_run_id.append_value(r.ingest_run_id);
-        self.raw.append_value(&r.raw);
+        match r.raw_at {
+            Some((source, offset)) => {
+                self.raw.append_value("");
+                self.raw_source.append_value(source);
+                self.raw_offset.append_value(offset);
+                self.raw_length.append_value(r.raw.len() as i64);
+            }
+            None => {
+                self.raw.append_value(&r.raw);
+                self.raw_source.append_null();
+                self.raw_offset.append_null();
+                self.raw_length.append_null();
+            }
+        }
         self.rows += 1;
         Ok(())
     }
@@ -183,7 +213,7 @@ impl UsageBuilder {
     /// again.
     pub fn finish(&mut self) -> Result<RecordBatch> {
         self.rows = 0;
-        let mut columns: Vec<ArrayRef> = Vec::with_capacity(24);
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(27);
         columns.push(Arc::new(self.key_hash.finish()));
         for b in &mut self.strings {
             columns.push(Arc::new(b.finish()));
@@ -200,6 +230,9 @@ impl UsageBuilder {
         columns.push(Arc::new(self.source_row.finish()));
         columns.push(Arc::new(self.ingest_run_id.finish()));
         columns.push(Arc::new(self.raw.finish()));
+        columns.push(Arc::new(self.raw_source.finish()));
+        columns.push(Arc::new(self.raw_offset.finish()));
+        columns.push(Arc::new(self.raw_length.finish()));
         Ok(RecordBatch::try_new(usage_schema(), columns)?)
     }
 }
@@ -235,12 +268,14 @@ mod tests {
             source_row: n,
             ingest_run_id: "run",
             raw: "{}".into(),
+            raw_at: (n % 2 == 0).then_some(("staged/sources/run=r/part-00000.zst", 10 * n)),
         }
     }
 
     /// The builder makes the same batch as the owned records through `usage_to_batch`.
     #[test]
     fn builder_equals_usage_to_batch() {
+        // Row 2's text is by reference, the others' carried.
         let rows = [row(1, Some("Hours")), row(2, None), row(3, Some("1 GB"))];
         let mut b = UsageBuilder::default();
         for r in &rows {

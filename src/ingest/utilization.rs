@@ -210,7 +210,7 @@ pub fn parse_file(
 /// [`crate::store::input::read_hashed`]); `None` reads the file.
 pub fn parse_content(
     path: &Path,
-    content: Option<Vec<u8>>,
+    content: Option<std::sync::Arc<Vec<u8>>>,
     run_id: &str,
     sink: &mut dyn FnMut(Parsed<'_>) -> Result<()>,
 ) -> Result<u64> {
@@ -911,6 +911,7 @@ impl<'c> FileCtx<'c> {
             source_row: row,
             ingest_run_id: self.run_id,
             raw: Cow::Borrowed(text),
+            raw_at: None,
         })
     }
 

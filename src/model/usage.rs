@@ -1,5 +1,8 @@
 //! A staged utilization record: one row of `staged/usage/month=*/bucket=*/data.parquet`.
-//! It keeps the original JSON (`raw`) so that rating can quarantine with the record's text.
+//! It keeps the original JSON so that rating can quarantine with the record's text: in `raw`,
+//! or, where the text is its input file's bytes at an offset, as a reference (`raw_source`,
+//! `raw_offset`, `raw_length`) into the lake's compressed copy of that file
+//! (`staged/sources/`, written by ingest), with `raw` empty.
 
 use crate::error::Result;
 use crate::model::decimal::Dec10;
@@ -57,8 +60,22 @@ pub struct UsageRecord {
     pub source_row: i64,
     /// Ingest run that staged this version.
     pub ingest_run_id: String,
-    /// Original record text.
+    /// Original record text; empty when [`UsageRecord::raw_ref`] says where it is.
     pub raw: String,
+    /// Where the original text is, when `raw` does not hold it.
+    pub raw_ref: Option<RawRef>,
+}
+
+/// Where a record's original text is: bytes `offset..offset + length` of the decompressed
+/// source archive `source` (a lake-relative path under `staged/sources/`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RawRef {
+    /// Lake-relative path of the archive.
+    pub source: String,
+    /// Byte offset of the text in the decompressed archive.
+    pub offset: i64,
+    /// Length of the text in bytes.
+    pub length: i64,
 }
 
 /// Column names of the staged usage table.
@@ -73,6 +90,41 @@ pub mod col {
     pub const METER: &str = "meter_id";
     /// Quantity.
     pub const QUANTITY: &str = "quantity";
+    /// Source archive holding the original text, when `raw` does not.
+    pub const RAW_SOURCE: &str = "raw_source";
+    /// Offset of the text in the decompressed archive.
+    pub const RAW_OFFSET: &str = "raw_offset";
+    /// Length of the text.
+    pub const RAW_LENGTH: &str = "raw_length";
+}
+
+/// Columns of the staged usage table added after its first layout: a partition written
+/// before them reads as if every text were carried in `raw` ([`conform_staged`]).
+const ADDED_COLUMNS: usize = 3;
+
+/// A batch of a staged partition in the current [`usage_schema`]: a partition written by a
+/// version without the text references gains them as nulls (its texts are all in `raw`).
+pub fn conform_staged(batch: RecordBatch) -> Result<RecordBatch> {
+    let schema = usage_schema();
+    let want = schema.fields().len();
+    if batch.num_columns() == want {
+        return Ok(batch);
+    }
+    if batch.num_columns() + ADDED_COLUMNS != want {
+        return Err(crate::error::Error::Schema {
+            column: col::RAW_SOURCE.into(),
+            expected: format!(
+                "present in a staged usage partition of {want} columns (this one has {})",
+                batch.num_columns()
+            ),
+        });
+    }
+    let rows = batch.num_rows();
+    let mut columns = batch.columns().to_vec();
+    for f in &schema.fields()[want - ADDED_COLUMNS..] {
+        columns.push(arrow::array::new_null_array(f.data_type(), rows));
+    }
+    Ok(RecordBatch::try_new(schema, columns)?)
 }
 
 /// Schema of the staged usage table.
@@ -104,6 +156,9 @@ pub fn usage_schema() -> SchemaRef {
             f_i64("source_row", false),
             f_str("ingest_run_id", false),
             f_str("raw", false),
+            f_str(col::RAW_SOURCE, true),
+            f_i64(col::RAW_OFFSET, true),
+            f_i64(col::RAW_LENGTH, true),
         ]))
     })
     .clone()
@@ -140,6 +195,12 @@ pub fn usage_to_batch(rows: &[UsageRecord]) -> Result<RecordBatch> {
             a_i64(rows.iter().map(|r| Some(r.source_row))),
             s(|r| &r.ingest_run_id),
             s(|r| &r.raw),
+            a_str(
+                rows.iter()
+                    .map(|r| r.raw_ref.as_ref().map(|x| x.source.as_str())),
+            ),
+            a_i64(rows.iter().map(|r| r.raw_ref.as_ref().map(|x| x.offset))),
+            a_i64(rows.iter().map(|r| r.raw_ref.as_ref().map(|x| x.length))),
         ],
     )?)
 }
@@ -183,6 +244,7 @@ pub fn usage_from_batch(b: &RecordBatch, out: &mut Vec<UsageRecord>) -> Result<(
         c.str("ingest_run_id")?,
         c.str("raw").ok(),
     );
+    let refs = raw_refs(b);
     let os = |a: &arrow::array::StringArray, i| opt_str(a, i).map(str::to_string);
     // Columns left out of a projection read as absent.
     let oo = |a: Option<&arrow::array::StringArray>, i| {
@@ -215,9 +277,43 @@ pub fn usage_from_batch(b: &RecordBatch, out: &mut Vec<UsageRecord>) -> Result<(
             source_row: sr.value(i),
             ingest_run_id: run.value(i).to_string(),
             raw: raw.map(|r| r.value(i).to_string()).unwrap_or_default(),
+            raw_ref: refs.as_ref().and_then(|r| r.at(i)),
         });
     }
     Ok(())
+}
+
+/// The text-reference columns of a staged batch, when it has them (a projection or a
+/// partition of the first layout may not).
+pub fn raw_refs(b: &RecordBatch) -> Option<RawRefs<'_>> {
+    let c = Cols(b);
+    Some(RawRefs {
+        source: c.str(col::RAW_SOURCE).ok()?,
+        offset: c.i64(col::RAW_OFFSET).ok()?,
+        length: c.i64(col::RAW_LENGTH).ok()?,
+    })
+}
+
+/// Typed views of a batch's text-reference columns.
+pub struct RawRefs<'a> {
+    source: &'a arrow::array::StringArray,
+    offset: &'a arrow::array::Int64Array,
+    length: &'a arrow::array::Int64Array,
+}
+
+impl RawRefs<'_> {
+    /// Where row `i`'s text is, when `raw` does not hold it.
+    pub fn at(&self, i: usize) -> Option<RawRef> {
+        use arrow::array::Array;
+        if self.source.is_null(i) {
+            return None;
+        }
+        Some(RawRef {
+            source: self.source.value(i).to_string(),
+            offset: self.offset.value(i),
+            length: self.length.value(i),
+        })
+    }
 }
 
 /// Staged columns rating needs: everything but the raw text and the descriptive fields the

@@ -12,7 +12,7 @@ use crate::model::ids::stable_hash64;
 use crate::model::reference::{Reference, ALL_TABLES};
 use crate::model::tier::{TierPeriod, TierScope};
 use crate::model::time::{days_to_date, month_of, parse_month};
-use crate::model::usage::{usage_from_batch, UsageRecord, RATING_COLUMNS};
+use crate::model::usage::{usage_from_batch, RawRef, UsageRecord, RATING_COLUMNS};
 use crate::pricing::price_book::PriceBook;
 use crate::pricing::rated::RatedRow;
 use crate::progress::{log, Progress};
@@ -274,8 +274,17 @@ pub(super) fn fill_raw(
             .or_default()
             .push(i);
     }
-    let columns = ["source_file", "source_row", "raw"];
-    let found: Vec<Vec<(usize, String)>> = files
+    use crate::model::usage::col;
+    let columns = [
+        "source_file",
+        "source_row",
+        "raw",
+        col::RAW_SOURCE,
+        col::RAW_OFFSET,
+        col::RAW_LENGTH,
+    ];
+    type Found = (usize, String, Option<RawRef>);
+    let found: Vec<Vec<Found>> = files
         .par_iter()
         .map(|(f, rows)| {
             let mut found = Vec::new();
@@ -287,17 +296,29 @@ pub(super) fn fill_raw(
                 let b = b?;
                 let c = crate::model::schema::Cols(&b);
                 let (sf, sr, raw) = (c.str("source_file")?, c.i64("source_row")?, c.str("raw")?);
+                let refs = crate::model::usage::raw_refs(&b);
                 for i in 0..b.num_rows() {
                     if let Some(idx) = wanted.get(&(sf.value(i).to_string(), sr.value(i))) {
-                        found.extend(idx.iter().map(|&k| (k, raw.value(i).to_string())));
+                        let at = refs.as_ref().and_then(|r| r.at(i));
+                        found.extend(
+                            idx.iter()
+                                .map(|&k| (k, raw.value(i).to_string(), at.clone())),
+                        );
                     }
                 }
             }
             Ok(found)
         })
         .collect::<Result<_>>()?;
-    for (k, raw) in found.into_iter().flatten() {
-        quarantine[k].raw = raw;
+    let found: Vec<Found> = found.into_iter().flatten().collect();
+    // Texts the staged rows refer to, read back from the source archives, each once.
+    let refs: Vec<&RawRef> = found.iter().filter_map(|(_, _, r)| r.as_ref()).collect();
+    let mut texts = crate::staged::sources::read_texts(lake, &refs)?.into_iter();
+    for (k, raw, at) in &found {
+        quarantine[*k].raw = match at {
+            Some(_) => texts.next().unwrap_or_default(),
+            None => raw.clone(),
+        };
     }
     Ok(())
 }

@@ -6,4 +6,5 @@ pub mod ledger;
 pub mod orders;
 pub mod prices;
 pub mod reference;
+pub mod sources;
 pub mod usage;

@@ -32,7 +32,7 @@ pub fn file_options(metadata: Vec<(String, String)>) -> FileOptions<'static> {
             "usage_date",
             "usage_start",
         ]),
-        no_dictionary: &[col::KEY_HASH, "raw"],
+        no_dictionary: &[col::KEY_HASH, "raw", col::RAW_OFFSET],
     }
 }
 

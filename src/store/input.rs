@@ -25,17 +25,30 @@ pub fn open_reader(path: &Path) -> Result<Box<dyn Read + Send>> {
 }
 
 /// A reader over a file's bytes already in memory (see [`read_hashed`]), decompressing
-/// `.gz` like [`open_reader`].
-pub fn bytes_reader(path: &Path, bytes: Vec<u8>) -> Box<dyn Read + Send> {
-    decoded(path, std::io::Cursor::new(bytes))
+/// `.gz` like [`open_reader`]. The bytes are shared: ingest also finds records' texts in
+/// them.
+pub fn bytes_reader(path: &Path, bytes: std::sync::Arc<Vec<u8>>) -> Box<dyn Read + Send> {
+    decoded(path, std::io::Cursor::new(Shared(bytes)))
+}
+
+/// Shared bytes as a reader's buffer.
+struct Shared(std::sync::Arc<Vec<u8>>);
+
+impl AsRef<[u8]> for Shared {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// Whether a file is read through gzip (its bytes are not its text).
+pub fn is_gzip(path: &Path) -> bool {
+    path.extension()
+        .map(|e| e.eq_ignore_ascii_case("gz"))
+        .unwrap_or(false)
 }
 
 fn decoded<R: BufRead + Send + 'static>(path: &Path, inner: R) -> Box<dyn Read + Send> {
-    let is_gz = path
-        .extension()
-        .map(|e| e.eq_ignore_ascii_case("gz"))
-        .unwrap_or(false);
-    if is_gz {
+    if is_gzip(path) {
         Box::new(GzChecked(flate2::bufread::MultiGzDecoder::new(inner)))
     } else {
         Box::new(inner)

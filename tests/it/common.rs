@@ -282,8 +282,8 @@ pub fn ingest_inputs(lake: &str, inputs: &[(&str, &str)], env: &[(&str, &str)]) 
 }
 
 /// Columns that name the run which wrote a row: they differ between two runs of the same
-/// inputs, everything else must not.
-pub const RUN_ID_COLUMNS: [&str; 3] = ["x_RunId", "ingest_run_id", "run_id"];
+/// inputs, everything else must not (`raw_source` is the path of the run's source archive).
+pub const RUN_ID_COLUMNS: [&str; 4] = ["x_RunId", "ingest_run_id", "run_id", "raw_source"];
 
 /// Every row of a Parquet file, all columns but `skip`, rendered `a|b|c` in file order.
 pub fn render_file(path: &Path, skip: &[&str]) -> Vec<String> {
@@ -562,8 +562,8 @@ pub fn mirror_store(store: &dyn object_store::ObjectStore, prefix: &str) -> temp
 }
 
 /// Check a mirrored object-store lake against a local lake of the same inputs: nothing
-/// temporary on the store, the same cost files, the same data in every Parquet file (run IDs
-/// aside). Returns the mirror's snapshot.
+/// temporary on the store, the same cost files and number of source archives, the same data
+/// in every Parquet file (run IDs aside). Returns the mirror's snapshot.
 pub fn assert_mirror_equals(
     mirror: &Path,
     local: &Path,
@@ -579,7 +579,17 @@ pub fn assert_mirror_equals(
         !remote_files.iter().any(|f| f.starts_with("_tmp")),
         "scratch work must stay local: {remote_files:?}"
     );
-    assert_eq!(costs(remote_files), costs(files_under(local)));
+    // The source archives are named by run: as many on the store as in the local lake.
+    let archives = |files: &[String]| {
+        files
+            .iter()
+            .filter(|f| f.starts_with("staged/sources/") && f.ends_with(".zst"))
+            .count()
+    };
+    let local_files = files_under(local);
+    assert!(archives(&local_files) > 0, "{local_files:?}");
+    assert_eq!(archives(&remote_files), archives(&local_files));
+    assert_eq!(costs(remote_files), costs(local_files));
     let remote_data = parquet_snapshot(mirror);
     assert_eq!(remote_data, parquet_snapshot(local));
     remote_data

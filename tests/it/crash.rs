@@ -148,40 +148,59 @@ fn crash_while_writing_a_partition_leaves_old_or_new_and_the_rerun_matches() {
     assert!(crashes >= 3, "only {crashes} crash points");
 }
 
+/// Killed as it publishes its source archive (publish 2, after the intent journal) or its
+/// first partition (publish 3, the spill written), an ingest leaves its scratch behind and
+/// no partial staged file; the next run removes the scratch and stages what a fresh lake
+/// does. An archive the crashed run published stays, referred to by nothing.
 #[test]
 fn leftovers_of_a_crashed_ingest_are_removed_by_the_next_run() {
-    let dir = lake();
-    let l = arg(dir.path());
-    ingest_inputs(&l, &SAMPLE_INPUTS[..1], &[]);
-    let dump = arg(&sample("usage/dump-2026-01-20"));
-    let out = cspcost_env(
-        ["ingest", "usage", "--lake", &l, &dump],
-        &[("CSPCOST_CRASH_AT", "before-rename:2")],
-    );
-    assert!(!out.status.success());
-    let left = files_under(&dir.path().join("_tmp"));
-    assert!(
-        left.iter().any(|f| f.contains("/usage/")),
-        "the crashed ingest's spill files stay behind: {left:?}"
-    );
-    // No staged file is partial: each is absent or complete.
-    for f in files_under(dir.path()) {
-        if f.starts_with("staged/usage/") {
-            assert!(!render_file(&dir.path().join(&f), &[]).is_empty(), "{f}");
+    for n in [2, 3] {
+        let dir = lake();
+        let l = arg(dir.path());
+        ingest_inputs(&l, &SAMPLE_INPUTS[..1], &[]);
+        let dump = arg(&sample("usage/dump-2026-01-20"));
+        let spec = format!("before-rename:{n}");
+        let out = cspcost_env(
+            ["ingest", "usage", "--lake", &l, &dump],
+            &[("CSPCOST_CRASH_AT", &spec)],
+        );
+        assert!(!out.status.success(), "{spec}");
+        let left = files_under(&dir.path().join("_tmp"));
+        let archives = files_under(&dir.path().join("staged/sources"));
+        if n == 2 {
+            assert!(
+                left.iter().any(|f| f.ends_with("part-00000.zst.tmp")),
+                "{left:?}"
+            );
+            assert!(archives.is_empty(), "{archives:?}");
+        } else {
+            assert!(
+                left.iter().any(|f| f.contains("/usage/")),
+                "the crashed ingest's spill files stay behind: {left:?}"
+            );
+            assert_eq!(archives.len(), 1, "{archives:?}");
         }
+        // No staged file is partial: each is absent or complete.
+        for f in files_under(dir.path()) {
+            if f.starts_with("staged/usage/") {
+                assert!(!render_file(&dir.path().join(&f), &[]).is_empty(), "{f}");
+            }
+        }
+        ok(["ingest", "usage", "--lake", &l, &dump]);
+        assert!(!dir.path().join("_tmp").exists(), "{spec}");
+        let fresh = lake();
+        ingest_inputs(&arg(fresh.path()), &SAMPLE_INPUTS[..1], &[]);
+        ok(["ingest", "usage", "--lake", &arg(fresh.path()), &dump]);
+        let staged = |d: &Path| {
+            parquet_snapshot(d)
+                .into_iter()
+                .filter(|(k, _)| k.starts_with("staged/usage/"))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(staged(dir.path()), staged(fresh.path()), "{spec}");
+        // Rating reads the texts of its quarantine from the rerun's archive.
+        ok(["rate", "--lake", &l]);
     }
-    ok(["ingest", "usage", "--lake", &l, &dump]);
-    assert!(!dir.path().join("_tmp").exists());
-    let fresh = lake();
-    ingest_inputs(&arg(fresh.path()), &SAMPLE_INPUTS[..1], &[]);
-    ok(["ingest", "usage", "--lake", &arg(fresh.path()), &dump]);
-    let staged = |d: &Path| {
-        parquet_snapshot(d)
-            .into_iter()
-            .filter(|(k, _)| k.starts_with("staged/usage/"))
-            .collect::<Vec<_>>()
-    };
-    assert_eq!(staged(dir.path()), staged(fresh.path()));
 }
 
 /// Usage manifests of a lake that are not in `before` (by run ID).

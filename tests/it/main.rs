@@ -24,5 +24,6 @@ mod reconcile;
 mod reserve;
 mod s3;
 mod shard;
+mod source_copies;
 mod stream;
 mod writers;

@@ -169,6 +169,7 @@ fn record(
         source_row: i as i64,
         ingest_run_id: "r".into(),
         raw: String::new(),
+        raw_ref: None,
     }
 }
 
