@@ -23,7 +23,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 /// Decompressed bytes after which an archive is closed (the next file starts a new one):
-/// 87 archives for a 10 M month of 5.6 GB of pages, instead of one file (and one sync, or
+/// 88 archives for a 10 M month of 5.6 GB of pages, instead of one file (and one sync, or
 /// one PUT) per page.
 pub const ARCHIVE_BYTES: u64 = 64 << 20;
 
