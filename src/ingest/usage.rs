@@ -395,21 +395,29 @@ struct Archived {
     len: u64,
 }
 
-/// A file read into memory, to parse: its path, bytes, and its place in the run's source
-/// archives when its records' texts can be referred to there.
-type Held<'a> = (&'a PathBuf, Vec<u8>, Option<Placement>);
+/// A file read into memory, to parse: its path, bytes (a `.gz` file's decompressed when
+/// `decoded`), and its place in the run's source archives when its records' texts can be
+/// referred to there.
+struct Held<'a> {
+    path: &'a PathBuf,
+    content: Vec<u8>,
+    decoded: bool,
+    placed: Option<Placement>,
+}
 
 /// Parse the files of a window in parallel; results in the window's order.
 fn parse_window(window: Vec<Held>, run_id: &str) -> Vec<Result<FileRows>> {
     window
         .into_par_iter()
         .with_max_len(1)
-        .map(|(path, content, placed)| {
+        .map(|h| {
             let mut batches = Vec::new();
-            let mut rows = parse_rows(path, Some(content), placed, run_id, &mut |key, batch| {
+            let mut emit = |key, batch| {
                 batches.push((key, batch));
                 Ok(())
-            })?;
+            };
+            let content = Some((h.content, h.decoded));
+            let mut rows = parse_rows(h.path, content, h.placed, run_id, &mut emit)?;
             rows.batches = batches;
             Ok(rows)
         })
@@ -422,13 +430,11 @@ fn refs_enabled() -> bool {
     std::env::var("CSPCOST_INGEST_RAW_REFS").map_or(true, |v| v.trim() != "0")
 }
 
-/// Whether the records of a file held in memory can refer to the file's bytes for their
-/// texts: a JSON page or NDJSON file, not gzip (its bytes are not the text) nor CSV (a row's
-/// text is rebuilt from its cells).
+/// Whether the records of a file held in memory can refer to its bytes for their texts: a
+/// JSON page or NDJSON file, not CSV (a row's text is rebuilt from its cells). A `.gz` file
+/// can once decompressed (its bytes on disk are not the text).
 fn texts_are_bytes(path: &std::path::Path) -> bool {
-    refs_enabled()
-        && !crate::store::input::is_gzip(path)
-        && !crate::store::input::logical_name(path).ends_with(".csv")
+    refs_enabled() && !crate::store::input::logical_name(path).ends_with(".csv")
 }
 
 /// Parse one file into per-partition column builders, handing each partition's rows to `emit`
@@ -438,12 +444,13 @@ fn texts_are_bytes(path: &std::path::Path) -> bool {
 /// bytes hold them, and its frame made here, on the parsing thread.
 fn parse_rows(
     path: &std::path::Path,
-    content: Option<Vec<u8>>,
+    content: Option<(Vec<u8>, bool)>,
     placed: Option<Placement>,
     run_id: &str,
     emit: &mut dyn FnMut(SpillKey, RecordBatch) -> Result<()>,
 ) -> Result<FileRows> {
-    let content = content.map(std::sync::Arc::new);
+    let decoded = content.as_ref().is_some_and(|c| c.1);
+    let content = content.map(|c| std::sync::Arc::new(c.0));
     let placed = placed.filter(|_| content.is_some());
     let mut locator = content
         .as_deref()
@@ -459,7 +466,7 @@ fn parse_rows(
         }
         Ok(())
     };
-    let read = parse_content(path, content.clone(), run_id, &mut |p| match p {
+    let read = parse_content(path, content.clone(), decoded, run_id, &mut |p| match p {
         Parsed::Record(mut r) => {
             if let (std::borrow::Cow::Borrowed(text), Some(l), Some(a), Some(p)) = (
                 &r.raw,
@@ -649,13 +656,25 @@ fn parse_files(
     let mut to_read = Vec::new();
     for chunk in read_chunks(files, &sizes, window_files) {
         // Read and hash the chunk's files on every core; decide in path order.
-        let hashed: Vec<Result<crate::store::input::HashedFile>> = chunk
+        type ReadFile = (crate::store::input::HashedFile, Option<Vec<u8>>);
+        let hashed: Vec<Result<ReadFile>> = chunk
             .par_iter()
             .with_max_len(1)
-            .map(|p| read_hashed(p))
+            .map(|p| {
+                let hashed = read_hashed(p)?;
+                // A `.gz` page is decompressed here, on every core, so that its records can
+                // refer to its text and its size is known when it is placed in an archive.
+                let plain = match &hashed.content {
+                    Some(c) if crate::store::input::is_gzip(p) && texts_are_bytes(p) => {
+                        crate::store::input::gunzip_held(c, READ_ONCE_MAX)
+                    }
+                    _ => None,
+                };
+                Ok((hashed, plain))
+            })
             .collect();
         for (path, hashed) in chunk.iter().zip(hashed) {
-            let hashed = hashed?;
+            let (hashed, plain) = hashed?;
             let (input, file) = planner.decide(path, hashed.sha256, hashed.bytes);
             m.inputs.push(input);
             progress.inc(hashed.bytes);
@@ -663,9 +682,19 @@ fn parse_files(
             to_read.push(f);
             match hashed.content {
                 Some(content) => {
-                    let placed =
-                        texts_are_bytes(path).then(|| archives.place(content.len() as u64));
-                    window.push((path, content, placed));
+                    let (content, decoded) = match plain {
+                        Some(plain) => (plain, true),
+                        None => (content, false),
+                    };
+                    let placed = (texts_are_bytes(path)
+                        && (decoded || !crate::store::input::is_gzip(path)))
+                    .then(|| archives.place(content.len() as u64));
+                    window.push(Held {
+                        path,
+                        content,
+                        decoded,
+                        placed,
+                    });
                 }
                 None => {
                     // A file too large to hold streams on this thread, after the window

@@ -203,18 +203,21 @@ pub fn parse_file(
     run_id: &str,
     sink: &mut dyn FnMut(Parsed<'_>) -> Result<()>,
 ) -> Result<u64> {
-    parse_content(path, None, run_id, sink)
+    parse_content(path, None, false, run_id, sink)
 }
 
 /// [`parse_file`] over the file's bytes when they were already read (to hash them, see
-/// [`crate::store::input::read_hashed`]); `None` reads the file.
+/// [`crate::store::input::read_hashed`]), as on disk or, when `decoded`, a `.gz` file's bytes
+/// already decompressed; `None` reads the file.
 pub fn parse_content(
     path: &Path,
     content: Option<std::sync::Arc<Vec<u8>>>,
+    decoded: bool,
     run_id: &str,
     sink: &mut dyn FnMut(Parsed<'_>) -> Result<()>,
 ) -> Result<u64> {
     let open = || match content {
+        Some(bytes) if decoded => Ok(crate::store::input::plain_reader(bytes)),
         Some(bytes) => Ok(bytes_reader(path, bytes)),
         None => open_reader(path),
     };

@@ -31,6 +31,21 @@ pub fn bytes_reader(path: &Path, bytes: std::sync::Arc<Vec<u8>>) -> Box<dyn Read
     decoded(path, std::io::Cursor::new(Shared(bytes)))
 }
 
+/// A reader over bytes already decompressed (see [`gunzip_held`]).
+pub fn plain_reader(bytes: std::sync::Arc<Vec<u8>>) -> Box<dyn Read + Send> {
+    Box::new(std::io::Cursor::new(Shared(bytes)))
+}
+
+/// The decompressed bytes of a `.gz` file held in memory, when the stream is whole and they
+/// fit in `max` bytes; `None` otherwise (the file is then parsed through the decoder, which
+/// names a bad stream as before).
+pub fn gunzip_held(bytes: &[u8], max: u64) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut d = flate2::bufread::MultiGzDecoder::new(bytes);
+    (&mut d).take(max + 1).read_to_end(&mut out).ok()?;
+    (out.len() as u64 <= max).then_some(out)
+}
+
 /// Shared bytes as a reader's buffer.
 struct Shared(std::sync::Arc<Vec<u8>>);
 

@@ -99,10 +99,10 @@ fn texts_read_back_from_the_source_copies_equal_the_texts_carried() {
     assert!(!carried.path().join("staged/sources").exists());
 }
 
-/// gzip pages and CSV rows carry their texts (their bytes are not the text); a plain page
-/// beside them is referred to.
+/// A gzip page's records refer to its decompressed text (read back, it is the text a lake
+/// that carries it holds); CSV rows carry theirs (a row's text is rebuilt from its cells).
 #[test]
-fn gzip_and_csv_records_carry_their_texts() {
+fn gzip_pages_refer_to_their_text_and_csv_rows_carry_theirs() {
     let src = lake();
     let route = "customers/cb68bce3-1e3f-416d-a860-6a6043d14194/subscriptions/a6ed65ff-25c8-4671-9309-ee09d8c6571a/utilizations/azure";
     let page = std::fs::read(sample(&format!(
@@ -122,31 +122,50 @@ fn gzip_and_csv_records_carry_their_texts() {
         format!("customerTenantId,subscriptionId,usageStartTime,usageEndTime,resource.id,quantity,unit,resourceUri\n{t},{s},2025-12-01T00:00:00Z,2025-12-02T00:00:00Z,{m},1,1 GB,/r/csv\n"),
     )
     .unwrap();
-    let l = lake();
+    let (by_ref, carried) = (lake(), lake());
     ok([
         "ingest",
         "usage",
         "--lake",
-        &arg(l.path()),
+        &arg(by_ref.path()),
         &arg(src.path()),
     ]);
-    let rows = staged_rows(l.path());
-    let by_file = |suffix: &str| -> Vec<&UsageRecord> {
+    ok_env(
+        [
+            "ingest",
+            "usage",
+            "--lake",
+            &arg(carried.path()),
+            &arg(src.path()),
+        ],
+        &[("CSPCOST_INGEST_RAW_REFS", "0")],
+    );
+    let (rows, texts) = (staged_rows(by_ref.path()), staged_rows(carried.path()));
+    let of = |rows: &BTreeMap<(String, i64), UsageRecord>, suffix: &str| -> Vec<UsageRecord> {
         rows.values()
             .filter(|r| r.source_file.ends_with(suffix))
+            .cloned()
             .collect()
     };
-    let (gz, csv) = (by_file("page-001.json.gz"), by_file("u.csv"));
+    let (gz, csv) = (of(&rows, "page-001.json.gz"), of(&rows, "u.csv"));
     assert!(
         gz.len() > 10 && csv.len() == 1,
         "{} {}",
         gz.len(),
         csv.len()
     );
-    for r in gz.iter().chain(&csv) {
-        assert!(r.raw_ref.is_none() && !r.raw.is_empty(), "{r:?}");
-    }
-    assert!(!l.path().join("staged/sources").exists());
+    assert!(csv[0].raw_ref.is_none() && csv[0].raw == of(&texts, "u.csv")[0].raw);
+    let wanted: Vec<&RawRef> = gz.iter().filter_map(|r| r.raw_ref.as_ref()).collect();
+    assert_eq!(wanted.len(), gz.len());
+    let l = Lake::open(&arg(by_ref.path())).unwrap();
+    let back = cspcost::staged::sources::read_texts(&l, &wanted).unwrap();
+    let carried: Vec<String> = of(&texts, "page-001.json.gz")
+        .into_iter()
+        .map(|r| r.raw)
+        .collect();
+    assert_eq!(back, carried);
+    assert!(carried.iter().all(|t| t.starts_with('{') && t.len() > 100));
+    assert_eq!(files_under(&by_ref.path().join("staged/sources")).len(), 1);
 }
 
 /// A lake staged before the references (no `raw_source`, `raw_offset`, `raw_length`) keeps
