@@ -430,11 +430,34 @@ fn refs_enabled() -> bool {
     std::env::var("CSPCOST_INGEST_RAW_REFS").map_or(true, |v| v.trim() != "0")
 }
 
-/// Whether the records of a file held in memory can refer to its bytes for their texts: a
-/// JSON page or NDJSON file, not CSV (a row's text is rebuilt from its cells). A `.gz` file
-/// can once decompressed (its bytes on disk are not the text).
-fn texts_are_bytes(path: &std::path::Path) -> bool {
-    refs_enabled() && !crate::store::input::logical_name(path).ends_with(".csv")
+/// A file read and hashed; a `.gz` file's bytes decompressed too when its records can refer
+/// to them; and whether they can (held in memory, refs enabled, a JSON page or NDJSON file
+/// and not CSV, whose row texts are rebuilt from cells; a `.gz` file only once decompressed,
+/// its bytes on disk not being the text).
+struct ReadFile {
+    hashed: crate::store::input::HashedFile,
+    plain: Option<Vec<u8>>,
+    referable: bool,
+}
+
+impl ReadFile {
+    fn read(path: &std::path::Path, refs: bool) -> Result<ReadFile> {
+        use crate::store::input::{gunzip_held, is_gzip, logical_name};
+        let hashed = read_hashed(path)?;
+        let json = refs && hashed.content.is_some() && !logical_name(path).ends_with(".csv");
+        // A `.gz` page is decompressed here, on every core, so that its size is known when
+        // it is placed in an archive.
+        let plain = match &hashed.content {
+            Some(c) if json && is_gzip(path) => gunzip_held(c, READ_ONCE_MAX),
+            _ => None,
+        };
+        let referable = json && (plain.is_some() || !is_gzip(path));
+        Ok(ReadFile {
+            hashed,
+            plain,
+            referable,
+        })
+    }
 }
 
 /// Parse one file into per-partition column builders, handing each partition's rows to `emit`
@@ -456,7 +479,6 @@ fn parse_rows(
         .as_deref()
         .filter(|_| placed.is_some())
         .map(|c| Locator::new(c));
-    let archive = placed.as_ref().map(|p| p.archive.clone());
     let mut builders: BTreeMap<SpillKey, UsageBuilder> = BTreeMap::new();
     let mut waiting = 0usize;
     let mut quarantined = Vec::new();
@@ -468,13 +490,10 @@ fn parse_rows(
     };
     let read = parse_content(path, content.clone(), decoded, run_id, &mut |p| match p {
         Parsed::Record(mut r) => {
-            if let (std::borrow::Cow::Borrowed(text), Some(l), Some(a), Some(p)) = (
-                &r.raw,
-                locator.as_mut(),
-                archive.as_deref(),
-                placed.as_ref(),
-            ) {
-                r.raw_at = l.locate(text).map(|o| (a, (p.base + o) as i64));
+            if let (std::borrow::Cow::Borrowed(text), Some(l), Some(p)) =
+                (&r.raw, locator.as_mut(), placed.as_ref())
+            {
+                r.raw_at = l.locate(text).map(|o| (&*p.archive, p.offset(o)));
             }
             builders.entry(spill_key(&r)).or_default().push(&r)?;
             waiting += 1;
@@ -582,14 +601,16 @@ fn with_texts(
     lake: &Lake,
     records: Vec<(QuarantineRecord, Option<RawRef>)>,
 ) -> Result<Vec<QuarantineRecord>> {
-    let refs: Vec<&RawRef> = records.iter().filter_map(|(_, r)| r.as_ref()).collect();
-    let mut texts = crate::staged::sources::read_texts(lake, &refs)?.into_iter();
+    let rows: Vec<(&str, Option<&RawRef>)> = records
+        .iter()
+        .map(|(q, r)| (q.raw.as_str(), r.as_ref()))
+        .collect();
+    let texts = crate::staged::sources::texts_of(lake, &rows)?;
     Ok(records
         .into_iter()
-        .map(|(mut q, r)| {
-            if r.is_some() {
-                q.raw = texts.next().unwrap_or_default();
-            }
+        .zip(texts)
+        .map(|((mut q, _), text)| {
+            q.raw = text;
             q
         })
         .collect())
@@ -640,6 +661,7 @@ fn parse_files(
     let mut window: Vec<Held> = Vec::new();
     let window_files = rayon::current_num_threads() * 8;
     let mut archives = Archives::new(lake, run_id);
+    let refs = refs_enabled();
     let mut take =
         |parsed: Result<FileRows>, spill: &mut Spill, archives: &mut Archives| -> Result<()> {
             let parsed = parsed?;
@@ -656,25 +678,17 @@ fn parse_files(
     let mut to_read = Vec::new();
     for chunk in read_chunks(files, &sizes, window_files) {
         // Read and hash the chunk's files on every core; decide in path order.
-        type ReadFile = (crate::store::input::HashedFile, Option<Vec<u8>>);
-        let hashed: Vec<Result<ReadFile>> = chunk
+        let read: Vec<Result<ReadFile>> = chunk
             .par_iter()
             .with_max_len(1)
-            .map(|p| {
-                let hashed = read_hashed(p)?;
-                // A `.gz` page is decompressed here, on every core, so that its records can
-                // refer to its text and its size is known when it is placed in an archive.
-                let plain = match &hashed.content {
-                    Some(c) if crate::store::input::is_gzip(p) && texts_are_bytes(p) => {
-                        crate::store::input::gunzip_held(c, READ_ONCE_MAX)
-                    }
-                    _ => None,
-                };
-                Ok((hashed, plain))
-            })
+            .map(|p| ReadFile::read(p, refs))
             .collect();
-        for (path, hashed) in chunk.iter().zip(hashed) {
-            let (hashed, plain) = hashed?;
+        for (path, read) in chunk.iter().zip(read) {
+            let ReadFile {
+                hashed,
+                plain,
+                referable,
+            } = read?;
             let (input, file) = planner.decide(path, hashed.sha256, hashed.bytes);
             m.inputs.push(input);
             progress.inc(hashed.bytes);
@@ -686,9 +700,7 @@ fn parse_files(
                         Some(plain) => (plain, true),
                         None => (content, false),
                     };
-                    let placed = (texts_are_bytes(path)
-                        && (decoded || !crate::store::input::is_gzip(path)))
-                    .then(|| archives.place(content.len() as u64));
+                    let placed = referable.then(|| archives.place(content.len() as u64));
                     window.push(Held {
                         path,
                         content,

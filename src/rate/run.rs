@@ -311,14 +311,13 @@ pub(super) fn fill_raw(
         })
         .collect::<Result<_>>()?;
     let found: Vec<Found> = found.into_iter().flatten().collect();
-    // Texts the staged rows refer to, read back from the source archives, each once.
-    let refs: Vec<&RawRef> = found.iter().filter_map(|(_, _, r)| r.as_ref()).collect();
-    let mut texts = crate::staged::sources::read_texts(lake, &refs)?.into_iter();
-    for (k, raw, at) in &found {
-        quarantine[*k].raw = match at {
-            Some(_) => texts.next().unwrap_or_default(),
-            None => raw.clone(),
-        };
+    let rows: Vec<(&str, Option<&RawRef>)> = found
+        .iter()
+        .map(|(_, raw, at)| (raw.as_str(), at.as_ref()))
+        .collect();
+    let texts = crate::staged::sources::texts_of(lake, &rows)?;
+    for ((k, ..), text) in found.iter().zip(texts) {
+        quarantine[*k].raw = text;
     }
     Ok(())
 }

@@ -60,11 +60,16 @@ pub struct Placement {
 }
 
 impl Placement {
+    /// The offset in the decompressed archive of byte `offset` of the file.
+    pub fn offset(&self, offset: u64) -> i64 {
+        (self.base + offset) as i64
+    }
+
     /// The reference to `length` bytes at `offset` of the file.
     pub fn at(&self, offset: u64, length: usize) -> RawRef {
         RawRef {
             source: self.archive.to_string(),
-            offset: (self.base + offset) as i64,
+            offset: self.offset(offset),
             length: length as i64,
         }
     }
@@ -81,7 +86,6 @@ pub struct Archives<'a> {
     planned_bytes: u64,
     /// The archive being written: its placement, staging file and decompressed bytes.
     open: Option<(Arc<str>, PathBuf, std::io::BufWriter<std::fs::File>, u64)>,
-    published: Vec<String>,
 }
 
 impl<'a> Archives<'a> {
@@ -93,7 +97,6 @@ impl<'a> Archives<'a> {
             planned: 0,
             planned_bytes: 0,
             open: None,
-            published: Vec::new(),
         }
     }
 
@@ -135,10 +138,9 @@ impl<'a> Archives<'a> {
         Ok(())
     }
 
-    /// Publish the last archive; the archives this run wrote.
-    pub fn finish(mut self) -> Result<Vec<String>> {
-        self.publish_open()?;
-        Ok(self.published)
+    /// Publish the last archive.
+    pub fn finish(mut self) -> Result<()> {
+        self.publish_open()
     }
 
     fn publish_open(&mut self) -> Result<()> {
@@ -152,10 +154,22 @@ impl<'a> Archives<'a> {
             file.sync_all().map_err(|e| Error::io(&tmp, e))?;
         }
         drop(file);
-        self.lake.publish(&archive, &tmp)?;
-        self.published.push(archive.to_string());
-        Ok(())
+        self.lake.publish(&archive, &tmp)
     }
+}
+
+/// Each record's text, in order: `raw` where it holds it, else read back from where the
+/// reference says ([`read_texts`]).
+pub fn texts_of(lake: &Lake, rows: &[(&str, Option<&RawRef>)]) -> Result<Vec<String>> {
+    let refs: Vec<&RawRef> = rows.iter().filter_map(|(_, r)| *r).collect();
+    let mut read = read_texts(lake, &refs)?.into_iter();
+    Ok(rows
+        .iter()
+        .map(|(raw, r)| match r {
+            Some(_) => read.next().unwrap_or_default(),
+            None => raw.to_string(),
+        })
+        .collect())
 }
 
 /// The texts `refs` point to, in their order. Each archive is read once, streaming, however
@@ -254,7 +268,9 @@ mod tests {
             a.append(p, &compress_member(f).unwrap(), f.len() as u64)
                 .unwrap();
         }
-        assert_eq!(a.finish().unwrap(), vec![archive_path("r", 0)]);
+        a.finish().unwrap();
+        assert!(root.path().join(archive_path("r", 0)).is_file());
+        assert!(!root.path().join(archive_path("r", 1)).exists());
         let refs = [
             placed[1].at(8, 7),
             placed[0].at(10, 7),
@@ -273,6 +289,9 @@ mod tests {
                 r#"{"a":1}"#
             ]
         );
+        // Carried texts as they are, referred ones read back, in order.
+        let mixed = texts_of(&lake, &[("{\"x\":1}", None), ("", Some(&refs[1]))]).unwrap();
+        assert_eq!(mixed, [r#"{"x":1}"#, r#"{"a":1}"#]);
         // Not a JSON object there, past the end, the archive gone: errors naming it.
         let err = |r: RawRef| read_texts(&lake, &[&r]).unwrap_err().to_string();
         assert!(err(placed[0].at(9, 8)).contains("bytes 9..17 are not a JSON object"));
