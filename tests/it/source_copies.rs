@@ -117,11 +117,11 @@ fn gzip_pages_refer_to_their_text_and_csv_rows_carry_theirs() {
     let t = "cb68bce3-1e3f-416d-a860-6a6043d14194";
     let s = "a6ed65ff-25c8-4671-9309-ee09d8c6571a";
     let m = "9995d93a-7d35-4d3f-9c69-7a7fea447ef4";
-    std::fs::write(
-        src.path().join("u.csv"),
-        format!("customerTenantId,subscriptionId,usageStartTime,usageEndTime,resource.id,quantity,unit,resourceUri\n{t},{s},2025-12-01T00:00:00Z,2025-12-02T00:00:00Z,{m},1,1 GB,/r/csv\n"),
-    )
-    .unwrap();
+    write(
+        src.path(),
+        "u.csv",
+        &format!("customerTenantId,subscriptionId,usageStartTime,usageEndTime,resource.id,quantity,unit,resourceUri\n{t},{s},2025-12-01T00:00:00Z,2025-12-02T00:00:00Z,{m},1,1 GB,/r/csv\n"),
+    );
     let (by_ref, carried) = (lake(), lake());
     ok([
         "ingest",
