@@ -380,6 +380,7 @@ struct Globals {
 pub fn run(cli: Cli) -> Result<()> {
     crate::progress::set_quiet(cli.quiet);
     crate::progress::set_log_format(cli.log_format);
+    crate::store::scratch::check_env()?;
     let g = Globals {
         quiet: cli.quiet,
         wait: crate::writer::parse_wait(cli.wait.as_deref())?,

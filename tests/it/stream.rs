@@ -231,3 +231,48 @@ fn scope_groups_and_streams_do_not_change_what_is_rated() {
         assert_eq!(counts(lake), base, "{lake}");
     }
 }
+
+/// Scratch files (ingest's spills and runs, rating's runs) are LZ4 by default; zstd, the
+/// other codec, stages and rates the same rows, and a name that is no codec stops the
+/// command before it writes anything, naming the variable.
+#[test]
+fn scratch_codecs_stage_and_rate_alike_and_an_unknown_one_is_refused() {
+    let dir = lake();
+    let lakes = [dir.path().join("lz4"), dir.path().join("zstd")];
+    for (lake, codec) in lakes.iter().zip(["lz4", "zstd"]) {
+        let env = [
+            ("CSPCOST_INGEST_BIG_ROWS", "1"),
+            ("CSPCOST_INGEST_RUN_ROWS", "7"),
+            ("CSPCOST_RATE_CHUNK_ROWS", "5"),
+            ("CSPCOST_SCRATCH_COMPRESSION", codec),
+        ];
+        ingest_inputs(&arg(lake), &SAMPLE_INPUTS, &env);
+        ok_env(["rate", "--lake", &arg(lake), "--month", MONTH], &env);
+    }
+    let (a, b) = (parquet_snapshot(&lakes[0]), parquet_snapshot(&lakes[1]));
+    assert!(a.keys().any(|k| k.starts_with("costs/")), "{:?}", a.keys());
+    assert_eq!(a, b);
+
+    let refused = dir.path().join("refused");
+    let out = cspcost_env(
+        [
+            "ingest",
+            "reference",
+            "--lake",
+            &arg(&refused),
+            &arg(&sample("reference")),
+        ],
+        &[("CSPCOST_SCRATCH_COMPRESSION", "gzip")],
+    );
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("CSPCOST_SCRATCH_COMPRESSION is 'gzip'"),
+        "{err}"
+    );
+    assert!(
+        !refused.exists(),
+        "nothing written: {:?}",
+        files_under(&refused)
+    );
+}
