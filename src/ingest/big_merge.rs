@@ -19,12 +19,12 @@ use super::usage::{
     duplicate_record, interleave_rows, partition_metadata, MergeCols, MergeStats, PartKey,
 };
 use crate::error::{Error, Result};
-use crate::model::schema::hash_at;
+use crate::model::schema::{hash_at, KeyMap, KeySet};
 use crate::model::usage::{col, usage_schema};
 use crate::staged::usage::{file_options, partition_file};
 use crate::store::{BatchStream, Lake};
 use arrow::array::{BooleanArray, RecordBatch};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 /// Bytes of values (staged plus new, in Arrow batches) above which a partition is merged
@@ -62,7 +62,7 @@ pub(super) fn is_big(rows: u64, bytes: u64) -> bool {
 /// The staged rows of a partition, by key: where each is, and what restating compares.
 #[derive(Default)]
 struct StagedIndex {
-    pos: HashMap<u128, u32>,
+    pos: KeyMap<u32>,
     /// Quantity and unit (an index into `units`) of each staged row.
     value: Vec<(i128, Option<u32>)>,
     units: HashMap<String, u32>,
@@ -174,7 +174,7 @@ fn classify_spill(
         spilled: spilled.iter(),
         batches: None,
         st: MergeStats::default(),
-        seen: HashSet::new(),
+        seen: KeySet::default(),
         run_rows,
         tick,
     };
@@ -196,7 +196,7 @@ struct Classifier<'a> {
     /// The spill file being read, and its path (removed once read).
     batches: Option<(BatchStream, &'a PathBuf)>,
     st: MergeStats,
-    seen: HashSet<u128>,
+    seen: KeySet,
     run_rows: usize,
     /// Progress, in rows read.
     tick: &'a (dyn Fn(u64) + Sync),

@@ -14,7 +14,7 @@ use crate::ingest::usage_rows::{UsageBuilder, UsageRow};
 use crate::ingest::utilization::{parse_content, Parsed};
 use crate::ingest::{finish_ingest, record_counts, IngestCounts};
 use crate::model::reason::{QuarantineRecord, ReasonCode};
-use crate::model::schema::{hash_at, opt_str, Cols};
+use crate::model::schema::{hash_at, opt_str, Cols, KeyMap, KeySet};
 use crate::model::time::days_to_date;
 use crate::model::usage::{conform_staged, usage_schema, RawRef};
 use crate::progress::Progress;
@@ -23,7 +23,7 @@ use crate::staged::sources::{Archives, Placement};
 use crate::store::Lake;
 use arrow::array::{Array, RecordBatch, StringArray};
 use rayon::prelude::*;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 /// Records a file's parse holds in its column builders before handing them over as batches.
@@ -265,9 +265,10 @@ fn classify_incoming(
     cols: &[MergeCols],
     old_batches: usize,
     rows: &mut Vec<(usize, usize)>,
-    index: &mut HashMap<u128, usize>,
+    index: &mut KeyMap<usize>,
 ) -> MergeStats {
-    let mut seen: HashSet<u128> = HashSet::new();
+    let incoming: usize = cols.iter().skip(old_batches).map(|c| c.key.len()).sum();
+    let mut seen = KeySet::with_capacity_and_hasher(incoming, Default::default());
     let mut st = MergeStats::default();
     for (b, c) in cols.iter().enumerate().skip(old_batches) {
         for i in 0..c.key.len() {
@@ -347,7 +348,8 @@ fn merge_partition(
     batches.extend(incoming);
     let cols: Vec<MergeCols> = batches.iter().map(MergeCols::of).collect::<Result<_>>()?;
     let mut rows: Vec<(usize, usize)> = Vec::new();
-    let mut index: HashMap<u128, usize> = HashMap::new();
+    let all: usize = cols.iter().map(|c| c.key.len()).sum();
+    let mut index = KeyMap::with_capacity_and_hasher(all, Default::default());
     for (b, c) in cols.iter().enumerate().take(old_batches) {
         for i in 0..c.key.len() {
             index.insert(hash_at(c.key, i), rows.len());

@@ -140,6 +140,13 @@ pub fn opt_str(a: &StringArray, i: usize) -> Option<&str> {
 pub fn opt_dec(a: &Decimal128Array, i: usize) -> Option<i128> {
     (!a.is_null(i)).then(|| a.value(i))
 }
+/// Maps keyed by a record's key hash ([`hash_at`]). The table hashes the digest again with
+/// `ahash`'s keyed hash: SipHash, the standard one, costs ingest's merge several per cent, and
+/// no hash at all would let a crafted dump whose digests share their low bits degrade every
+/// lookup (the key is unseeded xxh3 of the input).
+pub type KeyMap<V> = std::collections::HashMap<u128, V, ahash::RandomState>;
+/// A set of key hashes; see [`KeyMap`].
+pub type KeySet = std::collections::HashSet<u128, ahash::RandomState>;
 /// Hash at `i`.
 pub fn hash_at(a: &FixedSizeBinaryArray, i: usize) -> u128 {
     let mut b = [0u8; 16];

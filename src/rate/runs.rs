@@ -18,12 +18,29 @@ use arrow::compute::concat_batches;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
 /// Rows per batch and per row group written to a partition (fixed, so the content digest is
 /// deterministic; small enough that a merge holds little).
 const OUT_BATCH_ROWS: usize = 32 * 1024;
+
+/// Money and quantity columns of a usage partition whose values are nearly all distinct:
+/// written plain, since a dictionary (parquet's default) would hash every value into a page
+/// as large as the values themselves (a row group is 32 Ki rows, under the dictionary's limit).
+pub const DISTINCT_COLUMNS: [&str; 10] = [
+    "ListCost",
+    "BilledCost",
+    "EffectiveCost",
+    "ContractedCost",
+    "PricingCurrencyEffectiveCost",
+    "PricingQuantity",
+    "ConsumedQuantity",
+    "x_ListCostUsd",
+    "x_CumulativeQuantityBefore",
+    "x_CumulativeQuantityAfter",
+];
 
 /// One organization's sorted run from one unit of work.
 pub struct OrgRun {
@@ -39,6 +56,8 @@ pub struct OrgRun {
     pub billed_cost: Dec10,
     /// The organization's billing currency.
     pub currency: String,
+    /// Rows in the run.
+    pub rows: u64,
     /// The run's (subscription, meter) block when it holds only one: the merge opens such a
     /// run only when that block's turn comes.
     pub single_block: Option<Block>,
@@ -55,6 +74,7 @@ pub struct RunWriter {
     digest: ContentHasher,
     usd: Dec10,
     billed: Dec10,
+    rows: u64,
     /// The blocks of the first and of the last row appended.
     first: Option<Block>,
     last: Option<Block>,
@@ -76,6 +96,7 @@ impl RunWriter {
             digest: ContentHasher::new(),
             usd: Dec10::ZERO,
             billed: Dec10::ZERO,
+            rows: 0,
             first: None,
             last: None,
         })
@@ -98,6 +119,7 @@ impl RunWriter {
             .checked_add(sum_decimal(b, "BilledCost")?)
             .ok_or_else(|| overflow("BilledCost"))?;
         hash_batch_buffers(b, &mut self.digest);
+        self.rows += b.num_rows() as u64;
         if b.num_rows() > 0 {
             if self.first.is_none() {
                 self.first = block_at(b, 0);
@@ -117,6 +139,7 @@ impl RunWriter {
             list_cost_usd: self.usd,
             billed_cost: self.billed,
             currency: self.currency,
+            rows: self.rows,
             // Rows are appended in output order: one block when the first and last agree.
             single_block: self.first.filter(|f| Some(f) == self.last.as_ref()),
         })
@@ -306,17 +329,27 @@ pub struct Merged {
 
 /// Merge sorted runs into the partition file `rel`, atomically (a staging file, then
 /// [`Lake::publish`]). If the file already holds the same content (all columns but
-/// `x_RunId`), it is left untouched.
+/// `x_RunId`), it is left untouched, and nothing is merged: the runs' digests say so before
+/// a row is read, which makes re-rating an unchanged month cost its rating only.
 pub fn merge_runs(lake: &Lake, rel: &str, runs: &[&OrgRun], digest: &str) -> Result<Merged> {
+    if holds_content(lake, rel, digest)? {
+        return Ok(Merged {
+            rows: runs.iter().map(|r| r.rows).sum(),
+            written: false,
+        });
+    }
     let tmp = lake.staging_file(rel)?;
     let perr = |e| Error::Parquet {
         path: rel.to_string(),
         source: e,
     };
-    let props = WriterProperties::builder()
+    let mut props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).map_err(perr)?))
-        .set_max_row_group_row_count(Some(OUT_BATCH_ROWS))
-        .build();
+        .set_max_row_group_row_count(Some(OUT_BATCH_ROWS));
+    for c in DISTINCT_COLUMNS {
+        props = props.set_column_dictionary_enabled(ColumnPath::from(c), false);
+    }
+    let props = props.build();
     let file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
     let mut writer = ParWriter::try_new(file, cost_schema(), props).map_err(perr)?;
     let mut merge = RunMerge {
@@ -332,16 +365,6 @@ pub fn merge_runs(lake: &Lake, rel: &str, runs: &[&OrgRun], digest: &str) -> Res
     };
     writer.write_from(|| merge.next_batch(), perr)?;
     let rows = merge.rows;
-    if let Some(kv) = lake.parquet_metadata(rel)? {
-        if kv.iter().any(|(k, v)| k == CONTENT_KEY && v == digest) {
-            drop(writer);
-            let _ = std::fs::remove_file(&tmp);
-            return Ok(Merged {
-                rows,
-                written: false,
-            });
-        }
-    }
     crate::faults::maybe_crash("partition-write");
     writer.append_key_value_metadata(KeyValue::new(CONTENT_KEY.to_string(), digest.to_string()));
     let file = writer.into_inner().map_err(perr)?;
@@ -351,4 +374,11 @@ pub fn merge_runs(lake: &Lake, rel: &str, runs: &[&OrgRun], digest: &str) -> Res
         rows,
         written: true,
     })
+}
+
+/// Whether the partition file `rel` exists and holds the content of digest `digest`.
+fn holds_content(lake: &Lake, rel: &str, digest: &str) -> Result<bool> {
+    Ok(lake
+        .parquet_metadata(rel)?
+        .is_some_and(|kv| kv.iter().any(|(k, v)| k == CONTENT_KEY && v == digest)))
 }

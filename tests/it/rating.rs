@@ -310,6 +310,31 @@ fn rerun_is_byte_identical_and_threads_do_not_change_a_byte() {
         "1",
     ]);
     assert_eq!(files(dir.path()), first);
+    // The re-run reports every usage partition unchanged, with the rows and cost of the run
+    // that wrote it (it finds them unchanged before merging, from its runs alone).
+    let runs = manifests(dir.path());
+    let usage =
+        |m: &cspcost::emit::manifest::Manifest| -> Vec<(String, u64, Option<String>, String)> {
+            m.partitions
+                .iter()
+                .filter(|p| p.path.contains("/usage-"))
+                .map(|p| {
+                    (
+                        p.path.clone(),
+                        p.rows,
+                        p.billed_cost.clone(),
+                        p.action.clone(),
+                    )
+                })
+                .collect()
+        };
+    let (rerun, written) = (usage(&runs[0]), usage(&runs[1]));
+    assert!(!written.is_empty() && written.iter().all(|p| p.3 == "written" && p.1 > 0));
+    let unchanged: Vec<_> = written
+        .iter()
+        .map(|p| (p.0.clone(), p.1, p.2.clone(), "unchanged".to_string()))
+        .collect();
+    assert_eq!(rerun, unchanged);
     // A fresh lake rated with one thread writes the same data (x_RunId aside).
     let other = lake();
     ingest_sample(other.path());
@@ -458,5 +483,48 @@ fn billing_cycle_customer_tiers_count_a_subscription_silent_this_month() {
             ("5.481".into(), "4.776".into()),
             "{scope}"
         );
+    }
+}
+
+/// A usage partition's money and quantity columns, whose values are nearly all distinct, are
+/// written without a dictionary; the columns of few values keep theirs.
+#[test]
+fn cost_partitions_write_their_distinct_columns_without_a_dictionary() {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let dir = rated_sample();
+    let files = cost_files(dir.path(), "usage-");
+    assert!(files.len() >= 2, "{:?}", files.keys());
+    let plain = cspcost::rate::runs::DISTINCT_COLUMNS;
+    // The money columns analysts sum are among them.
+    for c in [
+        "BilledCost",
+        "ListCost",
+        "EffectiveCost",
+        "x_ListCostUsd",
+        "ConsumedQuantity",
+    ] {
+        assert!(plain.contains(&c), "{c}");
+    }
+    for (rel, bytes) in files {
+        let reader = SerializedFileReader::new(bytes::Bytes::from(bytes)).unwrap();
+        let mut seen = Vec::new();
+        for group in reader.metadata().row_groups() {
+            for column in group.columns() {
+                let name = column.column_path().string();
+                let expect_plain = plain.contains(&name.as_str());
+                assert_eq!(
+                    column.dictionary_page_offset().is_none(),
+                    expect_plain,
+                    "{rel}: dictionary of {name}"
+                );
+                seen.push(name);
+            }
+        }
+        for c in plain
+            .iter()
+            .chain(&["SubAccountId", "x_MeterId", "ListUnitPrice"])
+        {
+            assert!(seen.iter().any(|s| s == c), "{rel}: no column {c}");
+        }
     }
 }
