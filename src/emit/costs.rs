@@ -752,10 +752,8 @@ impl WriteOutcome {
 /// Write `batch` to `rel` unless the file there already holds the same content.
 pub fn write_if_changed(lake: &Lake, rel: &str, batch: RecordBatch) -> Result<WriteOutcome> {
     let digest = content_digest(&batch);
-    if let Some(kv) = lake.parquet_metadata(rel)? {
-        if kv.iter().any(|(k, v)| k == CONTENT_KEY && *v == digest) {
-            return Ok(WriteOutcome::Unchanged);
-        }
+    if holds_content(lake, rel, &digest)? {
+        return Ok(WriteOutcome::Unchanged);
     }
     crate::faults::maybe_crash("partition-write");
     lake.put_parquet(
@@ -765,6 +763,13 @@ pub fn write_if_changed(lake: &Lake, rel: &str, batch: RecordBatch) -> Result<Wr
         vec![(CONTENT_KEY.to_string(), digest)],
     )?;
     Ok(WriteOutcome::Written)
+}
+
+/// Whether the partition file `rel` exists and holds the content of digest `digest`.
+pub fn holds_content(lake: &Lake, rel: &str, digest: &str) -> Result<bool> {
+    Ok(lake
+        .parquet_metadata(rel)?
+        .is_some_and(|kv| kv.iter().any(|(k, v)| k == CONTENT_KEY && v == digest)))
 }
 
 /// Sum of a decimal column.

@@ -346,10 +346,7 @@ fn one_line_page(
     ctx: &FileCtx,
     sink: &mut dyn FnMut(Parsed<'_>) -> Result<()>,
 ) -> Result<OneLinePage> {
-    let Ok(text) = std::str::from_utf8(first) else {
-        return Ok(OneLinePage::No);
-    };
-    let Ok(Page { items: Some(items) }) = serde_json::from_str::<Page>(text) else {
+    let Some(items) = line_page(first) else {
         return Ok(OneLinePage::No);
     };
     let mut rest = Vec::new();
@@ -377,13 +374,19 @@ fn page_in_memory(
     if bytes.starts_with(BOM) || is_blank(first) || !is_blank(rest) {
         return Ok(None);
     }
-    let Ok(text) = std::str::from_utf8(first) else {
-        return Ok(None);
-    };
-    let Ok(Page { items: Some(items) }) = serde_json::from_str::<Page>(text) else {
+    let Some(items) = line_page(first) else {
         return Ok(None);
     };
     one_line_items(&items, ctx, sink).map(Some)
+}
+
+/// The items of `line` when it is a page by itself (UTF-8, an object with an `items` array).
+fn line_page(line: &[u8]) -> Option<Vec<&RawValue>> {
+    let text = std::str::from_utf8(line).ok()?;
+    match serde_json::from_str::<Page>(text) {
+        Ok(Page { items }) => items,
+        Err(_) => None,
+    }
 }
 
 /// The items of a page that is its file's first line, numbered from 1.

@@ -5,7 +5,7 @@
 //! batches per run, never the partition.
 
 use crate::emit::costs::{
-    cost_schema, hash_batch_buffers, sum_decimal, ContentHasher, CONTENT_KEY,
+    cost_schema, hash_batch_buffers, holds_content, sum_decimal, ContentHasher, CONTENT_KEY,
 };
 use crate::error::{Error, Result};
 use crate::model::decimal::Dec10;
@@ -374,11 +374,4 @@ pub fn merge_runs(lake: &Lake, rel: &str, runs: &[&OrgRun], digest: &str) -> Res
         rows,
         written: true,
     })
-}
-
-/// Whether the partition file `rel` exists and holds the content of digest `digest`.
-fn holds_content(lake: &Lake, rel: &str, digest: &str) -> Result<bool> {
-    Ok(lake
-        .parquet_metadata(rel)?
-        .is_some_and(|kv| kv.iter().any(|(k, v)| k == CONTENT_KEY && v == digest)))
 }
